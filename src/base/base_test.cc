@@ -1,0 +1,104 @@
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "base/buffer.h"
+#include "base/bytes.h"
+#include "base/logging.h"
+#include "base/queue.h"
+#include "distopt/status.h"
+
+namespace distopt {
+namespace {
+
+Result<int> Half(int x) {
+  if (x % 2 != 0) return InvalidArgumentError("odd: " + std::to_string(x));
+  return x / 2;
+}
+
+Result<int> Quarter(int x) {
+  ASSIGN_OR_RETURN(int h, Half(x));
+  ASSIGN_OR_RETURN(int q, Half(h));
+  return q;
+}
+
+TEST(StatusTest, AssignOrReturnPropagatesTheFirstError) {
+  EXPECT_EQ(*Quarter(8), 2);
+  Result<int> r = Quarter(6);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "odd: 3");
+  EXPECT_EQ(r.status().WithContext("quartering").message(), "quartering: odd: 3");
+}
+
+TEST(BytesTest, RoundTripsAndRejectsTruncation) {
+  ByteWriter w;
+  w.U32(7);
+  w.Str("hello");
+  w.F64(2.5);
+  auto bytes = w.Take();
+  ByteReader r(bytes.data(), bytes.size());
+  uint32_t a = 0;
+  std::string s;
+  double d = 0;
+  ASSERT_TRUE(r.U32(&a).ok());
+  ASSERT_TRUE(r.Str(&s).ok());
+  ASSERT_TRUE(r.F64(&d).ok());
+  EXPECT_EQ(a, 7u);
+  EXPECT_EQ(s, "hello");
+  EXPECT_EQ(d, 2.5);
+  EXPECT_TRUE(r.ExpectEnd("test").ok());
+
+  ByteReader shortr(bytes.data(), 6);  // u32 + 2 bytes of the string length
+  ASSERT_TRUE(shortr.U32(&a).ok());
+  EXPECT_FALSE(shortr.Str(&s).ok());
+}
+
+TEST(BytesTest, CountIsCheckedAgainstRemainingBytesBeforeAllocation) {
+  ByteWriter w;
+  w.U32(1000000);  // claims a million 8-byte items
+  w.U64(1);
+  auto bytes = w.Take();
+  ByteReader r(bytes.data(), bytes.size());
+  uint32_t n = 0;
+  Status s = r.Count(&n, 8, 1 << 30, "keys");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("does not fit"), std::string::npos) << s.message();
+}
+
+TEST(BufferTest, SharesWithoutCopying) {
+  std::vector<float> v = {1, 2, 3, 4};
+  const float* raw = v.data();
+  Buffer b = Buffer::FromVector(std::move(v));
+  EXPECT_EQ(b.as<float>().data(), raw);
+  Buffer c = b.Slice(4, 8);
+  EXPECT_EQ(c.as<float>()[0], 2.0f);
+  EXPECT_EQ(c.as<float>()[1], 3.0f);
+  EXPECT_EQ(c.owner().get(), b.owner().get());
+}
+
+TEST(QueueTest, PopTimesOutAndCloseWakesWaiters) {
+  BlockingQueue<int> q;
+  EXPECT_FALSE(q.Pop(Deadline::After(std::chrono::milliseconds(10))).has_value());
+  std::thread t([&] { q.Push(5); });
+  auto v = q.Pop(Deadline::After(std::chrono::seconds(10)));
+  t.join();
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(*v, 5);
+  std::thread closer([&] { q.Close(); });
+  EXPECT_FALSE(q.Pop().has_value());
+  closer.join();
+  EXPECT_FALSE(q.Push(1));
+}
+
+TEST(LoggingTest, MemorySinkRecordsNamedLines) {
+  auto sink = std::make_shared<MemorySink>();
+  Logger log(sink, "server/1", LogLevel::kInfo);
+  log.Debug("hidden");
+  log.Info("waiting for ", 3, " workers");
+  ASSERT_EQ(sink->Lines().size(), 1u);
+  EXPECT_TRUE(sink->Contains("[server/1] waiting for 3 workers"));
+}
+
+}  // namespace
+}  // namespace distopt

@@ -1,0 +1,114 @@
+#include "base/logging.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace distopt {
+namespace {
+
+class StderrSinkImpl : public LogSink {
+ public:
+  void Write(std::string_view line) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+  }
+
+ private:
+  std::mutex mu_;
+};
+
+class FileSinkImpl : public LogSink {
+ public:
+  explicit FileSinkImpl(FILE* f) : f_(f) {}
+  ~FileSinkImpl() override { std::fclose(f_); }
+  void Write(std::string_view line) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fwrite(line.data(), 1, line.size(), f_);
+    std::fflush(f_);  // a crashed node's log must hold its last words
+  }
+
+ private:
+  std::mutex mu_;
+  FILE* f_;
+};
+
+class TeeSinkImpl : public LogSink {
+ public:
+  explicit TeeSinkImpl(std::vector<std::shared_ptr<LogSink>> s) : sinks_(std::move(s)) {}
+  void Write(std::string_view line) override {
+    for (auto& s : sinks_) s->Write(line);
+  }
+
+ private:
+  std::vector<std::shared_ptr<LogSink>> sinks_;
+};
+
+const char* LevelChar(LogLevel l) {
+  switch (l) {
+    case LogLevel::kDebug: return "D";
+    case LogLevel::kInfo: return "I";
+    case LogLevel::kWarning: return "W";
+    case LogLevel::kError: return "E";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::shared_ptr<LogSink> StderrSink() {
+  // One sink object per process so lines from nodes sharing stderr never
+  // interleave; it holds no state besides its mutex.
+  static auto* sink = new std::shared_ptr<LogSink>(std::make_shared<StderrSinkImpl>());
+  return *sink;
+}
+
+std::shared_ptr<LogSink> FileSink(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "a");
+  if (f == nullptr) return StderrSink();
+  return std::make_shared<FileSinkImpl>(f);
+}
+
+std::shared_ptr<LogSink> TeeSink(std::vector<std::shared_ptr<LogSink>> sinks) {
+  return std::make_shared<TeeSinkImpl>(std::move(sinks));
+}
+
+void MemorySink::Write(std::string_view line) {
+  std::lock_guard<std::mutex> lock(mu_);
+  lines_.emplace_back(line);
+}
+
+std::vector<std::string> MemorySink::Lines() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lines_;
+}
+
+bool MemorySink::Contains(std::string_view needle) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& l : lines_) {
+    if (l.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+Logger Logger::Null() { return Logger(nullptr, "", LogLevel::kError); }
+
+void Logger::Emit(LogLevel level, const std::string& text) const {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  int ms = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[32];
+  std::snprintf(stamp, sizeof(stamp), "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  std::string line;
+  line.reserve(text.size() + name_.size() + 24);
+  line.append(LevelChar(level)).append(" ").append(stamp).append(" ");
+  if (!name_.empty()) line.append("[").append(name_).append("] ");
+  line.append(text).append("\n");
+  sink_->Write(line);
+}
+
+}  // namespace distopt

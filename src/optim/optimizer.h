@@ -1,0 +1,85 @@
+// Server-side update rules. A server owns one Optimizer per table and calls
+// Update on contiguous runs of parameters (a dense slice, or one sparse row)
+// with their gradient and their optimizer state, which lives beside the
+// parameters. Optimizers are immutable after Create and thread-safe: the
+// caller serializes updates to the same parameters.
+//
+//   OptimizerOptions o; o.kind = "adam"; o.lr = 1e-3f;
+//   ASSIGN_OR_RETURN(auto opt, Optimizer::Create(o));
+//   std::vector<float> state(opt->state_slots() * n);
+//   opt->Update(w, g, state.data(), n, /*step=*/1);
+#ifndef DISTOPT_OPTIM_OPTIMIZER_H_
+#define DISTOPT_OPTIM_OPTIMIZER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "distopt/status.h"
+
+namespace distopt {
+
+// Learning-rate schedule, evaluated at the table's update count.
+struct LrScheduleOptions {
+  std::string kind = "constant";  // constant | step | cosine | inverse_sqrt
+  int64_t warmup_steps = 0;       // linear ramp from 0 to lr over these steps
+  int64_t step_size = 0;          // step: multiply by gamma every step_size steps
+  float gamma = 0.1f;
+  int64_t total_steps = 0;        // cosine: decays to min_lr at total_steps
+  float min_lr = 0.0f;
+};
+
+struct OptimizerOptions {
+  std::string kind = "sgd";  // sgd | adagrad | adam | adamw | ftrl
+  float lr = 0.01f;
+  // sgd
+  float momentum = 0.0f;
+  bool nesterov = false;
+  float weight_decay = 0.0f;  // sgd/adagrad/adam: added to the gradient; adamw: decoupled
+  // adam / adamw
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  // adagrad
+  float initial_accumulator = 0.0f;
+  // ftrl-proximal (lr is alpha)
+  float ftrl_beta = 1.0f;
+  float l1 = 0.0f;
+  float l2 = 0.0f;
+  LrScheduleOptions schedule;
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+
+  // Validates options (names the bad field in the error).
+  static Result<std::unique_ptr<Optimizer>> Create(const OptimizerOptions& options);
+
+  // Floats of state per parameter: 0 (sgd), 1 (momentum, adagrad), 2 (adam, ftrl).
+  virtual int state_slots() const = 0;
+
+  // Fills the state of n fresh parameters (e.g. adagrad's initial accumulator).
+  // `state` holds state_slots() arrays of n floats, slot-major: slot k of
+  // parameter i is state[k * n + i].
+  virtual void InitState(float* state, size_t n) const;
+
+  // One update of n parameters w with gradient g. `step` is 1 for the first
+  // update these parameters receive (adam's bias correction and the schedule
+  // use it). Same state layout as InitState.
+  virtual void Update(float* w, const float* g, float* state, size_t n, int64_t step) const = 0;
+
+  // The learning rate the schedule gives at `step` (1-based).
+  float LearningRate(int64_t step) const;
+
+  const OptimizerOptions& options() const { return options_; }
+
+ protected:
+  explicit Optimizer(OptimizerOptions options) : options_(std::move(options)) {}
+  OptimizerOptions options_;
+};
+
+}  // namespace distopt
+
+#endif  // DISTOPT_OPTIM_OPTIMIZER_H_
