@@ -73,6 +73,10 @@ class Model {
   // Predictions, one row per example: class probabilities (multiclass),
   // P(y=1) (binary) or the value (regression).
   virtual Status Predict(const Batch& batch, const ParamSet& params, Eigen::MatrixXf* out) = 0;
+
+  // Floats in the dense tables (sparse tables grow with the data and are not
+  // counted): what a full pull moves.
+  uint64_t NumDenseParams() const;
 };
 
 struct ModelOptions {
@@ -82,8 +86,12 @@ struct ModelOptions {
   std::string activation = "relu";          // mlp: relu | tanh | sigmoid
   int num_classes = 10;                     // softmax_regression, mlp
   int fm_factors = 8;                       // fm: latent dimension k
-  float init_scale = 0.01f;                 // sparse-table / fm factor init
+  float init_scale = 0.01f;                 // fm: stddev of the factor init
   uint64_t seed = 1;                        // initializer seed
+  // logistic_regression: "w" is a dense table of num_features floats instead
+  // of a sparse table keyed by feature id (pick it for dense data; either
+  // layout accepts either kind of input).
+  bool dense_weights = false;
 };
 
 // `num_features` is the input width (dense) or feature-id space (sparse).

@@ -67,17 +67,30 @@ class Optimizer {
 
   // One update of n parameters w with gradient g. `step` is 1 for the first
   // update these parameters receive (adam's bias correction and the schedule
-  // use it). Same state layout as InitState.
+  // use it; a step below 1 is treated as 1). Same state layout as InitState.
+  // w, g and state must not overlap.
   virtual void Update(float* w, const float* g, float* state, size_t n, int64_t step) const = 0;
 
-  // The learning rate the schedule gives at `step` (1-based).
+  // The learning rate the schedule gives at `step` (1-based; below 1 reads as 1).
+  // Warmup (if any) comes first: lr * step / warmup_steps up to warmup_steps.
+  // After it, with W = warmup_steps and T = total_steps:
+  //   step:         lr * gamma^floor((step - W - 1) / step_size)
+  //   cosine:       min_lr + (lr - min_lr) * (1 + cos(pi * min(1, (step - W) / (T - W)))) / 2
+  //   inverse_sqrt: lr * sqrt(max(W, 1) / step)
+  // so every kind is continuous at the end of warmup and peaks at lr.
   float LearningRate(int64_t step) const;
 
   const OptimizerOptions& options() const { return options_; }
 
  protected:
-  explicit Optimizer(OptimizerOptions options) : options_(std::move(options)) {}
+  explicit Optimizer(OptimizerOptions options);
   OptimizerOptions options_;
+
+ private:
+  // options_.schedule.kind parsed once (Create validated it), so LearningRate
+  // does no string compares on the per-row path of sparse tables.
+  enum class ScheduleKind : uint8_t { kConstant, kStep, kCosine, kInverseSqrt };
+  ScheduleKind schedule_kind_;
 };
 
 }  // namespace distopt

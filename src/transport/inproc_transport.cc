@@ -1,0 +1,137 @@
+#include "transport/inproc_transport.h"
+
+#include "base/queue.h"
+
+namespace distopt {
+
+TransportStats TransportCounters::Snapshot() const {
+  TransportStats s;
+  s.messages_sent = messages_sent.load(std::memory_order_relaxed);
+  s.bytes_sent = bytes_sent.load(std::memory_order_relaxed);
+  s.messages_received = messages_received.load(std::memory_order_relaxed);
+  s.bytes_received = bytes_received.load(std::memory_order_relaxed);
+  s.bad_messages = bad_messages.load(std::memory_order_relaxed);
+  s.unroutable = unroutable.load(std::memory_order_relaxed);
+  return s;
+}
+
+class InProcTransport : public Transport {
+ public:
+  InProcTransport(std::shared_ptr<InProcHub> hub, std::string address, Logger log,
+                  WireLimits limits)
+      : hub_(std::move(hub)), address_(std::move(address)), log_(std::move(log)),
+        limits_(limits) {}
+
+  ~InProcTransport() override { Shutdown(); }
+
+  std::string address() const override { return address_; }
+
+  Status Connect(NodeId peer, const std::string& address) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    peers_[peer] = address;
+    return Status::Ok();
+  }
+
+  void Disconnect(NodeId peer) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    peers_.erase(peer);
+  }
+
+  Status Send(NodeId peer, Message msg) override {
+    std::string to;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return AbortedError("transport is shut down");
+      auto it = peers_.find(peer);
+      if (it == peers_.end()) {
+        counters_.unroutable.fetch_add(1, std::memory_order_relaxed);
+        return UnavailableError("no address for node " + std::to_string(peer));
+      }
+      to = it->second;
+    }
+    size_t bytes = msg.ByteSize();
+    if (!hub_->Deliver(to, EncodeFrames(msg), address_)) {
+      // Like a network: a message to a node that is gone vanishes.
+      counters_.unroutable.fetch_add(1, std::memory_order_relaxed);
+      return Status::Ok();
+    }
+    counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+    counters_.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+    return Status::Ok();
+  }
+
+  Result<Message> Recv(Deadline deadline) override {
+    auto m = inbox_.Pop(deadline);
+    if (m.has_value()) return std::move(*m);
+    if (inbox_.closed()) return AbortedError("transport is shut down");
+    return DeadlineExceededError("no message before the deadline");
+  }
+
+  void Shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+    }
+    hub_->Remove(address_, this);
+    inbox_.Close();
+  }
+
+  TransportStats Stats() const override { return counters_.Snapshot(); }
+
+  // Called by the hub on the sender's thread.
+  void Deliver(std::vector<Buffer> frames, const std::string& from) {
+    size_t bytes = 0;
+    for (const auto& f : frames) bytes += f.size();
+    auto m = DecodeFrames(std::move(frames), limits_);
+    if (!m.ok()) {
+      counters_.bad_messages.fetch_add(1, std::memory_order_relaxed);
+      log_.Warn("dropped a bad message from ", from, ": ", m.status().message());
+      return;
+    }
+    counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
+    counters_.bytes_received.fetch_add(bytes, std::memory_order_relaxed);
+    inbox_.Push(std::move(*m));
+  }
+
+ private:
+  const std::shared_ptr<InProcHub> hub_;
+  const std::string address_;
+  const Logger log_;
+  const WireLimits limits_;
+  TransportCounters counters_;
+  BlockingQueue<Message> inbox_;
+
+  mutable std::mutex mu_;
+  std::map<NodeId, std::string> peers_;  // guarded by mu_
+  bool closed_ = false;                  // guarded by mu_
+};
+
+Result<std::unique_ptr<Transport>> InProcHub::Create(std::string address, Logger log,
+                                                     WireLimits limits) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (address.empty()) address = "inproc://auto/" + std::to_string(next_auto_++);
+  if (nodes_.count(address) != 0) return AlreadyExistsError(address + " is already bound");
+  auto t = std::make_unique<InProcTransport>(shared_from_this(), address, std::move(log), limits);
+  nodes_[address] = t.get();
+  return std::unique_ptr<Transport>(std::move(t));
+}
+
+bool InProcHub::Deliver(const std::string& address, std::vector<Buffer> frames,
+                        const std::string& from) {
+  // Delivery happens under the hub lock so a transport cannot be destroyed
+  // while a sender is handing it a message; Deliver only decodes and queues.
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(address);
+  if (it == nodes_.end()) return false;
+  it->second->Deliver(std::move(frames), from);
+  return true;
+}
+
+void InProcHub::Remove(const std::string& address, InProcTransport* t) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(address);
+  if (it != nodes_.end() && it->second == t) nodes_.erase(it);
+}
+
+}  // namespace distopt

@@ -1,0 +1,136 @@
+#include <zmq.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "transport/inproc_transport.h"
+#include "transport/zmq_transport.h"
+
+namespace distopt {
+namespace {
+
+using std::chrono::seconds;
+
+enum class Kind { kInProc, kZmqTcp, kZmqIpc };
+
+class TransportTest : public ::testing::TestWithParam<Kind> {
+ protected:
+  std::unique_ptr<Transport> Make(const std::string& name) {
+    Logger log(sink_, name, LogLevel::kInfo);
+    switch (GetParam()) {
+      case Kind::kInProc: return std::move(*hub_->Create("", log));
+      case Kind::kZmqTcp: return std::move(*CreateZmqTransport({.bind = "tcp://127.0.0.1:0"}, log));
+      case Kind::kZmqIpc: {
+        std::string path = "ipc:///tmp/distopt-test-" + std::to_string(getpid()) + "-" + name;
+        return std::move(*CreateZmqTransport({.bind = path}, log));
+      }
+    }
+    return nullptr;
+  }
+  std::shared_ptr<InProcHub> hub_ = std::make_shared<InProcHub>();
+  std::shared_ptr<MemorySink> sink_ = std::make_shared<MemorySink>();
+};
+
+Message Values(uint64_t id, std::vector<float> v) {
+  Message m;
+  m.type = MsgType::kPush;
+  m.request_id = id;
+  m.values = Buffer::FromVector(std::move(v));
+  return m;
+}
+
+TEST_P(TransportTest, DeliversInOrderBothWays) {
+  auto a = Make("a");
+  auto b = Make("b");
+  ASSERT_TRUE(a->Connect(2, b->address()).ok());
+  ASSERT_TRUE(b->Connect(1, a->address()).ok());
+  for (uint64_t i = 0; i < 100; ++i) ASSERT_TRUE(a->Send(2, Values(i, {float(i), 1.0f})).ok());
+  for (uint64_t i = 0; i < 100; ++i) {
+    auto m = b->Recv(Deadline::After(seconds(10)));
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    EXPECT_EQ(m->request_id, i);
+    EXPECT_EQ(m->values.as<float>()[0], float(i));
+  }
+  ASSERT_TRUE(b->Send(1, Values(7, {3.0f})).ok());
+  auto r = a->Recv(Deadline::After(seconds(10)));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->request_id, 7u);
+  EXPECT_EQ(a->Stats().messages_received, 1u);
+  EXPECT_EQ(b->Stats().messages_received, 100u);
+}
+
+TEST_P(TransportTest, LargePayloadArrivesIntact) {
+  auto a = Make("big-a");
+  auto b = Make("big-b");
+  ASSERT_TRUE(a->Connect(2, b->address()).ok());
+  std::vector<float> v(4 << 20);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 1000) * 0.5f;
+  ASSERT_TRUE(a->Send(2, Values(1, v)).ok());
+  auto m = b->Recv(Deadline::After(seconds(30)));
+  ASSERT_TRUE(m.ok());
+  ASSERT_EQ(m->num_values(), v.size());
+  EXPECT_EQ(std::memcmp(m->values.data(), v.data(), v.size() * 4), 0);
+}
+
+TEST_P(TransportTest, RecvTimesOutAndShutdownWakesIt) {
+  auto a = Make("t");
+  auto r = a->Recv(Deadline::After(std::chrono::milliseconds(20)));
+  EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    a->Shutdown();
+  });
+  r = a->Recv(Deadline::After(seconds(30)));
+  stopper.join();
+  EXPECT_EQ(r.status().code(), StatusCode::kAborted);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, TransportTest,
+                         ::testing::Values(Kind::kInProc, Kind::kZmqTcp, Kind::kZmqIpc),
+                         [](const auto& p) {
+                           switch (p.param) {
+                             case Kind::kInProc: return std::string("InProc");
+                             case Kind::kZmqTcp: return std::string("ZmqTcp");
+                             case Kind::kZmqIpc: return std::string("ZmqIpc");
+                           }
+                           return std::string("?");
+                         });
+
+// A hostile peer speaking raw ZeroMQ: garbage is logged with its address,
+// counted, dropped, and the node keeps serving good messages.
+TEST(ZmqTransportTest, BadMessagesAreDroppedAndTheNodeKeepsServing) {
+  auto sink = std::make_shared<MemorySink>();
+  auto node = std::move(*CreateZmqTransport({}, Logger(sink, "server", LogLevel::kInfo)));
+  void* ctx = zmq_ctx_new();
+  void* raw = zmq_socket(ctx, ZMQ_DEALER);
+  const char* id = "tcp://evil:1";
+  zmq_setsockopt(raw, ZMQ_ROUTING_ID, id, std::strlen(id));
+  ASSERT_EQ(zmq_connect(raw, node->address().c_str()), 0);
+  zmq_send(raw, "garbage", 7, 0);                        // one frame
+  std::vector<uint8_t> header(72, 0xff);
+  zmq_send(raw, header.data(), header.size(), ZMQ_SNDMORE);  // bad magic
+  zmq_send(raw, "", 0, ZMQ_SNDMORE);
+  zmq_send(raw, "", 0, ZMQ_SNDMORE);
+  zmq_send(raw, "", 0, 0);
+  // Then a well-formed message.
+  auto frames = EncodeFrames(Values(42, {1.0f, 2.0f}));
+  for (size_t i = 0; i < frames.size(); ++i) {
+    zmq_send(raw, frames[i].data(), frames[i].size(), i + 1 < frames.size() ? ZMQ_SNDMORE : 0);
+  }
+  auto m = node->Recv(Deadline::After(seconds(10)));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->request_id, 42u);
+  EXPECT_EQ(node->Stats().bad_messages, 2u);
+  EXPECT_TRUE(sink->Contains("dropped a bad message from tcp://evil:1: expected 4 frames"));
+  EXPECT_TRUE(sink->Contains("bad magic"));
+  int linger = 0;
+  zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof(linger));
+  zmq_close(raw);
+  zmq_ctx_term(ctx);
+}
+
+}  // namespace
+}  // namespace distopt
