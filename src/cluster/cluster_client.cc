@@ -1,0 +1,245 @@
+#include "cluster/cluster_client.h"
+
+#include <unistd.h>
+
+namespace distopt {
+
+ClusterClient::ClusterClient(ClusterClientOptions options, Transport* transport,
+                             Dispatcher* dispatcher, Logger log)
+    : options_(std::move(options)), transport_(transport), log_(std::move(log)) {
+  dispatcher->Handle(MsgType::kRegisterReply, [this](Message&& m) { OnRegisterReply(std::move(m)); });
+  dispatcher->Handle(MsgType::kMembership, [this](Message&& m) { OnMembership(std::move(m)); });
+  dispatcher->Handle(MsgType::kBarrierRelease,
+                     [this](Message&& m) { OnBarrierRelease(std::move(m)); });
+  dispatcher->Handle(MsgType::kShutdown, [this](Message&& m) { OnShutdown(std::move(m)); });
+  dispatcher->Handle(MsgType::kHeartbeat, [this](Message&& m) { OnHeartbeatAck(std::move(m)); });
+}
+
+ClusterClient::~ClusterClient() { Stop(); }
+
+void ClusterClient::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+}
+
+Status ClusterClient::Register(Deadline deadline) {
+  RETURN_IF_ERROR(transport_->Connect(kCoordinatorId, options_.coordinator_address));
+  RegisterRequest req;
+  req.role = options_.role;
+  req.rank = options_.rank;
+  req.address = transport_->address();
+  req.pid = static_cast<uint32_t>(getpid());
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  req.host = host;
+  Buffer body = EncodeRegister(req);
+  SteadyTime started = std::chrono::steady_clock::now();
+  SteadyTime next_log = started + std::chrono::seconds(5);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!registered_) {
+    if (shutdown_.has_value()) return *shutdown_;
+    if (deadline.expired()) {
+      return DeadlineExceededError(
+          "no answer from the coordinator at " + options_.coordinator_address + " after " +
+          std::to_string(ToMillis(std::chrono::steady_clock::now() - started) / 1000) +
+          " s (is it running, and are the other nodes of the job started?)");
+    }
+    lock.unlock();
+    SendToCoordinator(MsgType::kRegister, body);
+    lock.lock();
+    if (std::chrono::steady_clock::now() >= next_log) {
+      log_.Info("waiting for the coordinator at ", options_.coordinator_address,
+                " to admit this ", RoleName(options_.role),
+                " (it answers once every node of the job has registered)");
+      next_log = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    }
+    cv_.wait_until(lock, Deadline::After(options_.register_retry).Earlier(deadline).when(),
+                   [&] { return registered_ || shutdown_.has_value(); });
+  }
+  last_heard_ = std::chrono::steady_clock::now();
+  log_.Info("admitted as ", RoleName(options_.role), "/", rank_, " (node ", id_, "), epoch ",
+            view_.epoch, ": ", view_.num_servers, " server(s), ", view_.num_workers,
+            " worker(s)");
+  heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
+  return Status::Ok();
+}
+
+NodeId ClusterClient::id() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return id_;
+}
+
+uint32_t ClusterClient::rank() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rank_;
+}
+
+ClusterView ClusterClient::view() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return view_;
+}
+
+void ClusterClient::OnViewChange(std::function<void(const ClusterView&)> cb) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_view_ = std::move(cb);
+}
+
+void ClusterClient::OnRegisterReply(Message&& m) {
+  auto view = DecodeView(m.body);
+  if (!view.ok()) {
+    log_.Warn("ignored a bad registration reply: ", view.status().message());
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (registered_) return;  // a duplicate answer to a retried registration
+  const Member* me = view->Find(static_cast<NodeId>(m.request_id));
+  if (me == nullptr || me->address != transport_->address()) {
+    log_.Warn("ignored a registration reply that does not name this node");
+    return;
+  }
+  id_ = me->id;
+  rank_ = me->rank;
+  view_ = std::move(*view);
+  registered_ = true;
+  cv_.notify_all();
+}
+
+void ClusterClient::OnMembership(Message&& m) {
+  auto view = DecodeView(m.body);
+  if (!view.ok()) {
+    log_.Warn("ignored a bad membership message: ", view.status().message());
+    return;
+  }
+  std::function<void(const ClusterView&)> cb;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_heard_ = std::chrono::steady_clock::now();
+    if (!registered_ || view->epoch <= view_.epoch) return;
+    // Log who left and who joined, by comparing with the previous view.
+    for (const auto& mem : view->members) {
+      const Member* old = view_.Find(mem.id);
+      if (old == nullptr && mem.alive) {
+        log_.Info("epoch ", view->epoch, ": ", RoleName(mem.role), "/", mem.rank, " joined (node ",
+                  mem.id, " at ", mem.address, ")");
+      } else if (old != nullptr && old->alive && !mem.alive) {
+        log_.Warn("epoch ", view->epoch, ": ", RoleName(mem.role), "/", mem.rank, " left (node ",
+                  mem.id, " declared dead by the coordinator)");
+      }
+    }
+    view_ = std::move(*view);
+    cb = on_view_;
+  }
+  if (cb) cb(view_);
+}
+
+void ClusterClient::OnBarrierRelease(Message&& m) {
+  auto b = DecodeBarrier(m.body);
+  if (!b.ok()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  last_heard_ = std::chrono::steady_clock::now();
+  released_.insert(b->name);
+  cv_.notify_all();
+}
+
+void ClusterClient::OnShutdown(Message&& m) {
+  Status s = m.status == 0 ? Status::Ok()
+                           : Status(static_cast<StatusCode>(m.status), m.body.ToString());
+  log_.Info("the coordinator ordered shutdown: ", m.body.ToString());
+  SetShutdown(s);
+}
+
+void ClusterClient::OnHeartbeatAck(Message&& m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_heard_ = std::chrono::steady_clock::now();
+}
+
+void ClusterClient::SetShutdown(Status s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!shutdown_.has_value()) shutdown_ = std::move(s);
+  cv_.notify_all();
+}
+
+Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadline deadline) {
+  SendToCoordinator(MsgType::kBarrier, EncodeBarrier({name, static_cast<uint8_t>(group)}));
+  std::unique_lock<std::mutex> lock(mu_);
+  SteadyTime next_log = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (released_.count(name) == 0) {
+    if (shutdown_.has_value()) {
+      return AbortedError("barrier '" + name + "' interrupted by shutdown: " +
+                          shutdown_->message());
+    }
+    if (deadline.expired()) {
+      return DeadlineExceededError("barrier '" + name +
+                                   "' was not released by the coordinator in time");
+    }
+    cv_.wait_until(lock, Deadline::At(next_log).Earlier(deadline).when());
+    if (std::chrono::steady_clock::now() >= next_log) {
+      log_.Info("waiting at barrier '", name, "' for the other nodes");
+      next_log = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    }
+  }
+  released_.erase(name);
+  return Status::Ok();
+}
+
+void ClusterClient::SendDone() { SendToCoordinator(MsgType::kDone, Buffer()); }
+
+void ClusterClient::SendAbort(const std::string& reason) {
+  SendToCoordinator(MsgType::kAbort, Buffer::FromString(reason));
+}
+
+Status ClusterClient::WaitShutdown(Deadline deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (deadline.is_never()) {
+    cv_.wait(lock, [&] { return shutdown_.has_value(); });
+  } else if (!cv_.wait_until(lock, deadline.when(), [&] { return shutdown_.has_value(); })) {
+    return DeadlineExceededError("the coordinator did not end the job in time");
+  }
+  return *shutdown_;
+}
+
+bool ClusterClient::shutting_down() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return shutdown_.has_value();
+}
+
+std::optional<Status> ClusterClient::shutdown_status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return shutdown_;
+}
+
+void ClusterClient::SendToCoordinator(MsgType type, Buffer body) {
+  Message m;
+  m.type = type;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    m.sender = id_;
+    m.epoch = view_.epoch;
+  }
+  m.body = std::move(body);
+  transport_->Send(kCoordinatorId, std::move(m)).IgnoreError();
+}
+
+void ClusterClient::HeartbeatLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    lock.unlock();
+    SendToCoordinator(MsgType::kHeartbeat, Buffer());
+    lock.lock();
+    Duration silent = std::chrono::steady_clock::now() - last_heard_;
+    if (silent > options_.coordinator_timeout && !shutdown_.has_value()) {
+      log_.Error("the coordinator at ", options_.coordinator_address, " has been silent for ",
+                 ToMillis(silent), " ms (timeout ", ToMillis(options_.coordinator_timeout),
+                 " ms); stopping this node");
+      shutdown_ = UnavailableError("lost the coordinator at " + options_.coordinator_address);
+      cv_.notify_all();
+    }
+    cv_.wait_for(lock, options_.heartbeat_interval, [&] { return stop_; });
+  }
+}
+
+}  // namespace distopt

@@ -1,0 +1,103 @@
+// ClusterClient: a server's or worker's link to the coordinator. Registers
+// (retrying until the coordinator answers), keeps the membership view,
+// sends heartbeats from its own thread, runs barriers, reports done/abort,
+// and notices both the coordinator's shutdown order and its silence. Message
+// handlers run on the node's Dispatcher thread; the public methods are
+// thread-safe and may block the caller (never the dispatcher).
+//
+//   ClusterClient cc(opts, transport, &dispatcher, log);   // before dispatcher.Start()
+//   RETURN_IF_ERROR(cc.Register(Deadline::After(60s)));
+//   RETURN_IF_ERROR(cc.Barrier("start", BarrierGroup::kAll, Deadline::After(60s)));
+#ifndef DISTOPT_CLUSTER_CLUSTER_CLIENT_H_
+#define DISTOPT_CLUSTER_CLUSTER_CLIENT_H_
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "base/logging.h"
+#include "cluster/membership.h"
+#include "transport/dispatcher.h"
+
+namespace distopt {
+
+enum class BarrierGroup : uint8_t { kAll = 0, kServers = 1, kWorkers = 2 };
+
+struct ClusterClientOptions {
+  Role role = Role::kWorker;
+  int32_t rank = -1;  // -1: the coordinator picks
+  std::string coordinator_address;
+  Duration heartbeat_interval = std::chrono::seconds(1);
+  // The coordinator is presumed gone after this much silence; the node then
+  // shuts down with an error (see README: coordinator crash).
+  Duration coordinator_timeout = std::chrono::seconds(30);
+  Duration register_retry = std::chrono::seconds(1);
+};
+
+class ClusterClient {
+ public:
+  // Registers handlers on `dispatcher`; call before dispatcher->Start().
+  ClusterClient(ClusterClientOptions options, Transport* transport, Dispatcher* dispatcher,
+                Logger log);
+  ~ClusterClient();
+
+  // Blocks until the coordinator has admitted this node and published the
+  // job's first view (every node registered), then starts heartbeats.
+  Status Register(Deadline deadline);
+
+  NodeId id() const;
+  uint32_t rank() const;
+  ClusterView view() const;
+
+  // Called (on the dispatcher thread) with each new view after registration.
+  void OnViewChange(std::function<void(const ClusterView&)> cb);
+
+  Status Barrier(const std::string& name, BarrierGroup group, Deadline deadline);
+  void SendDone();
+  void SendAbort(const std::string& reason);
+
+  // Blocks until the coordinator orders shutdown (or goes silent); returns
+  // OK for a normal end of job, the reason otherwise.
+  Status WaitShutdown(Deadline deadline);
+  // Non-blocking: set once a shutdown was ordered or the coordinator is gone.
+  bool shutting_down() const;
+  std::optional<Status> shutdown_status() const;
+
+  // Stops heartbeats (the node is exiting or, in tests, "crashing").
+  void Stop();
+
+ private:
+  void OnRegisterReply(Message&& m);
+  void OnMembership(Message&& m);
+  void OnBarrierRelease(Message&& m);
+  void OnShutdown(Message&& m);
+  void OnHeartbeatAck(Message&& m);
+  void HeartbeatLoop();
+  void SendToCoordinator(MsgType type, Buffer body);
+  void SetShutdown(Status s);
+
+  const ClusterClientOptions options_;
+  Transport* const transport_;
+  const Logger log_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  NodeId id_ = kUnassignedId;             // guarded by mu_
+  uint32_t rank_ = 0;                     // guarded by mu_
+  bool registered_ = false;               // guarded by mu_
+  ClusterView view_;                      // guarded by mu_
+  std::set<std::string> released_;       // guarded by mu_
+  std::optional<Status> shutdown_;        // guarded by mu_
+  SteadyTime last_heard_;                 // guarded by mu_
+  bool stop_ = false;                     // guarded by mu_
+  std::function<void(const ClusterView&)> on_view_;  // guarded by mu_
+  std::thread heartbeat_thread_;
+};
+
+}  // namespace distopt
+
+#endif  // DISTOPT_CLUSTER_CLUSTER_CLIENT_H_

@@ -1,0 +1,180 @@
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "cluster/cluster_client.h"
+#include "cluster/coordinator.h"
+#include "transport/inproc_transport.h"
+
+namespace distopt {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct TestNode {
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::unique_ptr<ClusterClient> client;
+};
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Coordinator> MakeCoordinator(CoordinatorOptions o) {
+    coord_transport_ = std::move(*hub_->Create("inproc://coordinator", Log("coordinator")));
+    return std::make_unique<Coordinator>(std::move(o), coord_transport_.get(), Log("coordinator"));
+  }
+  TestNode MakeNode(Role role, const std::string& name, Duration hb = milliseconds(50)) {
+    TestNode n;
+    n.transport = std::move(*hub_->Create("inproc://" + name, Log(name)));
+    n.dispatcher = std::make_unique<Dispatcher>(n.transport.get(), Log(name));
+    ClusterClientOptions o;
+    o.role = role;
+    o.coordinator_address = "inproc://coordinator";
+    o.heartbeat_interval = hb;
+    o.register_retry = milliseconds(50);
+    n.client = std::make_unique<ClusterClient>(o, n.transport.get(), n.dispatcher.get(), Log(name));
+    n.dispatcher->Start();
+    return n;
+  }
+  Logger Log(const std::string& name) { return Logger(sink_, name, LogLevel::kInfo); }
+
+  std::shared_ptr<InProcHub> hub_ = std::make_shared<InProcHub>();
+  std::shared_ptr<MemorySink> sink_ = std::make_shared<MemorySink>();
+  std::unique_ptr<Transport> coord_transport_;
+};
+
+TEST_F(ClusterTest, RegistersAssignsRanksRunsBarriersAndEndsCleanly) {
+  CoordinatorOptions o;
+  o.num_servers = 2;
+  o.num_workers = 2;
+  o.layout = [](const ClusterView& v) { return "layout-for-" + std::to_string(v.members.size()); };
+  auto coord = MakeCoordinator(o);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  std::vector<TestNode> nodes;
+  nodes.push_back(MakeNode(Role::kServer, "s0"));
+  nodes.push_back(MakeNode(Role::kServer, "s1"));
+  nodes.push_back(MakeNode(Role::kWorker, "w0"));
+  nodes.push_back(MakeNode(Role::kWorker, "w1"));
+  std::vector<std::future<Status>> regs;
+  for (auto& n : nodes) {
+    regs.push_back(std::async(std::launch::async,
+                              [&n] { return n.client->Register(Deadline::After(seconds(10))); }));
+  }
+  for (auto& r : regs) ASSERT_TRUE(r.get().ok());
+  std::set<std::pair<Role, uint32_t>> ranks;
+  std::set<NodeId> ids;
+  for (auto& n : nodes) {
+    ClusterView v = n.client->view();
+    EXPECT_EQ(v.epoch, 1u);
+    EXPECT_EQ(v.layout, "layout-for-4");
+    const Member* me = v.Find(n.client->id());
+    ASSERT_NE(me, nullptr);
+    ranks.insert({me->role, me->rank});
+    ids.insert(me->id);
+  }
+  EXPECT_EQ(ranks.size(), 4u);  // (server,0) (server,1) (worker,0) (worker,1)
+  EXPECT_EQ(ids.size(), 4u);
+  EXPECT_EQ(ranks.count({Role::kWorker, 1}), 1u);
+
+  std::vector<std::future<Status>> bars;
+  for (auto& n : nodes) {
+    bars.push_back(std::async(std::launch::async, [&n] {
+      return n.client->Barrier("start", BarrierGroup::kAll, Deadline::After(seconds(10)));
+    }));
+  }
+  for (auto& b : bars) EXPECT_TRUE(b.get().ok());
+
+  nodes[2].client->SendDone();
+  EXPECT_EQ(result.wait_for(milliseconds(200)), std::future_status::timeout);  // w1 not done
+  nodes[3].client->SendDone();
+  EXPECT_TRUE(result.get().ok());
+  for (auto& n : nodes) EXPECT_TRUE(n.client->WaitShutdown(Deadline::After(seconds(10))).ok());
+}
+
+TEST_F(ClusterTest, MissingHeartbeatsDeclareANodeDeadAndPublishANewEpoch) {
+  CoordinatorOptions o;
+  o.num_servers = 1;
+  o.num_workers = 2;
+  o.heartbeat_timeout = milliseconds(400);
+  auto coord = MakeCoordinator(o);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  auto s0 = MakeNode(Role::kServer, "s0");
+  auto w0 = MakeNode(Role::kWorker, "w0");
+  auto w1 = MakeNode(Role::kWorker, "w1");
+  std::promise<ClusterView> changed;
+  bool once = false;
+  s0.client->OnViewChange([&](const ClusterView& v) {
+    if (!once) {
+      once = true;
+      changed.set_value(v);
+    }
+  });
+  auto r0 = std::async(std::launch::async, [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  auto r1 = std::async(std::launch::async, [&] { return w0.client->Register(Deadline::After(seconds(10))); });
+  ASSERT_TRUE(w1.client->Register(Deadline::After(seconds(10))).ok());
+  ASSERT_TRUE(r0.get().ok());
+  ASSERT_TRUE(r1.get().ok());
+  uint32_t dead_rank = w1.client->rank();
+  // w1 "crashes": its heartbeats stop and its transport goes away.
+  w1.client->Stop();
+  w1.dispatcher->Stop();
+  auto fut = changed.get_future();
+  ASSERT_EQ(fut.wait_for(seconds(10)), std::future_status::ready);
+  ClusterView v = fut.get();
+  EXPECT_EQ(v.epoch, 2u);
+  EXPECT_EQ(v.Live(Role::kWorker).size(), 1u);
+  EXPECT_EQ(v.FindRank(Role::kWorker, dead_rank), nullptr);
+  EXPECT_TRUE(sink_->Contains("declared worker/" + std::to_string(dead_rank)));
+  EXPECT_TRUE(sink_->Contains("no heartbeat for"));
+  // The survivor finishing ends the job: nobody waits for the dead worker.
+  w0.client->SendDone();
+  EXPECT_TRUE(result.get().ok());
+}
+
+TEST_F(ClusterTest, StartupTimeoutNamesTheMissingRanks) {
+  CoordinatorOptions o;
+  o.num_servers = 1;
+  o.num_workers = 3;
+  o.startup_timeout = milliseconds(800);
+  o.startup_log_interval = milliseconds(200);
+  auto coord = MakeCoordinator(o);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  auto s0 = MakeNode(Role::kServer, "s0");
+  auto w0 = MakeNode(Role::kWorker, "w0");
+  auto a = std::async(std::launch::async, [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  auto b = std::async(std::launch::async, [&] { return w0.client->Register(Deadline::After(seconds(10))); });
+  Status s = result.get();
+  EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(s.message().find("worker ranks 1,2"), std::string::npos) << s.message();
+  EXPECT_TRUE(sink_->Contains("waiting for worker ranks 1,2 to register at inproc://coordinator"));
+  // The nodes that did come are told to stop, with the reason.
+  Status sa = a.get();
+  EXPECT_FALSE(sa.ok());
+  EXPECT_NE(sa.message().find("start-up timed out"), std::string::npos) << sa.message();
+  b.get().IgnoreError();
+}
+
+TEST_F(ClusterTest, AbortFromANodeStopsTheJobWithItsReason) {
+  CoordinatorOptions o;
+  o.num_servers = 1;
+  o.num_workers = 1;
+  auto coord = MakeCoordinator(o);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  auto s0 = MakeNode(Role::kServer, "s0");
+  auto w0 = MakeNode(Role::kWorker, "w0");
+  auto a = std::async(std::launch::async, [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  ASSERT_TRUE(w0.client->Register(Deadline::After(seconds(10))).ok());
+  ASSERT_TRUE(a.get().ok());
+  w0.client->SendAbort("data file corrupt");
+  Status s = result.get();
+  EXPECT_EQ(s.code(), StatusCode::kAborted);
+  EXPECT_NE(s.message().find("data file corrupt"), std::string::npos);
+  Status ss = s0.client->WaitShutdown(Deadline::After(seconds(10)));
+  EXPECT_FALSE(ss.ok());
+  EXPECT_NE(ss.message().find("data file corrupt"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace distopt

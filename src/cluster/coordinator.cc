@@ -1,0 +1,399 @@
+#include "cluster/coordinator.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace distopt {
+namespace {
+
+bool InGroup(const Member& m, uint8_t group) {
+  if (group == 1) return m.role == Role::kServer;
+  if (group == 2) return m.role == Role::kWorker;
+  return m.role != Role::kCoordinator;
+}
+
+}  // namespace
+
+Coordinator::Coordinator(CoordinatorOptions options, Transport* transport, Logger log)
+    : options_(std::move(options)),
+      transport_(transport),
+      log_(std::move(log)),
+      start_time_(std::chrono::steady_clock::now()),
+      last_startup_log_(start_time_) {
+  view_.num_servers = options_.num_servers;
+  view_.num_workers = options_.num_workers;
+}
+
+ClusterView Coordinator::view() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return view_;
+}
+
+Status Coordinator::Run() {
+  log_.Info("listening on ", transport_->address(), "; expecting ", options_.num_servers,
+            " server(s) and ", options_.num_workers, " worker(s)");
+  SteadyTime next_tick = std::chrono::steady_clock::now();
+  while (!finished_) {
+    if (stop_.load()) {
+      Finish(AbortedError("coordinator stopped"));
+      break;
+    }
+    auto m = transport_->Recv(Deadline::At(next_tick));
+    if (m.ok()) {
+      Handle(std::move(*m));
+    } else if (m.status().code() == StatusCode::kAborted) {
+      return AbortedError("coordinator transport shut down");
+    }
+    if (std::chrono::steady_clock::now() >= next_tick) {
+      Tick();
+      next_tick = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+    }
+  }
+  return result_;
+}
+
+const Member* Coordinator::MemberOf(NodeId id) const { return view_.Find(id); }
+
+std::string Coordinator::Describe(const Member& m) const {
+  return std::string(RoleName(m.role)) + "/" + std::to_string(m.rank) + " (node " +
+         std::to_string(m.id) + " at " + m.address + ")";
+}
+
+void Coordinator::Handle(Message&& m) {
+  if (m.sender != kUnassignedId) last_seen_[m.sender] = std::chrono::steady_clock::now();
+  switch (m.type) {
+    case MsgType::kRegister: return HandleRegister(std::move(m));
+    case MsgType::kHeartbeat: {
+      const Member* mem = MemberOf(m.sender);
+      if (mem == nullptr) return;
+      if (!mem->alive) {
+        // A node we declared dead is still talking: tell it to go away
+        // rather than let it act on a stale view.
+        Message bye;
+        bye.type = MsgType::kShutdown;
+        bye.sender = kCoordinatorId;
+        bye.status = static_cast<uint32_t>(StatusCode::kUnavailable);
+        bye.body = Buffer::FromString("you were declared dead; re-register to rejoin");
+        transport_->Send(m.sender, std::move(bye)).IgnoreError();
+        return;
+      }
+      Message ack;
+      ack.type = MsgType::kHeartbeat;
+      ack.sender = kCoordinatorId;
+      ack.epoch = view_.epoch;
+      transport_->Send(m.sender, std::move(ack)).IgnoreError();
+      return;
+    }
+    case MsgType::kBarrier: return HandleBarrier(m);
+    case MsgType::kDone: return HandleDone(m);
+    case MsgType::kAbort: return HandleAbort(m);
+    default:
+      log_.Warn("ignored a ", MsgTypeName(m.type), " message from node ", m.sender);
+  }
+}
+
+void Coordinator::HandleRegister(Message&& m) {
+  auto req = DecodeRegister(m.body);
+  if (!req.ok()) {
+    log_.Warn("ignored a bad registration: ", req.status().message());
+    return;
+  }
+  if (req->role == Role::kCoordinator) {
+    log_.Warn("ignored a registration from ", req->address, " claiming the coordinator role");
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  // A retried registration from the same address gets the same answer.
+  for (auto& mem : view_.members) {
+    if (mem.address == req->address && mem.alive) {
+      if (started_) {
+        Message reply;
+        reply.type = MsgType::kRegisterReply;
+        reply.sender = kCoordinatorId;
+        reply.epoch = view_.epoch;
+        reply.body = EncodeView(view_);
+        reply.request_id = mem.id;
+        transport_->Send(mem.id, std::move(reply)).IgnoreError();
+      }
+      return;
+    }
+  }
+  uint32_t limit = req->role == Role::kServer ? options_.num_servers : options_.num_workers;
+  // Pick the rank: the requested one, else the lowest that is free (never
+  // registered) or held by a dead member (a restart takes its place).
+  auto holder = [&](uint32_t rank) -> Member* {
+    Member* found = nullptr;
+    for (auto& mem : view_.members) {
+      if (mem.role == req->role && mem.rank == rank) found = &mem;
+    }
+    return found;
+  };
+  int64_t rank = -1;
+  if (req->rank >= 0) {
+    if (static_cast<uint32_t>(req->rank) >= limit) {
+      log_.Warn("refused ", RoleName(req->role), " at ", req->address, ": rank ", req->rank,
+                " is outside 0..", limit - 1);
+      return;
+    }
+    Member* h = holder(static_cast<uint32_t>(req->rank));
+    if (h == nullptr || !h->alive) rank = req->rank;
+  } else {
+    for (uint32_t r = 0; r < limit && rank < 0; ++r) {
+      Member* h = holder(r);
+      if (h == nullptr || !h->alive) rank = r;
+    }
+  }
+  if (rank < 0) {
+    log_.Warn("refused ", RoleName(req->role), " at ", req->address, " (pid ", req->pid,
+              "): every ", RoleName(req->role), " rank is taken by a live node");
+    Message no;
+    no.type = MsgType::kShutdown;
+    no.sender = kCoordinatorId;
+    no.status = static_cast<uint32_t>(StatusCode::kAlreadyExists);
+    no.body = Buffer::FromString("every " + std::string(RoleName(req->role)) +
+                                 " rank is taken by a live node");
+    NodeId tmp = next_id_++;
+    transport_->Connect(tmp, req->address).IgnoreError();
+    transport_->Send(tmp, std::move(no)).IgnoreError();
+    return;
+  }
+  Member mem;
+  mem.id = next_id_++;
+  mem.role = req->role;
+  mem.rank = static_cast<uint32_t>(rank);
+  mem.address = req->address;
+  mem.alive = true;
+  if (Member* old = holder(mem.rank)) {
+    mem.incarnation = old->incarnation + 1;
+    view_.members.erase(view_.members.begin() + (old - view_.members.data()));
+  }
+  view_.members.push_back(mem);
+  last_seen_[mem.id] = std::chrono::steady_clock::now();
+  if (Status s = transport_->Connect(mem.id, mem.address); !s.ok()) {
+    log_.Error("cannot reach ", Describe(mem), ": ", s.message());
+  }
+  log_.Info("registered ", Describe(mem), ", pid ", req->pid, " on ", req->host,
+            mem.incarnation > 0 ? " (a restart: incarnation " + std::to_string(mem.incarnation) + ")"
+                                : std::string());
+  if (started_) {
+    // A node rejoining a running job: new epoch, everybody learns of it.
+    ++view_.epoch;
+    Publish(MsgType::kMembership);
+    Message reply;
+    reply.type = MsgType::kRegisterReply;
+    reply.sender = kCoordinatorId;
+    reply.epoch = view_.epoch;
+    reply.request_id = mem.id;
+    reply.body = EncodeView(view_);
+    transport_->Send(mem.id, std::move(reply)).IgnoreError();
+    if (options_.on_view_change) options_.on_view_change(view_);
+    return;
+  }
+  CheckStartup();
+}
+
+void Coordinator::CheckStartup() {
+  if (started_) return;
+  if (view_.Live(Role::kServer).size() < options_.num_servers ||
+      view_.Live(Role::kWorker).size() < options_.num_workers) {
+    return;
+  }
+  started_ = true;
+  view_.epoch = 1;
+  std::sort(view_.members.begin(), view_.members.end(), [](const Member& a, const Member& b) {
+    return std::tie(a.role, a.rank) < std::tie(b.role, b.rank);
+  });
+  if (options_.layout) view_.layout = options_.layout(view_);
+  log_.Info("all ", options_.num_servers + options_.num_workers, " nodes registered after ",
+            ToMillis(std::chrono::steady_clock::now() - start_time_), " ms; job starts (epoch 1)");
+  for (const auto& mem : view_.members) {
+    Message reply;
+    reply.type = MsgType::kRegisterReply;
+    reply.sender = kCoordinatorId;
+    reply.epoch = view_.epoch;
+    reply.request_id = mem.id;
+    reply.body = EncodeView(view_);
+    transport_->Send(mem.id, std::move(reply)).IgnoreError();
+  }
+  if (options_.on_view_change) options_.on_view_change(view_);
+}
+
+std::string Coordinator::Missing() const {
+  std::ostringstream os;
+  bool any = false;
+  for (Role role : {Role::kServer, Role::kWorker}) {
+    uint32_t n = role == Role::kServer ? options_.num_servers : options_.num_workers;
+    std::vector<uint32_t> missing;
+    for (uint32_t r = 0; r < n; ++r) {
+      if (view_.FindRank(role, r) == nullptr) missing.push_back(r);
+    }
+    if (missing.empty()) continue;
+    if (any) os << "; ";
+    any = true;
+    os << RoleName(role) << " rank" << (missing.size() > 1 ? "s " : " ");
+    for (size_t i = 0; i < missing.size(); ++i) os << (i ? "," : "") << missing[i];
+  }
+  return os.str();
+}
+
+void Coordinator::Tick() {
+  auto now = std::chrono::steady_clock::now();
+  if (!started_) {
+    if (now - start_time_ >= options_.startup_timeout) {
+      std::string missing = Missing();
+      log_.Error("start-up timed out after ", ToSeconds(options_.startup_timeout),
+                 " s; never registered: ", missing);
+      Finish(DeadlineExceededError("start-up timed out after " +
+                                   std::to_string(ToMillis(options_.startup_timeout) / 1000) +
+                                   " s waiting for " + missing + " to register at " +
+                                   transport_->address()));
+      return;
+    }
+    if (now - last_startup_log_ >= options_.startup_log_interval) {
+      last_startup_log_ = now;
+      log_.Info("waiting for ", Missing(), " to register at ", transport_->address(), " (",
+                ToMillis(options_.startup_timeout - (now - start_time_)) / 1000,
+                " s left before giving up)");
+    }
+  }
+  CheckHeartbeats();
+}
+
+void Coordinator::CheckHeartbeats() {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<Member*> dead;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& mem : view_.members) {
+      if (!mem.alive) continue;
+      auto it = last_seen_.find(mem.id);
+      if (it == last_seen_.end()) continue;
+      Duration silent = now - it->second;
+      if (silent > options_.heartbeat_timeout) {
+        log_.Warn("declared ", Describe(mem), " dead: no heartbeat for ", ToMillis(silent),
+                  " ms (timeout ", ToMillis(options_.heartbeat_timeout), " ms)");
+        mem.alive = false;
+        dead.push_back(&mem);
+      }
+    }
+    if (dead.empty()) return;
+    if (started_) {
+      ++view_.epoch;
+      log_.Info("membership epoch ", view_.epoch, ": ", view_.Live(Role::kServer).size(),
+                " server(s), ", view_.Live(Role::kWorker).size(), " worker(s) alive");
+      Publish(MsgType::kMembership);
+    }
+  }
+  if (started_ && options_.on_view_change) options_.on_view_change(view_);
+  CheckBarriers();
+  CheckDone();
+}
+
+void Coordinator::Publish(MsgType type) {
+  Buffer body = EncodeView(view_);
+  for (const auto& mem : view_.members) {
+    if (!mem.alive) continue;
+    Message m;
+    m.type = type;
+    m.sender = kCoordinatorId;
+    m.epoch = view_.epoch;
+    m.body = body;
+    transport_->Send(mem.id, std::move(m)).IgnoreError();
+  }
+}
+
+void Coordinator::Broadcast(MsgType type, const Buffer& body, uint32_t status) {
+  for (const auto& mem : view_.members) {
+    if (!mem.alive) continue;
+    Message m;
+    m.type = type;
+    m.sender = kCoordinatorId;
+    m.epoch = view_.epoch;
+    m.status = status;
+    m.body = body;
+    transport_->Send(mem.id, std::move(m)).IgnoreError();
+  }
+}
+
+void Coordinator::HandleBarrier(const Message& m) {
+  auto b = DecodeBarrier(m.body);
+  const Member* mem = MemberOf(m.sender);
+  if (!b.ok() || mem == nullptr) {
+    log_.Warn("ignored a barrier from node ", m.sender, ": ",
+              b.ok() ? "not a member" : b.status().message());
+    return;
+  }
+  barriers_[b->name].insert(m.sender);
+  barrier_groups_[b->name] = b->group;
+  CheckBarriers();
+}
+
+void Coordinator::CheckBarriers() {
+  for (auto it = barriers_.begin(); it != barriers_.end();) {
+    uint8_t group = barrier_groups_[it->first];
+    bool complete = true;
+    for (const auto& mem : view_.members) {
+      if (mem.alive && InGroup(mem, group) && it->second.count(mem.id) == 0) complete = false;
+    }
+    if (!complete || !started_) {
+      ++it;
+      continue;
+    }
+    Buffer body = EncodeBarrier({it->first, group});
+    for (NodeId id : it->second) {
+      Message rel;
+      rel.type = MsgType::kBarrierRelease;
+      rel.sender = kCoordinatorId;
+      rel.epoch = view_.epoch;
+      rel.body = body;
+      transport_->Send(id, std::move(rel)).IgnoreError();
+    }
+    barrier_groups_.erase(it->first);
+    it = barriers_.erase(it);
+  }
+}
+
+void Coordinator::HandleDone(const Message& m) {
+  const Member* mem = MemberOf(m.sender);
+  if (mem == nullptr || mem->role != Role::kWorker) return;
+  done_ranks_.insert(mem->rank);
+  log_.Info(Describe(*mem), " finished training (", done_ranks_.size(), " of ",
+            options_.num_workers, " workers done)");
+  CheckDone();
+}
+
+void Coordinator::CheckDone() {
+  if (!started_ || finished_) return;
+  auto live = view_.Live(Role::kWorker);
+  if (live.empty()) {
+    if (!done_ranks_.empty()) {
+      Finish(Status::Ok());
+    } else {
+      Finish(UnavailableError("every worker died before finishing"));
+    }
+    return;
+  }
+  for (const Member* w : live) {
+    if (done_ranks_.count(w->rank) == 0) return;
+  }
+  Finish(Status::Ok());
+}
+
+void Coordinator::HandleAbort(const Message& m) {
+  const Member* mem = MemberOf(m.sender);
+  std::string who = mem ? Describe(*mem) : "node " + std::to_string(m.sender);
+  std::string reason = m.body.ToString();
+  log_.Error(who, " aborted the job: ", reason);
+  Finish(AbortedError(who + " aborted the job: " + reason));
+}
+
+void Coordinator::Finish(Status result) {
+  if (finished_) return;
+  finished_ = true;
+  result_ = result;
+  std::string reason = result.ok() ? "job complete" : result.message();
+  log_.Info("shutting the job down: ", reason);
+  Broadcast(MsgType::kShutdown, Buffer::FromString(reason), static_cast<uint32_t>(result.code()));
+}
+
+}  // namespace distopt

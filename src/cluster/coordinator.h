@@ -1,0 +1,89 @@
+// Coordinator: one per job. Accepts registrations and hands out node ids and
+// ranks, publishes the membership view (with the key-range layout its owner
+// computes), runs barriers, detects dead nodes by missing heartbeats, and
+// ends the job: cleanly when every live worker reported done, with an error
+// when start-up times out or a node aborts. Run() owns the calling thread;
+// Stop() may be called from any thread.
+//
+//   Coordinator c(opts, transport.get(), log);
+//   Status s = c.Run();   // returns when the job is over
+#ifndef DISTOPT_CLUSTER_COORDINATOR_H_
+#define DISTOPT_CLUSTER_COORDINATOR_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "base/logging.h"
+#include "base/time.h"
+#include "cluster/membership.h"
+#include "transport/transport.h"
+
+namespace distopt {
+
+struct CoordinatorOptions {
+  uint32_t num_servers = 1;
+  uint32_t num_workers = 1;
+  Duration heartbeat_timeout = std::chrono::seconds(10);
+  Duration startup_timeout = std::chrono::seconds(120);
+  Duration startup_log_interval = std::chrono::seconds(3);
+  // Builds the layout blob from the first complete view (may be unset).
+  std::function<std::string(const ClusterView&)> layout;
+  // Called on the coordinator thread after each membership change.
+  std::function<void(const ClusterView&)> on_view_change;
+};
+
+class Coordinator {
+ public:
+  Coordinator(CoordinatorOptions options, Transport* transport, Logger log);
+
+  // Serves until the job ends. OK when every live worker is done.
+  Status Run();
+  void Stop() { stop_.store(true); }
+
+  ClusterView view() const;
+
+ private:
+  void Handle(Message&& m);
+  void HandleRegister(Message&& m);
+  void HandleBarrier(const Message& m);
+  void HandleDone(const Message& m);
+  void HandleAbort(const Message& m);
+  void Tick();
+  void CheckStartup();
+  void CheckHeartbeats();
+  void CheckBarriers();
+  void CheckDone();
+  void Publish(MsgType type);  // sends the view to every live member
+  void Broadcast(MsgType type, const Buffer& body, uint32_t status);
+  void Finish(Status result);
+  std::string Missing() const;
+  const Member* MemberOf(NodeId id) const;
+  std::string Describe(const Member& m) const;
+
+  const CoordinatorOptions options_;
+  Transport* const transport_;
+  const Logger log_;
+  std::atomic<bool> stop_{false};
+  const SteadyTime start_time_;
+
+  // Owned by the Run() thread; view_ is also read by view() under mu_.
+  mutable std::mutex mu_;
+  ClusterView view_;
+  bool started_ = false;
+  NodeId next_id_ = 1;
+  SteadyTime last_startup_log_;
+  std::map<NodeId, SteadyTime> last_seen_;
+  std::map<std::string, std::set<NodeId>> barriers_;
+  std::map<std::string, uint8_t> barrier_groups_;
+  std::set<uint32_t> done_ranks_;
+  bool finished_ = false;
+  Status result_;
+};
+
+}  // namespace distopt
+
+#endif  // DISTOPT_CLUSTER_COORDINATOR_H_

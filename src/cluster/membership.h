@@ -1,0 +1,70 @@
+// Membership: who is in the job. A ClusterView is the coordinator's word on
+// the members of one epoch (id, role, rank, address, alive) plus an opaque
+// layout blob the coordinator's owner supplies (the KV layer's key-range
+// layout), so this layer never learns about tables. Views are values; the
+// encoders are pure functions.
+#ifndef DISTOPT_CLUSTER_MEMBERSHIP_H_
+#define DISTOPT_CLUSTER_MEMBERSHIP_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/buffer.h"
+#include "distopt/status.h"
+#include "wire/message.h"
+
+namespace distopt {
+
+enum class Role : uint8_t { kCoordinator = 0, kServer = 1, kWorker = 2 };
+
+const char* RoleName(Role r);
+Result<Role> ParseRole(const std::string& s);
+
+struct Member {
+  NodeId id = kUnassignedId;
+  Role role = Role::kWorker;
+  uint32_t rank = 0;
+  std::string address;
+  bool alive = true;
+  uint32_t incarnation = 0;  // bumps each time a rank re-registers
+};
+
+struct ClusterView {
+  uint32_t epoch = 0;
+  uint32_t num_servers = 0;
+  uint32_t num_workers = 0;
+  std::vector<Member> members;
+  std::string layout;  // opaque to this layer
+
+  const Member* Find(NodeId id) const;
+  // The live member holding `rank` of `role`, or nullptr.
+  const Member* FindRank(Role role, uint32_t rank) const;
+  std::vector<const Member*> Live(Role role) const;
+};
+
+Buffer EncodeView(const ClusterView& view);
+Result<ClusterView> DecodeView(const Buffer& body);
+
+// Registration request body.
+struct RegisterRequest {
+  Role role = Role::kWorker;
+  int32_t rank = -1;  // -1: any free rank
+  std::string address;
+  uint32_t pid = 0;
+  std::string host;
+};
+Buffer EncodeRegister(const RegisterRequest& r);
+Result<RegisterRequest> DecodeRegister(const Buffer& body);
+
+// Barrier bodies: a name and the role group it spans.
+struct BarrierRequest {
+  std::string name;
+  uint8_t group = 0;  // 0: all servers and workers, 1: servers, 2: workers
+};
+Buffer EncodeBarrier(const BarrierRequest& b);
+Result<BarrierRequest> DecodeBarrier(const Buffer& body);
+
+}  // namespace distopt
+
+#endif  // DISTOPT_CLUSTER_MEMBERSHIP_H_
