@@ -4,7 +4,8 @@
 // immutable once read and safe to share between threads.
 //
 //   ASSIGN_OR_RETURN(Dataset train, ReadIdx(images, labels, {}));
-//   BatchIterator it(&train, {.batch_size = 64, .shards = {rank}, .num_shards = W});
+//   ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(
+//       &train, {.batch_size = 64, .shards = {rank}, .num_shards = W}));
 //   it.StartEpoch(0);
 //   Batch b;
 //   while (it.Next(&b)) model.ForwardBackward(b, ...);
@@ -28,11 +29,11 @@ struct Dataset {
   size_t num_features = 0;
   bool sparse = false;
 
-  std::vector<float> dense;        // dense only: num_rows * num_features
-  std::vector<uint64_t> row_ptr;   // sparse only: num_rows + 1 offsets
-  std::vector<uint64_t> col_idx;   // sparse only: feature ids, ascending per row
-  std::vector<float> col_val;      // sparse only
-  std::vector<float> labels;       // num_rows
+  std::vector<float> dense;       // dense only: num_rows * num_features
+  std::vector<uint64_t> row_ptr;  // sparse only: num_rows + 1 offsets
+  std::vector<uint64_t> col_idx;  // sparse only: zero-based ids, strictly ascending per row
+  std::vector<float> col_val;     // sparse only
+  std::vector<float> labels;      // num_rows
 
   const float* DenseRow(size_t r) const { return dense.data() + r * num_features; }
 };

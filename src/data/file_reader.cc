@@ -9,13 +9,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <cstring>
 #include <limits>
+#include <system_error>
 
 namespace distopt {
 namespace {
 
-std::string ErrnoText(int err) { return std::strerror(err); }
+// std::strerror may share a static buffer between threads; this does not.
+std::string ErrnoText(int err) { return std::generic_category().message(err); }
 
 // Closes a descriptor on every exit path unless released to gzdopen.
 class FdCloser {
@@ -41,8 +42,7 @@ Status TooLarge(const std::string& path, size_t max_bytes, const char* what) {
                               what + " bytes, found more");
 }
 
-Result<std::string> ReadPlain(int fd, const std::string& path, size_t file_size,
-                              size_t max_bytes) {
+Result<std::string> ReadPlain(int fd, const std::string& path, size_t file_size, size_t max_bytes) {
   if (file_size > max_bytes) {
     return InvalidArgumentError(path + ": expected at most " + std::to_string(max_bytes) +
                                 " bytes, found " + std::to_string(file_size));
@@ -100,8 +100,8 @@ Result<std::string> ReadGzip(int fd, const std::string& path, size_t file_size, 
     if (n < 0) {
       int errnum = 0;
       const char* msg = ::gzerror(gz, &errnum);
-      return DataLossError(path + ": expected a valid gzip stream, found: " +
-                           (msg ? msg : "unknown zlib error"));
+      return DataLossError(
+          path + ": expected a valid gzip stream, found: " + (msg ? msg : "unknown zlib error"));
     }
     if (n == 0) break;
     used += static_cast<size_t>(n);
@@ -110,8 +110,8 @@ Result<std::string> ReadGzip(int fd, const std::string& path, size_t file_size, 
   int errnum = Z_OK;
   const char* msg = ::gzerror(gz, &errnum);
   if (errnum != Z_OK && errnum != Z_STREAM_END) {
-    return DataLossError(path + ": expected a complete gzip stream, found: " +
-                         (msg ? msg : "unknown zlib error"));
+    return DataLossError(
+        path + ": expected a complete gzip stream, found: " + (msg ? msg : "unknown zlib error"));
   }
   if (used > max_bytes) return TooLarge(path, max_bytes, "decompressed");
   buf.resize(used);

@@ -18,10 +18,10 @@ namespace distopt {
 // What a text reader saw. Filled in on success; in strict mode the first bad
 // line is the returned error instead.
 struct ReadStats {
-  size_t lines = 0;      // physical lines looked at, blank and comment lines included
-  size_t rows = 0;       // examples kept
-  size_t bad_lines = 0;  // lines skipped because skip_bad_lines was set
-  std::string first_error;  // "file:line: expected ..., found ..." of the first skipped line
+  size_t lines = 0;           // physical lines looked at, blank and comment lines included
+  size_t rows = 0;            // examples kept
+  size_t bad_lines = 0;       // lines skipped because skip_bad_lines was set
+  std::string first_error{};  // "file:line: expected ..., found ..." of the first skipped line
 };
 
 // True if `bytes` starts with the gzip magic (1f 8b).

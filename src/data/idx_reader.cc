@@ -26,13 +26,20 @@ std::string Hex32(uint32_t v) {
 
 const char* TypeName(uint8_t type) {
   switch (type) {
-    case 0x08: return "u8";
-    case 0x09: return "i8";
-    case 0x0b: return "i16";
-    case 0x0c: return "i32";
-    case 0x0d: return "f32";
-    case 0x0e: return "f64";
-    default: return nullptr;
+    case 0x08:
+      return "u8";
+    case 0x09:
+      return "i8";
+    case 0x0b:
+      return "i16";
+    case 0x0c:
+      return "i32";
+    case 0x0d:
+      return "f32";
+    case 0x0e:
+      return "f64";
+    default:
+      return nullptr;
   }
 }
 

@@ -2,11 +2,12 @@
 // Every error names the field as "optimizer.<field>" and the value it got, so a
 // bad config can be fixed from the message alone. The rules live in sgd.cc,
 // adagrad.cc, adam.cc and ftrl.cc, the schedule in schedule.cc. Thread-safe.
+#include "optim/optimizer.h"
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
 
-#include "optim/optimizer.h"
 #include "optim/rules.h"
 
 namespace distopt {

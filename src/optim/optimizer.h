@@ -26,7 +26,7 @@ struct LrScheduleOptions {
   int64_t warmup_steps = 0;       // linear ramp from 0 to lr over these steps
   int64_t step_size = 0;          // step: multiply by gamma every step_size steps
   float gamma = 0.1f;
-  int64_t total_steps = 0;        // cosine: decays to min_lr at total_steps
+  int64_t total_steps = 0;  // cosine: decays to min_lr at total_steps
   float min_lr = 0.0f;
 };
 

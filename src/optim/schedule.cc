@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <utility>
 
 #include "optim/optimizer.h"
 #include "optim/rules.h"
@@ -43,8 +44,8 @@ float Optimizer::LearningRate(int64_t step) const {
                                              (1.0 + std::cos(std::numbers::pi * progress)));
     }
     case ScheduleKind::kInverseSqrt:
-      return static_cast<float>(
-          lr * std::sqrt(static_cast<double>(std::max<int64_t>(warmup, 1)) / t));
+      return static_cast<float>(lr *
+                                std::sqrt(static_cast<double>(std::max<int64_t>(warmup, 1)) / t));
   }
   return options_.lr;  // unreachable: the switch covers every kind
 }

@@ -1,0 +1,69 @@
+// SGD, with optional heavy-ball or Nesterov momentum and coupled weight decay,
+// in PyTorch's formulation (no dampening). State: none for plain SGD, else one
+// slot holding the momentum buffer. Immutable after construction; thread-safe
+// as long as callers serialize updates to the same parameters.
+#include <memory>
+
+#include "optim/optimizer.h"
+#include "optim/rules.h"
+#include "optim/vectorize.h"
+
+namespace distopt::optim_internal {
+namespace {
+
+// The kernels are free functions over __restrict pointers with every scalar
+// hoisted, in the loop shape of vectorize.h, so GCC vectorizes them at -O2.
+// Weight decay is always applied: wd = 0 adds 0 * w, which costs one FMA in a
+// loop bound by memory bandwidth, and keeps one loop per variant.
+
+// g' = g + wd * w;  w -= lr * g'
+void PlainKernel(float* __restrict w, const float* __restrict g, size_t n, float lr, float wd) {
+  ForEachIndex(n, [&](size_t i) {
+    const float gi = g[i] + wd * w[i];
+    w[i] -= lr * gi;
+  });
+}
+
+// buf = momentum * buf + g';  w -= lr * buf   (Nesterov: w -= lr * (g' + momentum * buf))
+template <bool kNesterov>
+void MomentumKernel(float* __restrict w, const float* __restrict g, float* __restrict buf, size_t n,
+                    float lr, float wd, float momentum) {
+  ForEachIndex(n, [&](size_t i) {
+    const float gi = g[i] + wd * w[i];
+    const float b = momentum * buf[i] + gi;
+    buf[i] = b;
+    if constexpr (kNesterov) {
+      w[i] -= lr * (gi + momentum * b);
+    } else {
+      w[i] -= lr * b;
+    }
+  });
+}
+
+class Sgd final : public Optimizer {
+ public:
+  explicit Sgd(const OptimizerOptions& options) : Optimizer(options) {}
+
+  int state_slots() const override { return options_.momentum > 0.0f ? 1 : 0; }
+
+  void Update(float* w, const float* g, float* state, size_t n, int64_t step) const override {
+    const float lr = LearningRate(step);
+    const float wd = options_.weight_decay;
+    const float momentum = options_.momentum;
+    if (momentum == 0.0f) {
+      PlainKernel(w, g, n, lr, wd);
+    } else if (options_.nesterov) {
+      MomentumKernel<true>(w, g, state, n, lr, wd, momentum);
+    } else {
+      MomentumKernel<false>(w, g, state, n, lr, wd, momentum);
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> NewSgd(const OptimizerOptions& options) {
+  return std::make_unique<Sgd>(options);
+}
+
+}  // namespace distopt::optim_internal
