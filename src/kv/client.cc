@@ -1,0 +1,296 @@
+#include "kv/client.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace distopt {
+
+KvClient::KvClient(KvClientOptions options, std::vector<TableSpec> tables, Transport* transport,
+                   Dispatcher* dispatcher, Logger log)
+    : options_(options), tables_(std::move(tables)), transport_(transport), log_(std::move(log)) {
+  for (MsgType t : {MsgType::kPushAck, MsgType::kPullReply, MsgType::kKvError}) {
+    dispatcher->Handle(t, [this](Message&& m) { OnReply(std::move(m)); });
+  }
+  if (options_.retry_interval > Duration::zero()) {
+    dispatcher->OnTick(options_.retry_interval / 4, [this] { Tick(); });
+  }
+}
+
+Status KvClient::OnViewChange(const ClusterView& view) {
+  ASSIGN_OR_RETURN(Layout layout, Layout::Decode(view.layout));
+  if (layout.tables.size() != tables_.size()) {
+    return InvalidArgumentError("the coordinator's layout has " +
+                                std::to_string(layout.tables.size()) +
+                                " tables, this worker's model declares " +
+                                std::to_string(tables_.size()));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  layout_ = std::move(layout);
+  epoch_ = view.epoch;
+  server_ids_.assign(layout_.num_servers, kUnassignedId);
+  for (const Member* s : view.Live(Role::kServer)) {
+    if (s->rank < server_ids_.size()) server_ids_[s->rank] = s->id;
+  }
+  for (const auto& m : view.members) {
+    if (m.alive && m.address == transport_->address()) self_id_ = m.id;
+  }
+  for (const Member* s : view.Live(Role::kServer)) {
+    RETURN_IF_ERROR(transport_->Connect(s->id, s->address));
+  }
+  return Status::Ok();
+}
+
+KvClientStats KvClient::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+KvHandle KvClient::Failed(Status s) {
+  auto h = std::make_shared<KvRequest>();
+  h->status_ = std::move(s);
+  return h;
+}
+
+KvHandle KvClient::Push(uint32_t table, Buffer grads, int64_t clock) {
+  return Dense(MsgType::kPush, table, std::move(grads), nullptr, clock);
+}
+KvHandle KvClient::Pull(uint32_t table, float* out, int64_t clock) {
+  return Dense(MsgType::kPull, table, Buffer(), out, clock);
+}
+KvHandle KvClient::PushPull(uint32_t table, Buffer grads, float* out, int64_t clock) {
+  return Dense(MsgType::kPushPull, table, std::move(grads), out, clock);
+}
+KvHandle KvClient::PushSparse(uint32_t table, std::span<const uint64_t> keys,
+                              std::span<const float> grads, int64_t clock) {
+  return Sparse(MsgType::kPush, table, keys, grads, nullptr, clock);
+}
+KvHandle KvClient::PullSparse(uint32_t table, std::span<const uint64_t> keys, float* out,
+                              int64_t clock) {
+  return Sparse(MsgType::kPull, table, keys, {}, out, clock);
+}
+KvHandle KvClient::PushPullSparse(uint32_t table, std::span<const uint64_t> keys,
+                                  std::span<const float> grads, float* out, int64_t clock) {
+  return Sparse(MsgType::kPushPull, table, keys, grads, out, clock);
+}
+
+KvHandle KvClient::Dense(MsgType type, uint32_t table, Buffer grads, float* out, int64_t clock) {
+  if (table >= tables_.size() || tables_[table].sparse) {
+    return Failed(InvalidArgumentError("table " + std::to_string(table) + " is not a dense table"));
+  }
+  const TableSpec& spec = tables_[table];
+  bool pushes = type != MsgType::kPull;
+  if (pushes && grads.size() != spec.size * sizeof(float)) {
+    return Failed(InvalidArgumentError("push to '" + spec.name + "' carries " +
+                                       std::to_string(grads.size() / 4) + " floats, the table has " +
+                                       std::to_string(spec.size)));
+  }
+  auto h = std::make_shared<KvRequest>();
+  h->what_ = std::string(MsgTypeName(type)) + " of table '" + spec.name + "' at clock " +
+             std::to_string(clock);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (layout_.tables.empty()) return Failed(FailedPreconditionError("KvClient has no layout yet"));
+  const auto& slices = layout_.tables[table].slices;
+  h->pending_ = static_cast<int>(slices.size());
+  ++stats_.requests;
+  for (const DenseSlice& s : slices) {
+    Part p;
+    p.req = h;
+    p.server_rank = s.server;
+    p.msg.type = type;
+    p.msg.table = table;
+    p.msg.clock = clock;
+    p.msg.offset = s.begin;
+    if (pushes) p.msg.values = grads.Slice(s.begin * sizeof(float), s.size() * sizeof(float));
+    if (type != MsgType::kPush) {
+      p.out = out + s.begin;
+      p.expect = s.size();
+    }
+    uint64_t id = next_id_++;
+    h->parts_.push_back(id);
+    SendPart(id, std::move(p));
+  }
+  return h;
+}
+
+KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
+                          std::span<const float> grads, float* out, int64_t clock) {
+  if (table >= tables_.size() || !tables_[table].sparse) {
+    return Failed(InvalidArgumentError("table " + std::to_string(table) + " is not a sparse table"));
+  }
+  const TableSpec& spec = tables_[table];
+  const uint32_t dim = spec.dim;
+  const bool pushes = type != MsgType::kPull;
+  if (pushes && grads.size() != keys.size() * dim) {
+    return Failed(InvalidArgumentError("push to '" + spec.name + "' carries " +
+                                       std::to_string(grads.size()) + " floats for " +
+                                       std::to_string(keys.size()) + " keys of dim " +
+                                       std::to_string(dim)));
+  }
+  uint32_t num_servers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (layout_.tables.empty()) return Failed(FailedPreconditionError("KvClient has no layout yet"));
+    num_servers = layout_.num_servers;
+  }
+  // Merge duplicates and split by server outside the lock: this is the
+  // caller's CPU time, not the dispatcher's.
+  std::vector<std::vector<uint64_t>> skeys(num_servers);
+  std::vector<std::vector<float>> svals(pushes ? num_servers : 0);
+  auto plan = std::make_shared<SparsePlan>();
+  plan->dim = dim;
+  plan->by_server.resize(num_servers);
+  std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> seen;
+  seen.reserve(keys.size() * 2);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto [it, fresh] = seen.try_emplace(keys[i]);
+    if (fresh) {
+      uint32_t s = SparseServerOf(keys[i], num_servers);
+      it->second = {s, static_cast<uint32_t>(skeys[s].size())};
+      skeys[s].push_back(keys[i]);
+      if (pushes) svals[s].insert(svals[s].end(), grads.begin() + i * dim, grads.begin() + (i + 1) * dim);
+    } else if (pushes) {
+      auto [s, pos] = it->second;
+      float* dst = svals[s].data() + static_cast<size_t>(pos) * dim;
+      for (uint32_t j = 0; j < dim; ++j) dst[j] += grads[i * dim + j];
+    }
+    if (out != nullptr) {
+      plan->by_server[it->second.first].push_back({static_cast<uint32_t>(i), it->second.second});
+    }
+  }
+  auto h = std::make_shared<KvRequest>();
+  h->what_ = std::string(MsgTypeName(type)) + " of table '" + spec.name + "' at clock " +
+             std::to_string(clock);
+  std::lock_guard<std::mutex> lock(mu_);
+  h->pending_ = static_cast<int>(num_servers);
+  ++stats_.requests;
+  for (uint32_t s = 0; s < num_servers; ++s) {
+    // Every server hears from us each clock, keys or not: BSP and SSP
+    // count a worker's clocks per server.
+    Part p;
+    p.req = h;
+    p.server_rank = s;
+    p.msg.type = type;
+    p.msg.flags = kFlagSparse;
+    p.msg.table = table;
+    p.msg.clock = clock;
+    p.expect = skeys[s].size() * dim;
+    p.msg.keys = Buffer::FromVector(std::move(skeys[s]));
+    if (pushes) p.msg.values = Buffer::FromVector(std::move(svals[s]));
+    if (out != nullptr) {
+      p.out = out;
+      p.plan = plan;
+    }
+    uint64_t id = next_id_++;
+    h->parts_.push_back(id);
+    SendPart(id, std::move(p));
+  }
+  return h;
+}
+
+void KvClient::SendPart(uint64_t id, Part part) {
+  // mu_ is held by the caller.
+  part.msg.request_id = id;
+  part.msg.sender = self_id_;
+  part.msg.epoch = epoch_;
+  part.sent = std::chrono::steady_clock::now();
+  NodeId server = server_ids_[part.server_rank];
+  Message copy = part.msg;  // shares the payload buffers
+  auto [it, inserted] = inflight_.emplace(id, std::move(part));
+  ++stats_.messages;
+  if (server == kUnassignedId) return;  // no live server for that rank yet: retried later
+  Status s = transport_->Send(server, std::move(copy));
+  if (!s.ok()) {
+    KvHandle req = it->second.req;
+    inflight_.erase(it);
+    Finish(*req, s, 0);
+  }
+}
+
+void KvClient::OnReply(Message&& m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = inflight_.find(m.request_id);
+  if (it == inflight_.end()) {
+    ++stats_.stale_replies;
+    return;
+  }
+  Part& p = it->second;
+  Status s;
+  if (m.type == MsgType::kKvError) {
+    s = Status(static_cast<StatusCode>(m.status),
+               "server/" + std::to_string(p.server_rank) + " refused the " + p.req->what_ + ": " +
+                   m.body.ToString());
+  } else if (m.type == MsgType::kPullReply) {
+    if (m.num_values() != p.expect) {
+      s = InternalError("server/" + std::to_string(p.server_rank) + " answered the " +
+                        p.req->what_ + " with " + std::to_string(m.num_values()) +
+                        " floats, expected " + std::to_string(p.expect));
+    } else if (p.plan) {
+      const float* src = m.values.as<float>().data();
+      const uint32_t dim = p.plan->dim;
+      for (auto [row, pos] : p.plan->by_server[p.server_rank]) {
+        std::memcpy(p.out + static_cast<size_t>(row) * dim, src + static_cast<size_t>(pos) * dim,
+                    dim * sizeof(float));
+      }
+    } else if (p.out != nullptr) {
+      std::memcpy(p.out, m.values.data(), m.values.size());
+    }
+  }
+  KvHandle req = std::move(p.req);
+  inflight_.erase(it);
+  Finish(*req, s, m.clock);
+}
+
+void KvClient::Finish(KvRequest& r, const Status& s, int64_t clock) {
+  std::lock_guard<std::mutex> lock(r.mu_);
+  if (!s.ok() && r.status_.ok()) r.status_ = s;
+  r.clock_ = std::min(r.clock_, clock);
+  if (--r.pending_ == 0) r.cv_.notify_all();
+}
+
+Status KvClient::Wait(const KvHandle& h, Deadline deadline) {
+  {
+    std::unique_lock<std::mutex> lock(h->mu_);
+    auto done = [&] { return h->pending_ <= 0; };
+    if (deadline.is_never()) {
+      h->cv_.wait(lock, done);
+      return h->status_;
+    }
+    if (h->cv_.wait_until(lock, deadline.when(), done)) return h->status_;
+  }
+  // Timed out: cancel what is left so a late reply cannot write into memory
+  // the caller is about to reuse, and say whom we were waiting for.
+  std::string waiting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint64_t id : h->parts_) {
+      auto it = inflight_.find(id);
+      if (it == inflight_.end()) continue;
+      uint32_t r = it->second.server_rank;
+      if (!waiting.empty()) waiting += ", ";
+      waiting += "server/" + std::to_string(r) + " (node " + std::to_string(server_ids_[r]) + ")";
+      inflight_.erase(it);
+    }
+  }
+  std::lock_guard<std::mutex> lock(h->mu_);
+  if (h->pending_ <= 0) return h->status_;
+  h->pending_ = 0;
+  h->status_ = DeadlineExceededError("the " + h->what_ + " got no answer from " + waiting);
+  return h->status_;
+}
+
+void KvClient::Tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto now = std::chrono::steady_clock::now();
+  for (auto& [id, p] : inflight_) {
+    if (now - p.sent < options_.retry_interval) continue;
+    NodeId server = server_ids_[p.server_rank];
+    p.sent = now;
+    if (server == kUnassignedId) continue;
+    ++stats_.retries;
+    Message copy = p.msg;
+    copy.epoch = epoch_;
+    transport_->Send(server, std::move(copy)).IgnoreError();
+  }
+}
+
+}  // namespace distopt

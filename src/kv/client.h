@@ -1,0 +1,145 @@
+// KvClient: the worker's side of the parameter server. Push, pull and
+// push-pull are asynchronous: each returns a handle at once, and Wait() blocks
+// until every server involved has answered. A request on a dense table is cut
+// along the layout's slices; on a sparse table, duplicate keys are merged
+// (pushed rows summed), keys are split by owning server, and pulled rows are
+// reassembled in the caller's key order (duplicates included). Values leave
+// from the caller's memory without a copy: a pushed Buffer (or borrowed
+// memory) and a pull destination must stay untouched until Wait returns.
+// Thread-safe; replies are handled on the node's Dispatcher thread.
+//
+//   KvClient kv(opts, tables, view, transport, &dispatcher, log);
+//   auto h = kv.PushPull(w_table, Buffer::Borrow(grad.data(), n * 4), params.data(), clock);
+//   RETURN_IF_ERROR(kv.Wait(h, Deadline::After(30s)));
+#ifndef DISTOPT_KV_CLIENT_H_
+#define DISTOPT_KV_CLIENT_H_
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "base/logging.h"
+#include "cluster/membership.h"
+#include "kv/layout.h"
+#include "transport/dispatcher.h"
+
+namespace distopt {
+
+// The shared state behind a KvHandle.
+class KvRequest {
+ public:
+  bool done() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pending_ == 0;
+  }
+  // The clock the servers answered with (the oldest of the parts).
+  int64_t clock() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return clock_;
+  }
+
+ private:
+  friend class KvClient;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int pending_ = 0;
+  Status status_;
+  int64_t clock_ = INT64_MAX;
+  std::vector<uint64_t> parts_;  // request ids, for cancellation
+  std::string what_;             // "pull of table 'w' at clock 3", for errors
+};
+
+using KvHandle = std::shared_ptr<KvRequest>;
+
+struct KvClientOptions {
+  // Resend a request that got no answer after this long (0: never). Servers
+  // apply a retried push once (pushes are identified by table, worker, clock).
+  Duration retry_interval = Duration::zero();
+};
+
+struct KvClientStats {
+  uint64_t requests = 0;
+  uint64_t messages = 0;
+  uint64_t retries = 0;
+  uint64_t stale_replies = 0;  // replies to requests already finished or cancelled
+};
+
+class KvClient {
+ public:
+  // Registers reply handlers on `dispatcher`; call before dispatcher->Start().
+  KvClient(KvClientOptions options, std::vector<TableSpec> tables, Transport* transport,
+           Dispatcher* dispatcher, Logger log);
+
+  // The job's view (layout, server ids). Must be called once before any
+  // request, and again on every membership change.
+  Status OnViewChange(const ClusterView& view);
+
+  // Dense tables: `grads` and `out` hold the whole table (size floats).
+  KvHandle Push(uint32_t table, Buffer grads, int64_t clock);
+  KvHandle Pull(uint32_t table, float* out, int64_t clock);
+  // Pushes clock `clock` and pulls the parameters of clock+1.
+  KvHandle PushPull(uint32_t table, Buffer grads, float* out, int64_t clock);
+
+  // Sparse tables: values/out hold keys.size() * dim floats in key order.
+  KvHandle PushSparse(uint32_t table, std::span<const uint64_t> keys, std::span<const float> grads,
+                      int64_t clock);
+  KvHandle PullSparse(uint32_t table, std::span<const uint64_t> keys, float* out, int64_t clock);
+  KvHandle PushPullSparse(uint32_t table, std::span<const uint64_t> keys,
+                          std::span<const float> grads, float* out, int64_t clock);
+
+  // Blocks until every part of `h` is answered. On a deadline the request is
+  // cancelled (late replies are ignored) and the error names the servers
+  // that did not answer.
+  Status Wait(const KvHandle& h, Deadline deadline = Deadline::Never());
+
+  const TableSpec& table(uint32_t id) const { return tables_[id]; }
+  size_t num_tables() const { return tables_.size(); }
+  KvClientStats stats() const;
+
+ private:
+  // Where each server's rows of a sparse pull go: (caller's row, row in
+  // that server's reply), by server rank.
+  struct SparsePlan {
+    std::vector<std::vector<std::pair<uint32_t, uint32_t>>> by_server;
+    uint32_t dim = 0;
+  };
+  struct Part {
+    KvHandle req;
+    uint32_t server_rank = 0;
+    Message msg;             // kept for retries
+    float* out = nullptr;    // dense pull: where this slice goes
+    uint64_t expect = 0;     // floats the reply must carry
+    std::shared_ptr<SparsePlan> plan;
+    SteadyTime sent;
+  };
+
+  KvHandle Dense(MsgType type, uint32_t table, Buffer grads, float* out, int64_t clock);
+  KvHandle Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
+                  std::span<const float> grads, float* out, int64_t clock);
+  KvHandle Failed(Status s);
+  void SendPart(uint64_t id, Part part);
+  void OnReply(Message&& m);
+  void Tick();
+  void Finish(KvRequest& r, const Status& s, int64_t clock);
+
+  const KvClientOptions options_;
+  const std::vector<TableSpec> tables_;
+  Transport* const transport_;
+  const Logger log_;
+
+  mutable std::mutex mu_;
+  Layout layout_;                       // guarded by mu_
+  std::vector<NodeId> server_ids_;      // by server rank; guarded by mu_
+  NodeId self_id_ = kUnassignedId;      // guarded by mu_
+  uint32_t epoch_ = 0;                  // guarded by mu_
+  uint64_t next_id_ = 1;                // guarded by mu_
+  std::unordered_map<uint64_t, Part> inflight_;  // guarded by mu_
+  KvClientStats stats_;                 // guarded by mu_
+};
+
+}  // namespace distopt
+
+#endif  // DISTOPT_KV_CLIENT_H_

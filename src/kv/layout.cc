@@ -1,0 +1,109 @@
+#include "kv/layout.h"
+
+#include <algorithm>
+
+#include "base/bytes.h"
+
+namespace distopt {
+
+Status ValidateTables(const std::vector<TableSpec>& tables) {
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const TableSpec& t = tables[i];
+    if (t.id != i) {
+      return InvalidArgumentError("table '" + t.name + "' has id " + std::to_string(t.id) +
+                                  ", expected " + std::to_string(i) + " (ids are positions)");
+    }
+    if (t.sparse && (t.dim == 0 || t.dim > (1u << 20))) {
+      return InvalidArgumentError("sparse table '" + t.name + "' needs a dim in 1..2^20, got " +
+                                  std::to_string(t.dim));
+    }
+    if (!t.sparse && (t.size == 0 || t.size > (1ull << 34))) {
+      return InvalidArgumentError("dense table '" + t.name + "' needs a size in 1..2^34, got " +
+                                  std::to_string(t.size));
+    }
+  }
+  return Status::Ok();
+}
+
+Layout Layout::Compute(const std::vector<TableSpec>& tables, uint32_t num_servers) {
+  Layout l;
+  l.num_servers = num_servers;
+  // Bytes already placed per server, so whole small tables go where there is least.
+  std::vector<uint64_t> load(num_servers, 0);
+  for (const TableSpec& t : tables) {
+    TableLayout tl;
+    tl.table = t.id;
+    tl.sparse = t.sparse;
+    if (!t.sparse) {
+      uint64_t parts = std::min<uint64_t>(num_servers, std::max<uint64_t>(1, t.size / kMinSliceFloats));
+      if (parts == 1) {
+        uint32_t s = static_cast<uint32_t>(std::min_element(load.begin(), load.end()) - load.begin());
+        tl.slices.push_back({s, 0, t.size});
+        load[s] += t.size;
+      } else {
+        // Balanced contiguous slices; the first `rem` get one extra float.
+        uint64_t base = t.size / parts, rem = t.size % parts, begin = 0;
+        for (uint64_t p = 0; p < parts; ++p) {
+          uint64_t len = base + (p < rem ? 1 : 0);
+          uint32_t s = static_cast<uint32_t>((t.id + p) % num_servers);
+          tl.slices.push_back({s, begin, begin + len});
+          load[s] += len;
+          begin += len;
+        }
+      }
+    }
+    l.tables.push_back(std::move(tl));
+  }
+  return l;
+}
+
+uint32_t Layout::SparseServer(uint64_t key) const { return SparseServerOf(key, num_servers); }
+
+std::string Layout::Encode() const {
+  ByteWriter w;
+  w.U32(num_servers);
+  w.U32(static_cast<uint32_t>(tables.size()));
+  for (const auto& t : tables) {
+    w.U32(t.table);
+    w.U8(t.sparse ? 1 : 0);
+    w.U32(static_cast<uint32_t>(t.slices.size()));
+    for (const auto& s : t.slices) {
+      w.U32(s.server);
+      w.U64(s.begin);
+      w.U64(s.end);
+    }
+  }
+  auto b = w.Take();
+  return std::string(b.begin(), b.end());
+}
+
+Result<Layout> Layout::Decode(const std::string& bytes) {
+  ByteReader r(bytes.data(), bytes.size());
+  Layout l;
+  uint32_t n = 0;
+  RETURN_IF_ERROR(r.U32(&l.num_servers));
+  if (l.num_servers == 0) return InvalidArgumentError("layout with zero servers");
+  RETURN_IF_ERROR(r.Count(&n, 9, 1 << 20, "tables"));
+  l.tables.resize(n);
+  for (auto& t : l.tables) {
+    uint8_t sparse = 0;
+    uint32_t ns = 0;
+    RETURN_IF_ERROR(r.U32(&t.table));
+    RETURN_IF_ERROR(r.U8(&sparse));
+    t.sparse = sparse != 0;
+    RETURN_IF_ERROR(r.Count(&ns, 20, 1 << 20, "slices"));
+    t.slices.resize(ns);
+    for (auto& s : t.slices) {
+      RETURN_IF_ERROR(r.U32(&s.server));
+      RETURN_IF_ERROR(r.U64(&s.begin));
+      RETURN_IF_ERROR(r.U64(&s.end));
+      if (s.server >= l.num_servers || s.end < s.begin) {
+        return InvalidArgumentError("layout slice out of range");
+      }
+    }
+  }
+  RETURN_IF_ERROR(r.ExpectEnd("layout"));
+  return l;
+}
+
+}  // namespace distopt

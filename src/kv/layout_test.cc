@@ -1,0 +1,65 @@
+#include "kv/layout.h"
+
+#include <gtest/gtest.h>
+
+namespace distopt {
+namespace {
+
+std::vector<TableSpec> Tables() {
+  std::vector<TableSpec> t(3);
+  t[0] = {.id = 0, .name = "big", .sparse = false, .size = 1000003};
+  t[1] = {.id = 1, .name = "bias", .sparse = false, .size = 10};
+  t[2] = {.id = 2, .name = "emb", .sparse = true, .dim = 8};
+  return t;
+}
+
+TEST(LayoutTest, DenseSlicesCoverTheTableAndAreBalanced) {
+  for (uint32_t servers : {1u, 2u, 3u, 7u}) {
+    Layout l = Layout::Compute(Tables(), servers);
+    const auto& slices = l.tables[0].slices;
+    ASSERT_EQ(slices.size(), servers);
+    uint64_t next = 0, min = UINT64_MAX, max = 0;
+    std::set<uint32_t> owners;
+    for (const auto& s : slices) {
+      EXPECT_EQ(s.begin, next);
+      next = s.end;
+      min = std::min(min, s.size());
+      max = std::max(max, s.size());
+      owners.insert(s.server);
+    }
+    EXPECT_EQ(next, 1000003u);
+    EXPECT_LE(max - min, 1u);
+    EXPECT_EQ(owners.size(), servers);  // one slice per server
+    ASSERT_EQ(l.tables[1].slices.size(), 1u);  // small table stays whole
+  }
+}
+
+TEST(LayoutTest, SparseKeysSpreadOverServers) {
+  Layout l = Layout::Compute(Tables(), 4);
+  std::vector<int> count(4, 0);
+  for (uint64_t k = 0; k < 40000; ++k) ++count[l.SparseServer(k)];
+  for (int c : count) EXPECT_NEAR(c, 10000, 600);
+}
+
+TEST(LayoutTest, EncodeDecodeRoundTripAndRejectsGarbage) {
+  Layout l = Layout::Compute(Tables(), 3);
+  auto d = Layout::Decode(l.Encode());
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->num_servers, 3u);
+  ASSERT_EQ(d->tables.size(), 3u);
+  EXPECT_EQ(d->tables[0].slices[2].end, 1000003u);
+  std::string bad = l.Encode();
+  bad.resize(bad.size() - 3);
+  EXPECT_FALSE(Layout::Decode(bad).ok());
+}
+
+TEST(LayoutTest, ValidateTablesNamesTheBadTable) {
+  auto t = Tables();
+  t[2].dim = 0;
+  Status s = ValidateTables(t);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("'emb'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace distopt

@@ -1,0 +1,128 @@
+#include "kv/node.h"
+
+namespace distopt {
+namespace {
+
+ClusterClientOptions ClientOptions(const NodeOptions& n, Role role) {
+  ClusterClientOptions o;
+  o.role = role;
+  o.rank = n.rank;
+  o.coordinator_address = n.coordinator_address;
+  o.heartbeat_interval = n.heartbeat_interval;
+  o.coordinator_timeout = n.coordinator_timeout;
+  return o;
+}
+
+}  // namespace
+
+Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& tables,
+                      Transport* transport, Logger log) {
+  RETURN_IF_ERROR(ValidateTables(tables));
+  uint32_t servers = options.num_servers;
+  options.layout = [tables, servers](const ClusterView&) {
+    return Layout::Compute(tables, servers).Encode();
+  };
+  Coordinator c(std::move(options), transport, std::move(log));
+  return c.Run();
+}
+
+ServerNode::ServerNode(NodeOptions node, KvServerOptions kv, std::unique_ptr<Transport> transport,
+                       Logger log)
+    : node_(std::move(node)),
+      kv_(std::move(kv)),
+      transport_(std::move(transport)),
+      log_(std::move(log)),
+      dispatcher_(transport_.get(), log_),
+      cluster_(ClientOptions(node_, Role::kServer), transport_.get(), &dispatcher_, log_) {
+  for (MsgType t : {MsgType::kPush, MsgType::kPull, MsgType::kPushPull, MsgType::kClock}) {
+    dispatcher_.Handle(t, [this](Message&& m) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (server_) {
+        server_->HandleMessage(std::move(m));
+      } else {
+        early_.push_back(std::move(m));
+      }
+    });
+  }
+  dispatcher_.OnTick(std::chrono::milliseconds(500), [this] {
+    if (ready_.load()) server_->Tick();
+  });
+}
+
+ServerNode::~ServerNode() { Kill(); }
+
+Status ServerNode::Run() {
+  dispatcher_.Start();
+  Status s = cluster_.Register(Deadline::After(node_.register_timeout));
+  if (!s.ok()) {
+    Kill();
+    return s;
+  }
+  ClusterView view = cluster_.view();
+  // Handlers must be in place before the first request can arrive; the
+  // dispatcher runs them in order, so installing them now is safe: requests
+  // for an unknown type were never sent before the job started.
+  auto server = KvServer::Create(kv_, cluster_.rank(), view, transport_.get(), log_);
+  if (!server.ok()) {
+    cluster_.SendAbort("server/" + std::to_string(cluster_.rank()) + ": " +
+                       server.status().message());
+    Kill();
+    return server.status();
+  }
+  KvServer* raw = server->get();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    server_ = std::move(*server);
+    for (Message& m : early_) server_->HandleMessage(std::move(m));
+    early_.clear();
+  }
+  cluster_.OnViewChange([raw](const ClusterView& v) { raw->OnViewChange(v); });
+  raw->OnViewChange(cluster_.view());  // in case the view moved on meanwhile
+  ready_.store(true);
+  Status end = cluster_.WaitShutdown(Deadline::Never());
+  Kill();
+  return end;
+}
+
+void ServerNode::Kill() {
+  cluster_.Stop();
+  dispatcher_.Stop();
+}
+
+WorkerNode::WorkerNode(NodeOptions node, std::vector<TableSpec> tables, KvClientOptions kv,
+                       std::unique_ptr<Transport> transport, Logger log)
+    : node_(std::move(node)),
+      transport_(std::move(transport)),
+      log_(std::move(log)),
+      dispatcher_(transport_.get(), log_),
+      cluster_(ClientOptions(node_, Role::kWorker), transport_.get(), &dispatcher_, log_),
+      kv_(kv, std::move(tables), transport_.get(), &dispatcher_, log_) {}
+
+WorkerNode::~WorkerNode() { Kill(); }
+
+Status WorkerNode::Start(Deadline deadline) {
+  dispatcher_.Start();
+  RETURN_IF_ERROR(cluster_.Register(deadline));
+  RETURN_IF_ERROR(kv_.OnViewChange(cluster_.view()));
+  cluster_.OnViewChange([this](const ClusterView& v) {
+    Status s = kv_.OnViewChange(v);
+    if (!s.ok()) log_.Error("cannot apply membership epoch ", v.epoch, ": ", s.message());
+  });
+  return Status::Ok();
+}
+
+Status WorkerNode::Finish(Deadline deadline) {
+  cluster_.SendDone();
+  Status s = cluster_.WaitShutdown(deadline);
+  Kill();
+  return s;
+}
+
+void WorkerNode::Abort(const std::string& reason) { cluster_.SendAbort(reason); }
+
+void WorkerNode::Kill() {
+  cluster_.Stop();
+  dispatcher_.Stop();
+}
+
+}  // namespace distopt

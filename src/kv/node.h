@@ -1,0 +1,99 @@
+// The parameter-server roles as runnable nodes. Each node owns its
+// transport, its receive loop (Dispatcher) and its link to the coordinator;
+// the same classes run as threads of one test process (in-process transport)
+// and as the `distopt` processes (ZeroMQ). ServerNode::Run and
+// RunCoordinator block the calling thread until the job ends; a WorkerNode
+// is driven by the training loop on the caller's thread.
+//
+//   WorkerNode w(node_opts, tables, {}, std::move(transport), log);
+//   RETURN_IF_ERROR(w.Start(Deadline::After(60s)));
+//   auto h = w.kv().PushPull(0, grads, params, clock);
+//   RETURN_IF_ERROR(w.Finish());
+#ifndef DISTOPT_KV_NODE_H_
+#define DISTOPT_KV_NODE_H_
+
+#include <memory>
+#include <string>
+
+#include "cluster/cluster_client.h"
+#include "cluster/coordinator.h"
+#include "kv/client.h"
+#include "kv/server.h"
+
+namespace distopt {
+
+struct NodeOptions {
+  std::string coordinator_address;
+  int32_t rank = -1;  // -1: the coordinator assigns one
+  Duration heartbeat_interval = std::chrono::seconds(1);
+  Duration coordinator_timeout = std::chrono::seconds(30);
+  Duration register_timeout = std::chrono::seconds(120);
+};
+
+// The coordinator of a job over `tables`: publishes their layout over the
+// servers. Returns when the job is over.
+Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& tables,
+                      Transport* transport, Logger log);
+
+class ServerNode {
+ public:
+  ServerNode(NodeOptions node, KvServerOptions kv, std::unique_ptr<Transport> transport,
+             Logger log);
+  ~ServerNode();
+
+  // Registers, serves until the coordinator ends the job, returns its verdict.
+  Status Run();
+  // Stops at once, as if the process died (tests).
+  void Kill();
+
+  // Valid once Run has registered (tests inspect the server through it).
+  KvServer* server() { return server_.get(); }
+  bool ready() const { return ready_.load(); }
+
+ private:
+  const NodeOptions node_;
+  KvServerOptions kv_;
+  std::unique_ptr<Transport> transport_;
+  const Logger log_;
+  Dispatcher dispatcher_;
+  ClusterClient cluster_;
+  // Requests that arrived before the server existed (a fast worker can send
+  // its first pull before this node has built its tables) wait here.
+  std::mutex mu_;
+  std::vector<Message> early_;         // guarded by mu_
+  std::unique_ptr<KvServer> server_;   // set once under mu_
+  std::atomic<bool> ready_{false};
+};
+
+class WorkerNode {
+ public:
+  WorkerNode(NodeOptions node, std::vector<TableSpec> tables, KvClientOptions kv,
+             std::unique_ptr<Transport> transport, Logger log);
+  ~WorkerNode();
+
+  // Registers and waits until the job starts.
+  Status Start(Deadline deadline);
+  // Reports this worker done and waits for the coordinator to end the job.
+  Status Finish(Deadline deadline = Deadline::After(std::chrono::minutes(10)));
+  // Reports a fatal error: the coordinator stops the whole job.
+  void Abort(const std::string& reason);
+  // Stops at once, as if the process died (tests).
+  void Kill();
+
+  KvClient& kv() { return kv_; }
+  ClusterClient& cluster() { return cluster_; }
+  uint32_t rank() const { return cluster_.rank(); }
+  Transport& transport() { return *transport_; }
+
+ private:
+  const NodeOptions node_;
+  std::unique_ptr<Transport> transport_;
+  const Logger log_;
+  Dispatcher dispatcher_;
+  ClusterClient cluster_;
+  KvClient kv_;
+};
+
+}  // namespace distopt
+
+#endif  // DISTOPT_KV_NODE_H_

@@ -1,0 +1,470 @@
+#include "kv/server.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace distopt {
+
+Result<std::unique_ptr<KvServer>> KvServer::Create(KvServerOptions options, uint32_t rank,
+                                                   const ClusterView& view, Transport* transport,
+                                                   Logger log) {
+  RETURN_IF_ERROR(ValidateTables(options.tables));
+  ASSIGN_OR_RETURN(Layout layout, Layout::Decode(view.layout));
+  if (layout.tables.size() != options.tables.size()) {
+    return InvalidArgumentError("the coordinator's layout has " +
+                                std::to_string(layout.tables.size()) + " tables, this server's config " +
+                                std::to_string(options.tables.size()) +
+                                " (do all nodes use the same config?)");
+  }
+  std::unique_ptr<KvServer> s(
+      new KvServer(std::move(options), rank, std::move(layout), transport, std::move(log)));
+  RETURN_IF_ERROR(s->Init(view));
+  return s;
+}
+
+void KvServer::HandleMessage(Message&& m) {
+  switch (m.type) {
+    case MsgType::kPush: return HandlePush(std::move(m), false);
+    case MsgType::kPushPull: return HandlePush(std::move(m), true);
+    case MsgType::kPull: return HandlePull(std::move(m));
+    case MsgType::kClock: return HandleClock(std::move(m));
+    default: {
+      std::lock_guard<std::mutex> lock(mu_);
+      Reject(m.sender, m, InvalidArgumentError(std::string("a server does not handle ") +
+                                               MsgTypeName(m.type) + " messages"));
+    }
+  }
+}
+
+KvServer::KvServer(KvServerOptions options, uint32_t rank, Layout layout, Transport* transport,
+                   Logger log)
+    : options_(std::move(options)),
+      rank_(rank),
+      layout_(std::move(layout)),
+      transport_(transport),
+      log_(std::move(log)) {}
+
+Status KvServer::Init(const ClusterView& view) {
+  std::lock_guard<std::mutex> lock(mu_);
+  tables_.resize(options_.tables.size());
+  uint64_t floats = 0;
+  for (size_t i = 0; i < tables_.size(); ++i) {
+    Table& t = tables_[i];
+    t.spec = options_.tables[i];
+    auto opt = Optimizer::Create(t.spec.optimizer);
+    if (!opt.ok()) return opt.status().WithContext("table '" + t.spec.name + "'");
+    t.opt = std::move(*opt);
+    if (t.spec.sparse) {
+      t.sparse = std::make_unique<SparseShard>(t.spec, t.opt.get());
+    } else {
+      for (const DenseSlice& s : layout_.tables[i].slices) {
+        if (s.server == rank_) {
+          t.dense = std::make_unique<DenseShard>(t.spec, s, t.opt.get());
+          floats += s.size();
+        }
+      }
+    }
+  }
+  log_.Info("holding ", floats, " dense floats of ", tables_.size(), " table(s); consistency ",
+            ConsistencyName(options_.consistency.mode),
+            options_.consistency.mode == Consistency::kSsp
+                ? " (staleness " + std::to_string(options_.consistency.staleness) + ")"
+                : std::string());
+  // Apply the view without taking the lock again.
+  if (const Member* me = view.FindRank(Role::kServer, rank_)) self_id_ = me->id;
+  epoch_ = view.epoch;
+  live_.assign(view.num_workers, false);
+  for (auto& t : tables_) t.worker_clock.assign(view.num_workers, 0);
+  for (const Member* w : view.Live(Role::kWorker)) {
+    worker_rank_[w->id] = w->rank;
+    if (w->rank < live_.size()) live_[w->rank] = true;
+    RETURN_IF_ERROR(transport_->Connect(w->id, w->address));
+  }
+  return Status::Ok();
+}
+
+void KvServer::OnViewChange(const ClusterView& view) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (view.epoch <= epoch_) return;
+  epoch_ = view.epoch;
+  worker_rank_.clear();
+  std::fill(live_.begin(), live_.end(), false);
+  for (const Member* w : view.Live(Role::kWorker)) {
+    worker_rank_[w->id] = w->rank;
+    if (w->rank < live_.size()) live_[w->rank] = true;
+    if (Status s = transport_->Connect(w->id, w->address); !s.ok()) {
+      log_.Warn("cannot reach worker/", w->rank, " at ", w->address, ": ", s.message());
+    }
+  }
+  for (Table& t : tables_) {
+    if (options_.consistency.mode == Consistency::kBsp) TryApplyBsp(t);
+    ServeParked(t);
+  }
+}
+
+KvServerStats KvServer::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+std::pair<uint64_t, std::vector<float>> KvServer::DenseValues(uint32_t table) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (table >= tables_.size() || !tables_[table].dense) return {0, {}};
+  const DenseShard& d = *tables_[table].dense;
+  return {d.begin(), std::vector<float>(d.data(), d.data() + d.size())};
+}
+
+std::vector<float> KvServer::SparseRow(uint32_t table, uint64_t key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (table >= tables_.size() || !tables_[table].sparse) return {};
+  const float* row = tables_[table].sparse->Find(key);
+  if (row == nullptr) return {};
+  return std::vector<float>(row, row + tables_[table].spec.dim);
+}
+
+int64_t KvServer::applied_clock(uint32_t table) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return table < tables_.size() ? tables_[table].applied_clock : -1;
+}
+
+// ---- validation ----
+
+Result<uint32_t> KvServer::WorkerRank(const Message& m) const {
+  auto it = worker_rank_.find(m.sender);
+  if (it == worker_rank_.end()) {
+    return FailedPreconditionError("node " + std::to_string(m.sender) +
+                                   " is not a live worker of epoch " + std::to_string(epoch_));
+  }
+  return it->second;
+}
+
+Result<KvServer::Table*> KvServer::FindTable(const Message& m) {
+  if (m.table >= tables_.size()) {
+    return InvalidArgumentError("unknown table " + std::to_string(m.table) + " (the job has " +
+                                std::to_string(tables_.size()) + ")");
+  }
+  return &tables_[m.table];
+}
+
+Status KvServer::CheckPayload(const Table& t, const Message& m, bool has_values) const {
+  const std::string where = "table '" + t.spec.name + "': ";
+  bool sparse_msg = (m.flags & kFlagSparse) != 0;
+  if (sparse_msg != t.spec.sparse) {
+    return InvalidArgumentError(where + (t.spec.sparse ? "sparse table addressed as dense"
+                                                       : "dense table addressed with keys"));
+  }
+  if (t.spec.sparse) {
+    for (uint64_t k : m.keys.as<uint64_t>()) {
+      if (layout_.SparseServer(k) != rank_) {
+        return InvalidArgumentError(where + "key " + std::to_string(k) +
+                                    " belongs to server " +
+                                    std::to_string(layout_.SparseServer(k)) + ", not " +
+                                    std::to_string(rank_));
+      }
+    }
+    uint64_t want = has_values ? m.num_keys() * t.spec.dim : 0;
+    if (m.num_values() != want) {
+      return InvalidArgumentError(where + std::to_string(m.num_values()) + " values for " +
+                                  std::to_string(m.num_keys()) + " keys of dim " +
+                                  std::to_string(t.spec.dim));
+    }
+    return Status::Ok();
+  }
+  if (!t.dense || m.offset != t.dense->begin()) {
+    return InvalidArgumentError(where + "this server holds no slice starting at " +
+                                std::to_string(m.offset));
+  }
+  if (m.num_keys() != 0) return InvalidArgumentError(where + "keys sent to a dense table");
+  uint64_t want = has_values ? t.dense->size() : 0;
+  if (m.num_values() != want) {
+    return InvalidArgumentError(where + "expected " + std::to_string(want) + " values for the slice at " +
+                                std::to_string(m.offset) + ", got " + std::to_string(m.num_values()));
+  }
+  return Status::Ok();
+}
+
+// ---- requests ----
+
+void KvServer::HandlePush(Message&& m, bool then_pull) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto rank = WorkerRank(m);
+  if (!rank.ok()) return Reject(m.sender, m, rank.status());
+  auto table = FindTable(m);
+  if (!table.ok()) return Reject(m.sender, m, table.status());
+  Table& t = **table;
+  if (Status s = CheckPayload(t, m, true); !s.ok()) return Reject(m.sender, m, s);
+  ++stats_.pushes;
+  Accept(t, *rank, m);
+  if (then_pull) {
+    // The pull half asks for the parameters of the next clock; its reply
+    // doubles as the push's acknowledgement.
+    Message pull = m;
+    pull.values = Buffer();
+    pull.clock = m.clock + 1;
+    ++stats_.pulls;
+    if (Ready(t, pull.clock)) {
+      Answer(t, pull, *rank, m.sender, MsgType::kPullReply, false);
+    } else {
+      ++stats_.parked_pulls;
+      auto now = std::chrono::steady_clock::now();
+      t.parked.push_back({std::move(pull), *rank, m.sender, MsgType::kPullReply, now, now});
+    }
+  } else {
+    Reply(m.sender, m, MsgType::kPushAck);
+  }
+}
+
+void KvServer::Accept(Table& t, uint32_t rank, const Message& m) {
+  if (options_.consistency.mode != Consistency::kBsp) {
+    if (m.clock < t.worker_clock[rank]) {
+      ++stats_.duplicate_pushes;  // a retry of a push already applied
+      return;
+    }
+    ApplyNow(t, m);
+    t.worker_clock[rank] = m.clock + 1;
+    ServeParked(t);
+    return;
+  }
+  if (m.clock < t.applied_clock) {
+    ++stats_.duplicate_pushes;
+    return;
+  }
+  Aggregation& a = t.pending[m.clock];
+  if (a.from.empty()) a.from.assign(live_.size(), false);
+  if (a.from[rank]) {
+    ++stats_.duplicate_pushes;
+    return;
+  }
+  a.from[rank] = true;
+  ++a.count;
+  t.worker_clock[rank] = std::max(t.worker_clock[rank], m.clock + 1);
+  if (t.spec.sparse) {
+    const uint32_t dim = t.spec.dim;
+    auto keys = m.keys.as<uint64_t>();
+    const float* v = m.values.as<float>().data();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto [it, inserted] = a.row.try_emplace(keys[i], static_cast<uint32_t>(a.keys.size()));
+      if (inserted) {
+        a.keys.push_back(keys[i]);
+        a.sum.insert(a.sum.end(), v + i * dim, v + (i + 1) * dim);
+      } else {
+        float* dst = a.sum.data() + static_cast<size_t>(it->second) * dim;
+        for (uint32_t j = 0; j < dim; ++j) dst[j] += v[i * dim + j];
+      }
+    }
+  } else if (a.count == 1) {
+    a.first = m.values;  // no copy: most steps of a 1-worker job end here
+  } else {
+    const size_t n = m.num_values();
+    const float* v = m.values.as<float>().data();
+    if (a.count == 2) {
+      const float* f = a.first.as<float>().data();
+      a.sum.resize(n);
+      float* __restrict s = a.sum.data();
+      for (size_t i = 0; i < n; ++i) s[i] = f[i] + v[i];
+      a.first = Buffer();
+    } else {
+      float* __restrict s = a.sum.data();
+      for (size_t i = 0; i < n; ++i) s[i] += v[i];
+    }
+  }
+  TryApplyBsp(t);
+}
+
+void KvServer::TryApplyBsp(Table& t) {
+  while (true) {
+    auto it = t.pending.find(t.applied_clock);
+    if (it == t.pending.end()) {
+      // Every live worker may be gone mid-clock; nothing to apply then.
+      return;
+    }
+    Aggregation& a = it->second;
+    for (uint32_t r = 0; r < live_.size(); ++r) {
+      if (live_[r] && !a.from[r]) return;  // still waiting for worker r
+    }
+    ApplyAggregation(t, a);
+    t.pending.erase(it);
+    ++t.applied_clock;
+    ServeParked(t);
+  }
+}
+
+void KvServer::ApplyAggregation(Table& t, Aggregation& a) {
+  ++stats_.updates;
+  // The mean over the pushes received (those of the dead are kept: they
+  // were acknowledged).
+  const float scale = 1.0f / static_cast<float>(a.count);
+  if (t.spec.sparse) {
+    const uint32_t dim = t.spec.dim;
+    if (a.count > 1) {
+      for (float& x : a.sum) x *= scale;
+    }
+    for (size_t i = 0; i < a.keys.size(); ++i) t.sparse->Apply(a.keys[i], a.sum.data() + i * dim);
+    return;
+  }
+  if (a.count == 1) {
+    t.dense->Apply(a.first.as<float>().data());
+    return;
+  }
+  float* __restrict s = a.sum.data();
+  for (size_t i = 0; i < a.sum.size(); ++i) s[i] *= scale;
+  t.dense->Apply(s);
+}
+
+void KvServer::ApplyNow(Table& t, const Message& m) {
+  ++stats_.updates;
+  if (t.spec.sparse) {
+    auto keys = m.keys.as<uint64_t>();
+    const float* v = m.values.as<float>().data();
+    for (size_t i = 0; i < keys.size(); ++i) t.sparse->Apply(keys[i], v + i * t.spec.dim);
+  } else {
+    t.dense->Apply(m.values.as<float>().data());
+  }
+}
+
+void KvServer::HandlePull(Message&& m) {
+  log_.Debug("pull from ", m.sender, " table ", m.table, " clock ", m.clock);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto rank = WorkerRank(m);
+  if (!rank.ok()) return Reject(m.sender, m, rank.status());
+  auto table = FindTable(m);
+  if (!table.ok()) return Reject(m.sender, m, table.status());
+  Table& t = **table;
+  if (Status s = CheckPayload(t, m, false); !s.ok()) return Reject(m.sender, m, s);
+  ++stats_.pulls;
+  if (m.clock < 0 || Ready(t, m.clock)) {
+    Answer(t, m, *rank, m.sender, MsgType::kPullReply, false);
+    return;
+  }
+  ++stats_.parked_pulls;
+  auto now = std::chrono::steady_clock::now();
+  NodeId node = m.sender;
+  t.parked.push_back({std::move(m), *rank, node, MsgType::kPullReply, now, now});
+}
+
+void KvServer::HandleClock(Message&& m) {
+  // A worker announcing it reached a clock without pushing to this server.
+  std::lock_guard<std::mutex> lock(mu_);
+  auto rank = WorkerRank(m);
+  if (!rank.ok()) return Reject(m.sender, m, rank.status());
+  auto table = FindTable(m);
+  if (!table.ok()) return Reject(m.sender, m, table.status());
+  Table& t = **table;
+  t.worker_clock[*rank] = std::max(t.worker_clock[*rank], m.clock + 1);
+  ServeParked(t);
+  Reply(m.sender, m, MsgType::kPushAck);
+}
+
+int64_t KvServer::MinClock(const Table& t) const {
+  int64_t min = std::numeric_limits<int64_t>::max();
+  for (uint32_t r = 0; r < live_.size(); ++r) {
+    if (live_[r]) min = std::min(min, t.worker_clock[r]);
+  }
+  return min;
+}
+
+bool KvServer::Ready(const Table& t, int64_t clock) const {
+  switch (options_.consistency.mode) {
+    case Consistency::kBsp: return clock <= t.applied_clock;
+    case Consistency::kSsp: return MinClock(t) >= clock - options_.consistency.staleness;
+    case Consistency::kAsp: return true;
+  }
+  return true;
+}
+
+void KvServer::Answer(Table& t, const Message& req, uint32_t rank, NodeId node, MsgType type,
+                      bool waited) {
+  Message r;
+  r.type = type;
+  r.sender = self_id_;
+  r.request_id = req.request_id;
+  r.table = req.table;
+  r.flags = req.flags;
+  r.offset = req.offset;
+  r.epoch = epoch_;
+  r.clock = options_.consistency.mode == Consistency::kBsp ? t.applied_clock : req.clock;
+  if (t.spec.sparse) {
+    auto keys = req.keys.as<uint64_t>();
+    uint8_t* out = nullptr;
+    r.values = Buffer::Allocate(keys.size() * t.spec.dim * sizeof(float), &out);
+    t.sparse->Gather(keys, reinterpret_cast<float*>(out));
+  } else {
+    r.values = t.dense->Snapshot();  // shared with the socket, not copied
+  }
+  if (options_.on_pull) {
+    options_.on_pull(PullTrace{req.table, rank, req.clock, MinClock(t), waited});
+  }
+  transport_->Send(node, std::move(r)).IgnoreError();
+}
+
+void KvServer::ServeParked(Table& t) {
+  if (t.parked.empty()) return;
+  std::vector<Parked> still;
+  std::vector<Parked> ready;
+  for (Parked& p : t.parked) {
+    // A parked pull of a worker that died is dropped: nobody waits for it.
+    if (p.rank >= live_.size() || !live_[p.rank]) continue;
+    (Ready(t, p.request.clock) ? ready : still).push_back(std::move(p));
+  }
+  t.parked = std::move(still);
+  for (Parked& p : ready) Answer(t, p.request, p.rank, p.node, p.reply_type, true);
+}
+
+void KvServer::Reply(NodeId node, const Message& req, MsgType type) {
+  Message r;
+  r.type = type;
+  r.sender = self_id_;
+  r.request_id = req.request_id;
+  r.table = req.table;
+  r.clock = req.clock;
+  r.epoch = epoch_;
+  transport_->Send(node, std::move(r)).IgnoreError();
+}
+
+void KvServer::Reject(NodeId node, const Message& req, const Status& s) {
+  ++stats_.rejected;
+  log_.Warn("rejected a ", MsgTypeName(req.type), " from node ", node, ": ", s.message());
+  Message r;
+  r.type = MsgType::kKvError;
+  r.sender = self_id_;
+  r.request_id = req.request_id;
+  r.table = req.table;
+  r.status = static_cast<uint32_t>(s.code());
+  r.body = Buffer::FromString(s.message());
+  transport_->Send(node, std::move(r)).IgnoreError();
+}
+
+std::string KvServer::WhoIsSlow(const Table& t, int64_t clock) const {
+  std::string out;
+  for (uint32_t r = 0; r < live_.size(); ++r) {
+    if (!live_[r]) continue;
+    bool behind = false;
+    if (options_.consistency.mode == Consistency::kBsp) {
+      auto it = t.pending.find(t.applied_clock);
+      behind = it == t.pending.end() || !it->second.from[r];
+    } else {
+      behind = t.worker_clock[r] < clock - options_.consistency.staleness;
+    }
+    if (behind) {
+      if (!out.empty()) out += ", ";
+      out += "worker/" + std::to_string(r) + " (at clock " + std::to_string(t.worker_clock[r]) + ")";
+    }
+  }
+  return out.empty() ? "nobody (a bug: please report)" : out;
+}
+
+void KvServer::Tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto now = std::chrono::steady_clock::now();
+  for (Table& t : tables_) {
+    for (Parked& p : t.parked) {
+      if (now - p.last_log < options_.wait_log_interval) continue;
+      p.last_log = now;
+      log_.Info("pull from worker/", p.rank, " for clock ", p.request.clock, " of table '",
+                t.spec.name, "' has waited ", ToMillis(now - p.since), " ms for ",
+                WhoIsSlow(t, p.request.clock));
+    }
+  }
+}
+
+}  // namespace distopt

@@ -1,0 +1,80 @@
+#include "kv/shard.h"
+
+#include <cstring>
+
+namespace distopt {
+
+DenseShard::DenseShard(const TableSpec& spec, const DenseSlice& slice, const Optimizer* opt)
+    : opt_(opt), begin_(slice.begin), size_(slice.size()) {
+  uint8_t* p = nullptr;
+  params_ = Buffer::Allocate(size_ * sizeof(float), &p);
+  writable_ = reinterpret_cast<float*>(p);
+  InitFill(spec.init, spec.id, begin_, writable_, size_);
+  state_.resize(static_cast<size_t>(opt_->state_slots()) * size_);
+  opt_->InitState(state_.data(), size_);
+}
+
+void DenseShard::MakeWritable() {
+  // Someone (a reply on its way to a socket) still views the current
+  // buffer: write the update into a fresh one instead of under their feet.
+  if (params_.owner().use_count() > 1) {
+    uint8_t* p = nullptr;
+    Buffer fresh = Buffer::Allocate(size_ * sizeof(float), &p);
+    std::memcpy(p, writable_, size_ * sizeof(float));
+    params_ = std::move(fresh);
+    writable_ = reinterpret_cast<float*>(p);
+  }
+}
+
+void DenseShard::Apply(const float* grad) {
+  MakeWritable();
+  ++steps_;
+  opt_->Update(writable_, grad, state_.data(), size_, steps_);
+}
+
+void DenseShard::Assign(std::span<const float> values) {
+  MakeWritable();
+  std::memcpy(writable_, values.data(), std::min<size_t>(values.size(), size_) * sizeof(float));
+}
+
+SparseShard::SparseShard(const TableSpec& spec, const Optimizer* opt)
+    : opt_(opt), spec_(spec), dim_(spec.dim), slots_(opt->state_slots()) {}
+
+uint32_t SparseShard::Row(uint64_t key) {
+  auto [it, inserted] = index_.try_emplace(key, static_cast<uint32_t>(keys_.size()));
+  if (inserted) {
+    keys_.push_back(key);
+    size_t r = keys_.size() - 1;
+    values_.resize(values_.size() + dim_);
+    InitFill(spec_.init, spec_.id, key * dim_, values_.data() + r * dim_, dim_);
+    state_.resize(state_.size() + static_cast<size_t>(dim_) * slots_);
+    if (slots_ > 0) opt_->InitState(state_.data() + r * dim_ * slots_, dim_);
+    steps_.push_back(0);
+  }
+  return it->second;
+}
+
+void SparseShard::Gather(std::span<const uint64_t> keys, float* out) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    uint32_t r = Row(keys[i]);
+    std::memcpy(out + i * dim_, values_.data() + static_cast<size_t>(r) * dim_, dim_ * sizeof(float));
+  }
+}
+
+void SparseShard::Apply(uint64_t key, const float* grad) {
+  uint32_t r = Row(key);
+  float* state = slots_ > 0 ? state_.data() + static_cast<size_t>(r) * dim_ * slots_ : nullptr;
+  opt_->Update(values_.data() + static_cast<size_t>(r) * dim_, grad, state, dim_, ++steps_[r]);
+}
+
+const float* SparseShard::Find(uint64_t key) const {
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : values_.data() + static_cast<size_t>(it->second) * dim_;
+}
+
+int64_t SparseShard::RowSteps(uint64_t key) const {
+  auto it = index_.find(key);
+  return it == index_.end() ? 0 : steps_[it->second];
+}
+
+}  // namespace distopt

@@ -1,0 +1,85 @@
+// Server-side storage of one table's part: a DenseShard holds a contiguous
+// slice of a dense table, a SparseShard the rows of the keys that hash into
+// this server's range (created on first touch with the table's initializer).
+// Optimizer state lives beside the parameters. Dense parameters are held in a
+// shared Buffer and replaced copy-on-write when a pull reply still views
+// them, so pulls are answered without copying. Not thread-safe: the server's
+// request thread owns them.
+#ifndef DISTOPT_KV_SHARD_H_
+#define DISTOPT_KV_SHARD_H_
+
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "base/buffer.h"
+#include "kv/layout.h"
+#include "optim/optimizer.h"
+
+namespace distopt {
+
+class DenseShard {
+ public:
+  DenseShard(const TableSpec& spec, const DenseSlice& slice, const Optimizer* opt);
+
+  uint64_t begin() const { return begin_; }
+  uint64_t size() const { return size_; }
+  int64_t steps() const { return steps_; }
+
+  // The parameters, shared without copying (valid until the next update
+  // only in the sense that later updates go to a new buffer).
+  Buffer Snapshot() const { return params_; }
+  const float* data() const { return writable_; }
+
+  // One optimizer step with gradient `grad` (size() floats).
+  void Apply(const float* grad);
+
+  // Overwrites parameters (checkpoint restore, tests).
+  void Assign(std::span<const float> values);
+
+ private:
+  void MakeWritable();
+
+  const Optimizer* const opt_;
+  const uint64_t begin_;
+  const uint64_t size_;
+  Buffer params_;
+  float* writable_ = nullptr;
+  std::vector<float> state_;
+  int64_t steps_ = 0;
+};
+
+class SparseShard {
+ public:
+  SparseShard(const TableSpec& spec, const Optimizer* opt);
+
+  uint32_t dim() const { return dim_; }
+  size_t num_rows() const { return keys_.size(); }
+
+  // Copies the rows of `keys` into out (keys.size() * dim floats), creating
+  // missing rows with the initializer.
+  void Gather(std::span<const uint64_t> keys, float* out);
+  // One optimizer step on the row of `key` with gradient `grad` (dim floats).
+  void Apply(uint64_t key, const float* grad);
+  // The row of `key` if it exists (tests), else nullptr.
+  const float* Find(uint64_t key) const;
+  int64_t RowSteps(uint64_t key) const;
+
+ private:
+  uint32_t Row(uint64_t key);
+
+  const Optimizer* const opt_;
+  const TableSpec spec_;
+  const uint32_t dim_;
+  const int slots_;
+  std::unordered_map<uint64_t, uint32_t> index_;
+  std::vector<uint64_t> keys_;
+  std::vector<float> values_;  // rows * dim
+  std::vector<float> state_;   // rows * dim * slots, slot-major within a row
+  std::vector<int64_t> steps_;
+};
+
+}  // namespace distopt
+
+#endif  // DISTOPT_KV_SHARD_H_

@@ -1,0 +1,102 @@
+#include "kv/testing/in_proc_cluster.h"
+
+#include <future>
+#include <thread>
+
+namespace distopt {
+
+InProcCluster::InProcCluster(InProcClusterOptions options)
+    : options_(std::move(options)), hub_(std::make_shared<InProcHub>()) {}
+
+InProcCluster::~InProcCluster() = default;
+
+Logger InProcCluster::Log(const std::string& name) const {
+  if (options_.log_sink) return Logger(options_.log_sink, name, LogLevel::kDebug);
+  return Logger(StderrSink(), name, LogLevel::kWarning);
+}
+
+Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
+  const std::string coord_addr = "inproc://coordinator";
+  ASSIGN_OR_RETURN(auto coord_transport, hub_->Create(coord_addr, Log("coordinator")));
+  CoordinatorOptions co;
+  co.num_servers = options_.servers;
+  co.num_workers = options_.workers;
+  co.heartbeat_timeout = options_.heartbeat_timeout;
+  co.startup_timeout = std::chrono::seconds(60);
+  auto coord = std::async(std::launch::async, [&] {
+    return RunCoordinator(co, options_.tables, coord_transport.get(), Log("coordinator"));
+  });
+
+  NodeOptions node;
+  node.coordinator_address = coord_addr;
+  node.heartbeat_interval = options_.heartbeat_interval;
+  node.register_timeout = std::chrono::seconds(60);
+
+  KvServerOptions kv;
+  kv.tables = options_.tables;
+  kv.consistency = options_.consistency;
+  kv.on_pull = options_.on_pull;
+  servers_.clear();
+  std::vector<std::future<Status>> server_runs;
+  for (uint32_t s = 0; s < options_.servers; ++s) {
+    std::string name = "server/" + std::to_string(s);
+    ASSIGN_OR_RETURN(auto t, hub_->Create("inproc://" + name, Log(name)));
+    NodeOptions n = node;
+    n.rank = static_cast<int32_t>(s);
+    servers_.push_back(std::make_unique<ServerNode>(n, kv, std::move(t), Log(name)));
+    ServerNode* sn = servers_.back().get();
+    server_runs.push_back(std::async(std::launch::async, [sn] { return sn->Run(); }));
+  }
+
+  std::vector<std::future<Status>> worker_runs;
+  for (uint32_t w = 0; w < options_.workers; ++w) {
+    worker_runs.push_back(std::async(std::launch::async, [&, w]() -> Status {
+      std::string name = "worker/" + std::to_string(w);
+      ASSIGN_OR_RETURN(auto t, hub_->Create("inproc://" + name, Log(name)));
+      if (options_.wrap_worker_transport) t = options_.wrap_worker_transport(std::move(t));
+      NodeOptions n = node;
+      n.rank = static_cast<int32_t>(w);
+      WorkerNode wn(n, options_.tables, options_.client, std::move(t), Log(name));
+      RETURN_IF_ERROR(wn.Start(Deadline::After(std::chrono::seconds(60))));
+      Status s = work(wn);
+      if (!s.ok()) {
+        wn.Abort(name + ": " + s.message());
+        return s;
+      }
+      return wn.Finish(Deadline::After(std::chrono::seconds(120)));
+    }));
+  }
+  Status first;
+  for (auto& f : worker_runs) {
+    Status s = f.get();
+    if (!s.ok() && first.ok()) first = s;
+  }
+  Status cs = coord.get();
+  for (auto& f : server_runs) {
+    Status s = f.get();
+    if (!s.ok() && first.ok()) first = s;
+  }
+  if (!first.ok()) return first;
+  return cs;
+}
+
+std::vector<float> InProcCluster::DenseTable(uint32_t table) const {
+  std::vector<float> out(options_.tables[table].size, 0.0f);
+  for (const auto& s : servers_) {
+    if (s->server() == nullptr) continue;
+    auto [begin, values] = s->server()->DenseValues(table);
+    std::copy(values.begin(), values.end(), out.begin() + begin);
+  }
+  return out;
+}
+
+std::vector<float> InProcCluster::SparseRow(uint32_t table, uint64_t key) const {
+  for (const auto& s : servers_) {
+    if (s->server() == nullptr) continue;
+    auto row = s->server()->SparseRow(table, key);
+    if (!row.empty()) return row;
+  }
+  return {};
+}
+
+}  // namespace distopt

@@ -1,0 +1,61 @@
+// InProcCluster: a whole job (coordinator, S servers, W workers) as threads
+// of one test process over the in-process transport. Servers and the
+// coordinator run on their own threads; each worker runs the caller's
+// function on its own thread with a started WorkerNode. Test support only.
+//
+//   InProcCluster c({.servers = 2, .workers = 4, .tables = tables});
+//   Status s = c.Run([&](WorkerNode& w) -> Status { ...push/pull...; return Status::Ok(); });
+#ifndef DISTOPT_KV_TESTING_IN_PROC_CLUSTER_H_
+#define DISTOPT_KV_TESTING_IN_PROC_CLUSTER_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "kv/node.h"
+#include "transport/inproc_transport.h"
+
+namespace distopt {
+
+struct InProcClusterOptions {
+  uint32_t servers = 1;
+  uint32_t workers = 1;
+  std::vector<TableSpec> tables;
+  ConsistencyOptions consistency;
+  std::function<void(const PullTrace&)> on_pull;
+  KvClientOptions client;
+  Duration heartbeat_interval = std::chrono::milliseconds(100);
+  Duration heartbeat_timeout = std::chrono::seconds(10);
+  std::shared_ptr<LogSink> log_sink;  // default: stderr, warnings and up
+  // Wraps each worker's transport (fault injection).
+  std::function<std::unique_ptr<Transport>(std::unique_ptr<Transport>)> wrap_worker_transport;
+};
+
+class InProcCluster {
+ public:
+  explicit InProcCluster(InProcClusterOptions options);
+  ~InProcCluster();
+
+  // Runs the job: `work` on every worker (its own thread), then each worker
+  // reports done. Returns the first error of any node, else the
+  // coordinator's verdict.
+  Status Run(const std::function<Status(WorkerNode&)>& work);
+
+  // Valid after Run: the servers, for inspection.
+  const std::vector<std::unique_ptr<ServerNode>>& servers() const { return servers_; }
+  // The whole dense table, reassembled from the servers' slices.
+  std::vector<float> DenseTable(uint32_t table) const;
+  // A sparse row from whichever server holds it (empty if none).
+  std::vector<float> SparseRow(uint32_t table, uint64_t key) const;
+
+ private:
+  Logger Log(const std::string& name) const;
+
+  InProcClusterOptions options_;
+  std::shared_ptr<InProcHub> hub_;
+  std::vector<std::unique_ptr<ServerNode>> servers_;
+};
+
+}  // namespace distopt
+
+#endif  // DISTOPT_KV_TESTING_IN_PROC_CLUSTER_H_
