@@ -1,8 +1,11 @@
 # Helpers shared by every layer: one library target per layer listing its
 # sources and the layers it depends on, tests beside their sources.
 
-set(DISTOPT_WARNINGS -Wall -Wextra -Wpedantic -Wno-unused-parameter -Wno-missing-field-initializers -Wnon-virtual-dtor
-    -Wshadow=local)
+set(DISTOPT_WARNINGS -Wall -Wextra -Wpedantic -Wno-unused-parameter -Wno-missing-field-initializers
+    -Wnon-virtual-dtor)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  list(APPEND DISTOPT_WARNINGS -Wshadow=local)
+endif()
 if(DISTOPT_WERROR)
   list(APPEND DISTOPT_WARNINGS -Werror)
 endif()

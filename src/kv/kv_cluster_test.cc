@@ -101,17 +101,20 @@ TEST_P(KvClusterTest, DenseTrainingMatchesTheSingleProcessReference) {
   });
   ASSERT_TRUE(s.ok()) << s.ToString();
   for (uint32_t t = 0; t < 2; ++t) {
-    std::vector<double> ref(tables[t].size);
-    for (uint64_t i = 0; i < ref.size(); ++i) ref[i] = InitValue(tables[t].init, t, i);
+    // One process applying the mean gradient step by step in the servers'
+    // float arithmetic (only the order of the sum over workers may differ).
+    std::vector<float> p(tables[t].size);
+    for (uint64_t i = 0; i < p.size(); ++i) p[i] = InitValue(tables[t].init, t, i);
     for (int k = 0; k < kSteps; ++k) {
-      for (uint64_t i = 0; i < ref.size(); ++i) {
-        double g = 0;
+      for (uint64_t i = 0; i < p.size(); ++i) {
+        float g = 0;
         for (uint32_t w = 0; w < workers(); ++w) {
-          g += bsp ? Grad(w, k, i + t * 1000, static_cast<float>(ref[i])) : FixedGrad(w, k, i + t * 1000);
+          g += bsp ? Grad(w, k, i + t * 1000, p[i]) : FixedGrad(w, k, i + t * 1000);
         }
-        ref[i] -= kLr * (bsp ? g / workers() : g);
+        p[i] -= kLr * (bsp ? g * (1.0f / static_cast<float>(workers())) : g);
       }
     }
+    std::vector<double> ref(p.begin(), p.end());
     double err = RelErr(cluster.DenseTable(t), ref);
     EXPECT_LE(err, 1e-6) << "table " << t;
   }

@@ -1,0 +1,469 @@
+#include "cli/bench_kv.h"
+
+#include <unistd.h>
+#include <zmq.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/subprocess.h"
+#include "cli/flags.h"
+#include "kv/node.h"
+#include "transport/zmq_transport.h"
+
+namespace distopt {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::seconds;
+
+constexpr int kWarmup = 3;
+
+// One benchmark case as the processes see it.
+struct Case {
+  std::string kind = "dense";  // dense | sparse
+  uint64_t floats = 0;         // dense table size
+  uint64_t keys = 100000;      // sparse keys per push
+  uint32_t dim = 16;
+  uint64_t key_space = 10000000;
+  uint32_t servers = 1;
+  uint32_t workers = 1;
+  int64_t reps = 20;
+  // Bytes a worker sends and receives per step.
+  uint64_t push_bytes() const {
+    return kind == "dense" ? floats * 4 : keys * 8 + keys * dim * 4;
+  }
+  uint64_t pull_bytes() const { return kind == "dense" ? floats * 4 : keys * dim * 4; }
+  std::vector<std::string> Args() const {
+    return {"--kind",    kind,
+            "--floats",  std::to_string(floats),
+            "--keys",    std::to_string(keys),
+            "--dim",     std::to_string(dim),
+            "--servers", std::to_string(servers),
+            "--workers", std::to_string(workers),
+            "--reps",    std::to_string(reps)};
+  }
+};
+
+const std::set<std::string> kNodeFlags = {"role",    "coordinator", "rank", "kind", "floats",
+                                          "keys",    "dim",         "servers", "workers", "reps",
+                                          "out",     "peers",       "addr-file"};
+
+Result<Case> CaseFromFlags(const Flags& f) {
+  Case c;
+  c.kind = f.Get("kind", "dense");
+  ASSIGN_OR_RETURN(int64_t floats, f.GetInt("floats", 0));
+  ASSIGN_OR_RETURN(int64_t keys, f.GetInt("keys", 100000));
+  ASSIGN_OR_RETURN(int64_t dim, f.GetInt("dim", 16));
+  ASSIGN_OR_RETURN(int64_t servers, f.GetInt("servers", 1));
+  ASSIGN_OR_RETURN(int64_t workers, f.GetInt("workers", 1));
+  ASSIGN_OR_RETURN(c.reps, f.GetInt("reps", 20));
+  c.floats = floats;
+  c.keys = keys;
+  c.dim = static_cast<uint32_t>(dim);
+  c.servers = static_cast<uint32_t>(servers);
+  c.workers = static_cast<uint32_t>(workers);
+  return c;
+}
+
+std::vector<TableSpec> BenchTables(const Case& c) {
+  TableSpec t;
+  t.id = 0;
+  t.name = "bench";
+  t.sparse = c.kind == "sparse";
+  t.size = c.floats;
+  t.dim = c.dim;
+  t.optimizer.kind = "sgd";
+  t.optimizer.lr = 1e-6f;
+  return {t};
+}
+
+Status WriteResult(const std::string& path, double seconds_elapsed) {
+  std::ofstream out(path);
+  out << Json{{"seconds", seconds_elapsed}}.dump() << "\n";
+  return out.good() ? Status::Ok() : UnavailableError("cannot write " + path);
+}
+
+// ---- parameter-server roles ----
+
+Status BenchServer(const Flags& f, const Case& c) {
+  ASSIGN_OR_RETURN(int64_t rank, f.GetInt("rank", -1));
+  Logger log = Logger::Stderr("server/" + std::to_string(rank), LogLevel::kWarning);
+  ASSIGN_OR_RETURN(auto t, CreateZmqTransport({}, log));
+  NodeOptions n;
+  n.coordinator_address = f.Get("coordinator");
+  n.rank = static_cast<int32_t>(rank);
+  KvServerOptions kv;
+  kv.tables = BenchTables(c);
+  ServerNode node(n, kv, std::move(t), log);
+  return node.Run();
+}
+
+Status BenchWorker(const Flags& f, const Case& c) {
+  ASSIGN_OR_RETURN(int64_t rank, f.GetInt("rank", -1));
+  Logger log = Logger::Stderr("worker/" + std::to_string(rank), LogLevel::kWarning);
+  ASSIGN_OR_RETURN(auto t, CreateZmqTransport({}, log));
+  NodeOptions n;
+  n.coordinator_address = f.Get("coordinator");
+  n.rank = static_cast<int32_t>(rank);
+  WorkerNode node(n, BenchTables(c), {}, std::move(t), log);
+  RETURN_IF_ERROR(node.Start(Deadline::After(seconds(60))));
+  KvClient& kv = node.kv();
+  Deadline step_deadline = Deadline::After(seconds(600));
+  double elapsed = 0;
+  if (c.kind == "dense") {
+    std::vector<float> grads(c.floats, 1e-3f), params(c.floats);
+    Buffer g = Buffer::Borrow(grads.data(), grads.size() * 4);
+    for (int64_t k = 0; k < kWarmup + c.reps; ++k) {
+      if (k == kWarmup) {
+        RETURN_IF_ERROR(node.cluster().Barrier("timed", BarrierGroup::kWorkers, step_deadline));
+      }
+      auto start = std::chrono::steady_clock::now();
+      RETURN_IF_ERROR(kv.Wait(kv.PushPull(0, g, params.data(), k), step_deadline));
+      if (k >= kWarmup) elapsed += ToSeconds(std::chrono::steady_clock::now() - start);
+    }
+  } else {
+    std::mt19937_64 rng(1234 + rank);
+    std::vector<std::vector<uint64_t>> key_sets(4, std::vector<uint64_t>(c.keys));
+    for (auto& ks : key_sets) {
+      for (auto& k : ks) k = rng() % c.key_space;
+    }
+    std::vector<float> grads(c.keys * c.dim, 1e-3f), params(c.keys * c.dim);
+    for (int64_t k = 0; k < kWarmup + c.reps; ++k) {
+      if (k == kWarmup) {
+        RETURN_IF_ERROR(node.cluster().Barrier("timed", BarrierGroup::kWorkers, step_deadline));
+      }
+      auto start = std::chrono::steady_clock::now();
+      RETURN_IF_ERROR(kv.Wait(
+          kv.PushPullSparse(0, key_sets[k % key_sets.size()], grads, params.data(), k),
+          step_deadline));
+      if (k >= kWarmup) elapsed += ToSeconds(std::chrono::steady_clock::now() - start);
+    }
+  }
+  RETURN_IF_ERROR(WriteResult(f.Get("out"), elapsed));
+  return node.Finish();
+}
+
+// ---- raw ZeroMQ roles: the ceiling ----
+
+// Echo: answers each request with its last frame (the values), sent back
+// zero-copy from the received message.
+Status BenchEcho(const Flags& f) {
+  void* ctx = zmq_ctx_new();
+  void* router = zmq_socket(ctx, ZMQ_ROUTER);
+  if (zmq_bind(router, "tcp://127.0.0.1:0") != 0) return UnavailableError("echo: bind failed");
+  char ep[256];
+  size_t len = sizeof(ep);
+  zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &len);
+  {
+    std::ofstream out(f.Get("addr-file") + ".tmp");
+    out << ep;
+  }
+  std::rename((f.Get("addr-file") + ".tmp").c_str(), f.Get("addr-file").c_str());
+  while (true) {
+    std::vector<zmq_msg_t> frames;
+    do {
+      frames.emplace_back();
+      zmq_msg_init(&frames.back());
+      if (zmq_msg_recv(&frames.back(), router, 0) < 0) return Status::Ok();
+    } while (zmq_msg_more(&frames.back()));
+    if (frames.size() == 2 && zmq_msg_size(&frames[1]) == 4 &&
+        std::memcmp(zmq_msg_data(&frames[1]), "STOP", 4) == 0) {
+      break;
+    }
+    zmq_msg_send(&frames.front(), router, ZMQ_SNDMORE);
+    zmq_msg_send(&frames.back(), router, 0);
+    for (size_t i = 1; i + 1 < frames.size(); ++i) zmq_msg_close(&frames[i]);
+  }
+  zmq_close(router);
+  zmq_ctx_term(ctx);
+  return Status::Ok();
+}
+
+Status BenchRawClient(const Flags& f, const Case& c) {
+  std::vector<std::string> peers;
+  std::stringstream ss(f.Get("peers"));
+  for (std::string p; std::getline(ss, p, ',');) peers.push_back(p);
+  void* ctx = zmq_ctx_new();
+  std::vector<void*> socks;
+  for (const auto& p : peers) {
+    void* s = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_connect(s, p.c_str());
+    socks.push_back(s);
+  }
+  // The same bytes our client sends: dense slices of floats/S each; sparse
+  // keys and rows split by server.
+  const size_t n = socks.size();
+  std::vector<uint8_t> payload(c.push_bytes() + 64);
+  std::vector<uint8_t> sink(c.pull_bytes() + 64);
+  double elapsed = 0;
+  for (int64_t k = 0; k < kWarmup + c.reps; ++k) {
+    auto start = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < n; ++i) {
+      if (c.kind == "sparse") {
+        size_t kb = c.keys * 8 / n, vb = c.keys * c.dim * 4 / n;
+        zmq_msg_t km, vm;
+        zmq_msg_init_data(&km, payload.data(), kb, nullptr, nullptr);
+        zmq_msg_init_data(&vm, payload.data() + kb, vb, nullptr, nullptr);
+        zmq_msg_send(&km, socks[i], ZMQ_SNDMORE);
+        zmq_msg_send(&vm, socks[i], 0);
+      } else {
+        zmq_msg_t m;
+        zmq_msg_init_data(&m, payload.data(), c.push_bytes() / n, nullptr, nullptr);
+        zmq_msg_send(&m, socks[i], 0);
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      zmq_msg_t m;
+      zmq_msg_init(&m);
+      zmq_msg_recv(&m, socks[i], 0);
+      // Like our client, land the reply in the caller's buffer.
+      std::memcpy(sink.data(), zmq_msg_data(&m), std::min(zmq_msg_size(&m), sink.size()));
+      zmq_msg_close(&m);
+    }
+    if (k >= kWarmup) elapsed += ToSeconds(std::chrono::steady_clock::now() - start);
+  }
+  for (void* s : socks) {
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_close(s);
+  }
+  zmq_ctx_term(ctx);
+  return WriteResult(f.Get("out"), elapsed);
+}
+
+Status StopEcho(const std::string& addr) {
+  void* ctx = zmq_ctx_new();
+  void* s = zmq_socket(ctx, ZMQ_DEALER);
+  zmq_connect(s, addr.c_str());
+  zmq_send(s, "STOP", 4, 0);
+  int linger = 1000;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+  zmq_close(s);
+  zmq_ctx_term(ctx);
+  return Status::Ok();
+}
+
+// ---- the driver ----
+
+Result<double> ReadSeconds(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return UnavailableError("no result at " + path);
+  Json j = Json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.contains("seconds")) return DataLossError("bad result in " + path);
+  return j["seconds"].get<double>();
+}
+
+Status WaitAll(std::vector<Subprocess>& procs, const std::string& what, const std::string& dir) {
+  for (auto& p : procs) {
+    auto code = p.Wait(Deadline::After(seconds(600)));
+    if (!code.ok()) return code.status().WithContext(what);
+    if (*code != 0) {
+      return InternalError(what + " process " + std::to_string(p.pid()) + " exited with " +
+                           std::to_string(*code) + " (logs in " + dir + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+// Seconds per step of the slowest worker.
+Result<double> RunOurs(const Case& c, const std::string& dir) {
+  Logger log = Logger::Stderr("bench/coordinator", LogLevel::kWarning);
+  ASSIGN_OR_RETURN(auto transport, CreateZmqTransport({}, log));
+  CoordinatorOptions co;
+  co.num_servers = c.servers;
+  co.num_workers = c.workers;
+  co.startup_timeout = seconds(60);
+  auto tables = BenchTables(c);
+  auto coord = std::async(std::launch::async,
+                          [&] { return RunCoordinator(co, tables, transport.get(), log); });
+  std::string self = SelfExecutable();
+  std::vector<Subprocess> servers, workers;
+  auto spawn = [&](const std::string& role, uint32_t rank, std::vector<Subprocess>* into) -> Status {
+    std::vector<std::string> argv = {self, "bench-node", "--role", role, "--coordinator",
+                                     transport->address(), "--rank", std::to_string(rank),
+                                     "--out", dir + "/" + role + std::to_string(rank) + ".json"};
+    for (auto& a : c.Args()) argv.push_back(a);
+    ASSIGN_OR_RETURN(auto p, Subprocess::Spawn(argv, {.log = dir + "/" + role + std::to_string(rank) + ".log"}));
+    into->push_back(std::move(p));
+    return Status::Ok();
+  };
+  for (uint32_t s = 0; s < c.servers; ++s) RETURN_IF_ERROR(spawn("server", s, &servers));
+  for (uint32_t w = 0; w < c.workers; ++w) RETURN_IF_ERROR(spawn("worker", w, &workers));
+  Status ws = WaitAll(workers, "worker", dir);
+  Status ss = WaitAll(servers, "server", dir);
+  Status cs = coord.get();
+  RETURN_IF_ERROR(ws);
+  RETURN_IF_ERROR(ss);
+  RETURN_IF_ERROR(cs);
+  double worst = 0;
+  for (uint32_t w = 0; w < c.workers; ++w) {
+    ASSIGN_OR_RETURN(double s, ReadSeconds(dir + "/worker" + std::to_string(w) + ".json"));
+    worst = std::max(worst, s);
+  }
+  return worst / static_cast<double>(c.reps);
+}
+
+Result<double> RunRaw(const Case& c, const std::string& dir) {
+  std::string self = SelfExecutable();
+  std::vector<Subprocess> echoes, clients;
+  std::vector<std::string> addrs;
+  for (uint32_t s = 0; s < c.servers; ++s) {
+    std::string af = dir + "/echo" + std::to_string(s) + ".addr";
+    ASSIGN_OR_RETURN(auto p, Subprocess::Spawn({self, "bench-node", "--role", "echo", "--addr-file", af},
+                                               {.log = dir + "/echo" + std::to_string(s) + ".log"}));
+    echoes.push_back(std::move(p));
+    Deadline d = Deadline::After(seconds(30));
+    std::string addr;
+    while (addr.empty()) {
+      std::ifstream in(af);
+      if (in) std::getline(in, addr);
+      if (addr.empty()) {
+        if (d.expired()) return DeadlineExceededError("echo process did not start");
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    addrs.push_back(addr);
+  }
+  std::string peers;
+  for (auto& a : addrs) peers += (peers.empty() ? "" : ",") + a;
+  for (uint32_t w = 0; w < c.workers; ++w) {
+    std::vector<std::string> argv = {self, "bench-node", "--role", "raw-client", "--peers", peers,
+                                     "--out", dir + "/raw" + std::to_string(w) + ".json"};
+    for (auto& a : c.Args()) argv.push_back(a);
+    ASSIGN_OR_RETURN(auto p, Subprocess::Spawn(argv, {.log = dir + "/raw" + std::to_string(w) + ".log"}));
+    clients.push_back(std::move(p));
+  }
+  RETURN_IF_ERROR(WaitAll(clients, "raw client", dir));
+  for (auto& a : addrs) StopEcho(a).IgnoreError();
+  RETURN_IF_ERROR(WaitAll(echoes, "echo", dir));
+  double worst = 0;
+  for (uint32_t w = 0; w < c.workers; ++w) {
+    ASSIGN_OR_RETURN(double s, ReadSeconds(dir + "/raw" + std::to_string(w) + ".json"));
+    worst = std::max(worst, s);
+  }
+  return worst / static_cast<double>(c.reps);
+}
+
+std::string CaseName(const Case& c) {
+  std::string size = c.kind == "dense"
+                         ? (c.floats * 4 >= (1u << 20) ? std::to_string(c.floats * 4 >> 20) + "MiB"
+                                                       : std::to_string(c.floats * 4 >> 10) + "KiB")
+                         : std::to_string(c.keys / 1000) + "kx" + std::to_string(c.dim);
+  return c.kind + "-" + size + "-s" + std::to_string(c.servers) + "w" + std::to_string(c.workers);
+}
+
+}  // namespace
+
+Status RunBenchNode(const std::vector<std::string>& args) {
+  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, kNodeFlags));
+  std::string role = f.Get("role");
+  if (role == "echo") return BenchEcho(f);
+  ASSIGN_OR_RETURN(Case c, CaseFromFlags(f));
+  if (role == "server") return BenchServer(f, c);
+  if (role == "worker") return BenchWorker(f, c);
+  if (role == "raw-client") return BenchRawClient(f, c);
+  return InvalidArgumentError("bench-node: unknown --role '" + role + "'");
+}
+
+Status RunKvBench(const std::vector<std::string>& args) {
+  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"size", "servers", "workers", "reps", "json",
+                                                "sparse-keys", "sparse-dim"},
+                                         {"no-sparse", "no-dense"}));
+  std::vector<uint64_t> sizes;
+  if (f.Has("size")) {
+    for (const auto& s : f.GetAll("size")) {
+      ASSIGN_OR_RETURN(uint64_t b, ParseBytes(s));
+      sizes.push_back(b);
+    }
+  } else {
+    sizes = {1ull << 20, 16ull << 20};
+  }
+  ASSIGN_OR_RETURN(auto servers, f.GetIntList("servers", {1, 2}));
+  ASSIGN_OR_RETURN(auto workers, f.GetIntList("workers", {1, 2, 4}));
+  ASSIGN_OR_RETURN(int64_t reps, f.GetInt("reps", 0));
+  ASSIGN_OR_RETURN(int64_t sparse_keys, f.GetInt("sparse-keys", 100000));
+  ASSIGN_OR_RETURN(int64_t sparse_dim, f.GetInt("sparse-dim", 16));
+  std::vector<Case> cases;
+  for (int64_t s : servers) {
+    for (int64_t w : workers) {
+      if (s < 1 || w < 1) return InvalidArgumentError("--servers and --workers must be >= 1");
+      if (!f.Has("no-dense")) {
+        for (uint64_t b : sizes) {
+          Case c;
+          c.kind = "dense";
+          c.floats = b / 4;
+          c.servers = s;
+          c.workers = w;
+          c.reps = reps > 0 ? reps : (b >= (8u << 20) ? 15 : 60);
+          cases.push_back(c);
+        }
+      }
+      if (!f.Has("no-sparse")) {
+        Case c;
+        c.kind = "sparse";
+        c.keys = sparse_keys;
+        c.dim = static_cast<uint32_t>(sparse_dim);
+        c.servers = s;
+        c.workers = w;
+        c.reps = reps > 0 ? reps : 15;
+        cases.push_back(c);
+      }
+    }
+  }
+  char tmpl[] = "/tmp/distopt-bench-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return UnavailableError("mkdtemp failed");
+  std::string dir = tmpl;
+  std::printf("distopt bench kv: separate processes over ZeroMQ tcp on 127.0.0.1, %u cores\n",
+              std::thread::hardware_concurrency());
+  std::printf("ours = push+pull through distopt (BSP, SGD on the server); raw = ZeroMQ round trip\n"
+              "of the same bytes between the same number of processes (the ceiling). GB/s = 1e9 B/s\n"
+              "of push+pull payload over all workers.\n\n");
+  std::printf("%-26s %10s %10s %10s %7s %14s\n", "case", "ours GB/s", "raw GB/s", "ours ms", "ratio",
+              "keys/s");
+  Json results = Json::array();
+  for (const Case& c : cases) {
+    ASSIGN_OR_RETURN(double ours, RunOurs(c, dir));
+    ASSIGN_OR_RETURN(double raw, RunRaw(c, dir));
+    double bytes = static_cast<double>(c.push_bytes() + c.pull_bytes()) * c.workers;
+    double gbps = bytes / ours / 1e9, ceiling = bytes / raw / 1e9;
+    Json j = {{"name", CaseName(c)},      {"kind", c.kind},
+              {"servers", c.servers},     {"workers", c.workers},
+              {"bytes_per_step", bytes},  {"step_ms", ours * 1e3},
+              {"raw_step_ms", raw * 1e3}, {"gbps", gbps},
+              {"ceiling_gbps", ceiling},  {"ratio", gbps / ceiling},
+              {"reps", c.reps}};
+    std::string keys_col = "-";
+    if (c.kind == "sparse") {
+      double kps = static_cast<double>(c.keys) * c.workers / ours;
+      j["keys_per_s"] = kps;
+      j["ceiling_keys_per_s"] = static_cast<double>(c.keys) * c.workers / raw;
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.3g", kps);
+      keys_col = buf;
+    }
+    std::printf("%-26s %10.3f %10.3f %10.2f %7.2f %14s\n", CaseName(c).c_str(), gbps, ceiling,
+                ours * 1e3, gbps / ceiling, keys_col.c_str());
+    std::fflush(stdout);
+    results.push_back(j);
+  }
+  if (f.Has("json")) {
+    std::ofstream out(f.Get("json"));
+    out << Json{{"benchmark", "kv"}, {"cores", std::thread::hardware_concurrency()},
+                {"cases", results}}
+               .dump(2)
+        << "\n";
+    if (!out) return UnavailableError("cannot write " + f.Get("json"));
+    std::printf("\nwrote %s\n", f.Get("json").c_str());
+  }
+  return Status::Ok();
+}
+
+}  // namespace distopt
