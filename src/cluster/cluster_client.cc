@@ -186,7 +186,9 @@ Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadl
   return Status::Ok();
 }
 
-void ClusterClient::SendDone() { SendToCoordinator(MsgType::kDone, Buffer()); }
+void ClusterClient::SendDone(const std::string& end_job_reason) {
+  SendToCoordinator(MsgType::kDone, Buffer::FromString(end_job_reason));
+}
 
 void ClusterClient::SendAbort(const std::string& reason) {
   SendToCoordinator(MsgType::kAbort, Buffer::FromString(reason));

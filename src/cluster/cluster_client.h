@@ -57,7 +57,9 @@ class ClusterClient {
   void OnViewChange(std::function<void(const ClusterView&)> cb);
 
   Status Barrier(const std::string& name, BarrierGroup group, Deadline deadline);
-  void SendDone();
+  // Reports this worker done; a non-empty `end_job_reason` ends the whole
+  // job at once (e.g. the target metric was reached).
+  void SendDone(const std::string& end_job_reason = "");
   void SendAbort(const std::string& reason);
 
   // Blocks until the coordinator orders shutdown (or goes silent); returns

@@ -357,6 +357,13 @@ void Coordinator::HandleDone(const Message& m) {
   const Member* mem = MemberOf(m.sender);
   if (mem == nullptr || mem->role != Role::kWorker) return;
   done_ranks_.insert(mem->rank);
+  std::string why = m.body.ToString();
+  if (!why.empty()) {
+    // A worker may end the whole job (a target metric was reached).
+    log_.Info(Describe(*mem), " ends the job: ", why);
+    Finish(Status::Ok());
+    return;
+  }
   log_.Info(Describe(*mem), " finished training (", done_ranks_.size(), " of ",
             options_.num_workers, " workers done)");
   CheckDone();

@@ -134,7 +134,9 @@ Status ValidateSnapshot(const ShardSnapshot& s) {
       return bad("a dense snapshot has no dim, keys or row_steps");
     }
     uint64_t end = 0;
-    if (__builtin_add_overflow(s.begin, s.params.size(), &end)) return bad("begin + size overflows");
+    if (__builtin_add_overflow(s.begin, s.params.size(), &end)) {
+      return bad("begin + size overflows");
+    }
     return Status::Ok();
   }
   if (s.begin != 0 || s.steps != 0) {
@@ -173,7 +175,7 @@ bool PayloadBytes(const ShardHeader& h, uint64_t* out) {
     return false;
   }
   if (h.kind == kKindDense) return MulAdd(1, sizeof(int64_t), bytes, out);  // update count
-  return MulAdd(h.count, sizeof(uint64_t) + sizeof(int64_t), bytes, out);  // keys, row steps
+  return MulAdd(h.count, sizeof(uint64_t) + sizeof(int64_t), bytes, out);   // keys, row steps
 }
 
 Result<ShardSnapshot> ReadShardImpl(const std::string& path, const ShardReadLimits& limits,
@@ -233,8 +235,8 @@ Result<ShardSnapshot> ReadShardImpl(const std::string& path, const ShardReadLimi
   RETURN_IF_ERROR(r.U32(&h.slots));
   RETURN_IF_ERROR(r.U64(&h.payload_bytes));
   if (h.kind != kKindDense && h.kind != kKindSparse) {
-    return Corrupt(path, "kind byte " + std::to_string(h.kind) +
-                             " is neither dense (0) nor sparse (1)");
+    return Corrupt(path,
+                   "kind byte " + std::to_string(h.kind) + " is neither dense (0) nor sparse (1)");
   }
   if (pad[0] != 0 || pad[1] != 0 || pad[2] != 0 || zero != 0) {
     return Corrupt(path, "reserved header bytes are not zero");
@@ -259,10 +261,9 @@ Result<ShardSnapshot> ReadShardImpl(const std::string& path, const ShardReadLimi
   uint64_t need = 0;
   const bool fits = PayloadBytes(h, &need);
   if (!fits || need != file_payload) {
-    std::string counts = h.kind == kKindDense
-                             ? "dense size " + std::to_string(h.count)
-                             : "sparse rows count " + std::to_string(h.count) + " of dim " +
-                                   std::to_string(h.dim);
+    std::string counts = h.kind == kKindDense ? "dense size " + std::to_string(h.count)
+                                              : "sparse rows count " + std::to_string(h.count) +
+                                                    " of dim " + std::to_string(h.dim);
     return Corrupt(path, counts + " with " + std::to_string(h.slots) + " state slots needs " +
                              (fits ? std::to_string(need) : std::string("more than 2^64")) +
                              " payload bytes, but the file size leaves " +
@@ -319,8 +320,8 @@ Result<ShardSnapshot> ReadShardImpl(const std::string& path, const ShardReadLimi
 bool ValidFileName(std::string_view name) {
   if (name.empty() || name.size() > 255 || name[0] == '.' || name == kManifestName) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -422,8 +423,8 @@ Result<Manifest> ParseManifest(std::string_view text, const std::string& path) {
   size_t at = 0;
   auto bad = [&](const std::string& want) {
     std::string found = at < lines.size() ? Quote(lines[at]) : "end of manifest";
-    return Corrupt(path, "line " + std::to_string(at + 1) + ": expected " + want + ", found " +
-                             found);
+    return Corrupt(path,
+                   "line " + std::to_string(at + 1) + ": expected " + want + ", found " + found);
   };
   // "key <decimal>" lines.
   auto number = [&](std::string_view key, uint64_t max, uint64_t* out) -> Status {
@@ -604,6 +605,7 @@ Status WriteShard(const std::string& ckpt_dir, int server_rank, const ShardSnaps
   const uint64_t payload = (shard.params.size() + shard.state.size()) * sizeof(float) +
                            (shard.sparse ? rows * 16 : sizeof(int64_t));
   w.U64(payload);
+  if (w.bytes().size() != kHeaderCrcAt) return InternalError("shard header layout drifted");
   w.U32(Crc32c(w.bytes().data(), w.bytes().size()));
   std::vector<uint8_t> header = w.Take();
 
@@ -663,8 +665,7 @@ Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest) {
     }
     if (static_cast<uint64_t>(st.st_size) != f.size) {
       return FailedPreconditionError(path + ": " + std::to_string(st.st_size) +
-                                     " bytes on disk, the manifest says " +
-                                     std::to_string(f.size));
+                                     " bytes on disk, the manifest says " + std::to_string(f.size));
     }
   }
   const std::string text = SerializeManifest(manifest);
@@ -707,8 +708,8 @@ Result<std::vector<ShardSnapshot>> LoadServerShards(const std::string& ckpt_dir,
     uint32_t crc = 0;
     ASSIGN_OR_RETURN(ShardSnapshot s, ReadShardImpl(path, limits, &crc));
     if (crc != f.crc32c) {
-      return Corrupt(path, "checksum " + Hex(crc, 8) + " differs from the manifest's " +
-                               Hex(f.crc32c, 8));
+      return Corrupt(
+          path, "checksum " + Hex(crc, 8) + " differs from the manifest's " + Hex(f.crc32c, 8));
     }
     if (s.step != m.step) {
       return Corrupt(path, "shard is for step " + std::to_string(s.step) +
@@ -743,8 +744,8 @@ Result<std::string> FindLatestGoodCheckpoint(const std::string& run_dir, uint64_
     }
     return dir;
   }
-  return NotFoundError("no good checkpoint among the " + std::to_string(dirs->size()) +
-                       " under " + CheckpointsDir(run_dir));
+  return NotFoundError("no good checkpoint among the " + std::to_string(dirs->size()) + " under " +
+                       CheckpointsDir(run_dir));
 }
 
 Status PruneCheckpoints(const std::string& run_dir, int keep) {

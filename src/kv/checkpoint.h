@@ -56,13 +56,13 @@ struct ShardSnapshot {
   int64_t step = 0;  // the checkpoint step (stored in the header)
   uint32_t table = 0;
   bool sparse = false;
-  uint64_t begin = 0;  // dense: index of params[0] in the table; 0 for sparse
-  uint32_t dim = 0;    // sparse: floats per row; 0 for dense
-  int slots = 0;       // optimizer state slots
-  int64_t steps = 0;   // dense: the shard's update count; 0 for sparse (rows keep theirs)
-  std::vector<float> params;       // dense: the slice; sparse: rows * dim values
-  std::vector<float> state;        // params.size() * slots (layout as in kv/shard.h)
-  std::vector<uint64_t> keys;      // sparse: one per row
+  uint64_t begin = 0;          // dense: index of params[0] in the table; 0 for sparse
+  uint32_t dim = 0;            // sparse: floats per row; 0 for dense
+  int slots = 0;               // optimizer state slots
+  int64_t steps = 0;           // dense: the shard's update count; 0 for sparse (rows keep theirs)
+  std::vector<float> params;   // dense: the slice; sparse: rows * dim values
+  std::vector<float> state;    // params.size() * slots (layout as in kv/shard.h)
+  std::vector<uint64_t> keys;  // sparse: one per row
   std::vector<int64_t> row_steps;  // sparse: one per row
 };
 

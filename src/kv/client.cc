@@ -278,6 +278,11 @@ Status KvClient::Wait(const KvHandle& h, Deadline deadline) {
   return h->status_;
 }
 
+bool KvClient::WaitDone(const KvHandle& h, Deadline deadline) {
+  std::unique_lock<std::mutex> lock(h->mu_);
+  return h->cv_.wait_until(lock, deadline.when(), [&] { return h->pending_ <= 0; });
+}
+
 void KvClient::Tick() {
   std::lock_guard<std::mutex> lock(mu_);
   auto now = std::chrono::steady_clock::now();

@@ -94,6 +94,9 @@ class KvClient {
   // cancelled (late replies are ignored) and the error names the servers
   // that did not answer.
   Status Wait(const KvHandle& h, Deadline deadline = Deadline::Never());
+  // True once `h` is answered (then Wait returns at once); false if the
+  // deadline came first. Never cancels (for loops that also watch shutdown).
+  bool WaitDone(const KvHandle& h, Deadline deadline);
 
   const TableSpec& table(uint32_t id) const { return tables_[id]; }
   size_t num_tables() const { return tables_.size(); }

@@ -111,8 +111,8 @@ Status WorkerNode::Start(Deadline deadline) {
   return Status::Ok();
 }
 
-Status WorkerNode::Finish(Deadline deadline) {
-  cluster_.SendDone();
+Status WorkerNode::Finish(Deadline deadline, const std::string& end_job_reason) {
+  cluster_.SendDone(end_job_reason);
   Status s = cluster_.WaitShutdown(deadline);
   Kill();
   return s;

@@ -74,7 +74,8 @@ class WorkerNode {
   // Registers and waits until the job starts.
   Status Start(Deadline deadline);
   // Reports this worker done and waits for the coordinator to end the job.
-  Status Finish(Deadline deadline = Deadline::After(std::chrono::minutes(10)));
+  Status Finish(Deadline deadline = Deadline::After(std::chrono::minutes(10)),
+                const std::string& end_job_reason = "");
   // Reports a fatal error: the coordinator stops the whole job.
   void Abort(const std::string& reason);
   // Stops at once, as if the process died (tests).

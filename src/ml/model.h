@@ -12,13 +12,12 @@
 #ifndef DISTOPT_ML_MODEL_H_
 #define DISTOPT_ML_MODEL_H_
 
+#include <Eigen/Core>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <Eigen/Core>
 
 #include "base/init.h"
 #include "data/dataset.h"
@@ -82,12 +81,12 @@ class Model {
 struct ModelOptions {
   // linear_regression | logistic_regression | softmax_regression | mlp | fm
   std::string kind = "mlp";
-  std::vector<int> hidden = {128};          // mlp: hidden layer widths
-  std::string activation = "relu";          // mlp: relu | tanh | sigmoid
-  int num_classes = 10;                     // softmax_regression, mlp
-  int fm_factors = 8;                       // fm: latent dimension k
-  float init_scale = 0.01f;                 // fm: stddev of the factor init
-  uint64_t seed = 1;                        // initializer seed
+  std::vector<int> hidden = {128};  // mlp: hidden layer widths
+  std::string activation = "relu";  // mlp: relu | tanh | sigmoid
+  int num_classes = 10;             // softmax_regression, mlp
+  int fm_factors = 8;               // fm: latent dimension k
+  float init_scale = 0.01f;         // fm: stddev of the factor init
+  uint64_t seed = 1;                // initializer seed
   // logistic_regression: "w" is a dense table of num_features floats instead
   // of a sparse table keyed by feature id (pick it for dense data; either
   // layout accepts either kind of input).

@@ -19,8 +19,8 @@ Status CheckBatch(const Batch& batch, bool allow_empty) {
   if (d == nullptr) return InvalidArgumentError("batch has no dataset");
   if (batch.rows.empty() && !allow_empty) return InvalidArgumentError("batch is empty");
   if (d->labels.size() != d->num_rows) {
-    return InvalidArgumentError("dataset has " + std::to_string(d->labels.size()) +
-                                " labels for " + std::to_string(d->num_rows) + " rows");
+    return InvalidArgumentError("dataset has " + std::to_string(d->labels.size()) + " labels for " +
+                                std::to_string(d->num_rows) + " rows");
   }
   if (d->sparse) {
     if (d->row_ptr.size() != d->num_rows + 1 || d->col_idx.size() != d->col_val.size() ||
@@ -121,6 +121,15 @@ Status CheckParams(std::span<const TableDecl> tables, const ParamSet& params) {
   return Status::Ok();
 }
 
+Status CheckDenseTableSize(const std::string& name, uint64_t rows, uint64_t cols) {
+  constexpr uint64_t kMax = uint64_t{1} << 31;
+  if (rows == 0 || cols == 0 || rows > kMax || cols > kMax || rows * cols > kMax) {
+    return InvalidArgumentError("table '" + name + "' would be " + std::to_string(rows) + " x " +
+                                std::to_string(cols) + " floats (must be non-empty and < 2^31)");
+  }
+  return Status::Ok();
+}
+
 void ResizeGrads(const ParamSet& params, GradSet* grads) {
   grads->values.resize(params.values.size());
   for (size_t t = 0; t < params.values.size(); ++t) {
@@ -130,6 +139,9 @@ void ResizeGrads(const ParamSet& params, GradSet* grads) {
 
 void CollectFeatureIds(const Batch& batch, std::vector<uint64_t>* ids) {
   ids->clear();
+  // CollectKeys cannot fail, so it must not trust the batch either: rows
+  // ForwardBackward will reject are skipped here.
+  if (!CheckBatch(batch, /*allow_empty=*/true).ok()) return;
   for (uint32_t r : batch.rows) {
     ForEachFeature(*batch.data, r, [ids](uint64_t id, float) { ids->push_back(id); });
   }

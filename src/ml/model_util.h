@@ -6,14 +6,13 @@
 #ifndef DISTOPT_ML_MODEL_UTIL_H_
 #define DISTOPT_ML_MODEL_UTIL_H_
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <Eigen/Core>
 
 #include "data/dataset.h"
 #include "distopt/status.h"
@@ -43,6 +42,10 @@ Status CheckClassLabels(const Batch& batch, int classes);
 // `params` has one entry per table with the sizes the tables declare; sparse
 // keys are strictly ascending.
 Status CheckParams(std::span<const TableDecl> tables, const ParamSet& params);
+
+// A dense table of rows x cols floats must stay below 2^31 floats (8 GiB):
+// a larger one is a configuration mistake, caught before anything allocates.
+Status CheckDenseTableSize(const std::string& name, uint64_t rows, uint64_t cols);
 
 // Sizes grads->values like params (contents unspecified: the caller writes
 // or zeroes every value).

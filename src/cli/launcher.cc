@@ -1,0 +1,216 @@
+#include "cli/launcher.h"
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "base/file_util.h"
+#include "base/subprocess.h"
+#include "cli/config.h"
+#include "cli/flags.h"
+#include "train/plot.h"
+#include "train/progress.h"
+
+namespace distopt {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct Node {
+  std::string name;  // "worker/2"
+  std::string log;
+  std::vector<std::string> argv;
+  Subprocess proc;
+  int restarts = 0;
+};
+
+std::string Timestamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+std::string LastLines(const std::string& path, int n) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  std::string out;
+  for (size_t i = lines.size() > static_cast<size_t>(n) ? lines.size() - n : 0; i < lines.size(); ++i) {
+    out += "    " + lines[i] + "\n";
+  }
+  return out;
+}
+
+Status WriteText(const std::string& path, const std::string& text) {
+  return WriteFileAtomically(
+      path, {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size())});
+}
+
+int TerminalWidth() {
+  winsize w{};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 20) return w.ws_col;
+  return 100;
+}
+
+void StopAll(std::vector<Node>& nodes) {
+  for (auto& n : nodes) n.proc.Signal(SIGTERM);
+  Deadline grace = Deadline::After(seconds(3));
+  for (auto& n : nodes) {
+    if (!n.proc.Wait(grace).ok()) n.proc.Signal(SIGKILL);
+  }
+  for (auto& n : nodes) (void)n.proc.Wait(Deadline::After(seconds(5)));
+}
+
+}  // namespace
+
+Status RunLocalJob(const std::vector<std::string>& args) {
+  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"workers", "servers", "set", "run-dir", "runs"},
+                                         {"quiet"}));
+  if (f.positional().size() != 1) {
+    return InvalidArgumentError(
+        "usage: distopt train CONFIG [--workers N] [--servers M] [--set section.key=value]...");
+  }
+  std::vector<std::string> overrides = f.GetAll("set");
+  if (f.Has("workers")) overrides.push_back("cluster.workers=" + f.Get("workers"));
+  if (f.Has("servers")) overrides.push_back("cluster.servers=" + f.Get("servers"));
+  ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(f.positional()[0], overrides));
+
+  std::string run_dir = f.Get("run-dir", f.Get("runs", "runs") + "/" + Timestamp() + "-" + cfg.name);
+  RETURN_IF_ERROR(MakeDirs(run_dir + "/logs"));
+  const std::string config_path = run_dir + "/config.toml";
+  RETURN_IF_ERROR(WriteText(config_path, ConfigToToml(cfg)));
+  const bool tty = isatty(STDOUT_FILENO) && !f.Has("quiet");
+  std::printf("distopt: training '%s': %u server(s), %u worker(s), %s; run folder %s\n",
+              cfg.name.c_str(), cfg.cluster.servers, cfg.cluster.workers,
+              ConsistencyName(cfg.cluster.consistency), run_dir.c_str());
+  std::fflush(stdout);
+
+  const std::string self = SelfExecutable();
+  auto node_argv = [&](const std::string& role, int rank, const std::string& coordinator) {
+    std::vector<std::string> a = {self, "run", "--role", role, "--run-dir", run_dir};
+    if (rank >= 0) a.insert(a.end(), {"--rank", std::to_string(rank)});
+    if (!coordinator.empty()) a.insert(a.end(), {"--coordinator", coordinator});
+    return a;
+  };
+  std::vector<Node> nodes;
+  auto spawn = [&](Node& n) -> Status {
+    ASSIGN_OR_RETURN(n.proc, Subprocess::Spawn(n.argv, {.log = n.log}));
+    return Status::Ok();
+  };
+
+  // The coordinator first: everyone else needs its address.
+  const std::string addr_file = run_dir + "/coordinator.addr";
+  Node coord;
+  coord.name = "coordinator";
+  coord.log = run_dir + "/logs/coordinator.log";
+  coord.argv = node_argv("coordinator", -1, "");
+  coord.argv.insert(coord.argv.end(), {"--bind", "tcp://" + cfg.cluster.host + ":0", "--addr-file",
+                                       addr_file, config_path});
+  RETURN_IF_ERROR(spawn(coord));
+  std::string coordinator;
+  Deadline d = Deadline::After(seconds(30));
+  while (coordinator.empty()) {
+    std::ifstream in(addr_file);
+    if (in) std::getline(in, coordinator);
+    if (!coordinator.empty()) break;
+    if (coord.proc.Poll()) {
+      return InternalError("the coordinator exited with " + std::to_string(coord.proc.code()) +
+                           " before listening:\n" + LastLines(coord.log, 10));
+    }
+    if (d.expired()) return DeadlineExceededError("the coordinator did not start listening in 30 s");
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  nodes.push_back(std::move(coord));
+  for (uint32_t s = 0; s < cfg.cluster.servers; ++s) {
+    Node n;
+    n.name = "server/" + std::to_string(s);
+    n.log = run_dir + "/logs/server-" + std::to_string(s) + ".log";
+    n.argv = node_argv("server", static_cast<int>(s), coordinator);
+    n.argv.push_back(config_path);
+    RETURN_IF_ERROR(spawn(n));
+    nodes.push_back(std::move(n));
+  }
+  for (uint32_t w = 0; w < cfg.cluster.workers; ++w) {
+    Node n;
+    n.name = "worker/" + std::to_string(w);
+    n.log = run_dir + "/logs/worker-" + std::to_string(w) + ".log";
+    n.argv = node_argv("worker", static_cast<int>(w), coordinator);
+    n.argv.push_back(config_path);
+    RETURN_IF_ERROR(spawn(n));
+    nodes.push_back(std::move(n));
+  }
+
+  // Supervise: show progress, stop everything when a node fails.
+  SteadyTime start = std::chrono::steady_clock::now();
+  MetricsTail tail(run_dir + "/metrics.jsonl");
+  ProgressState state;
+  Status failure;
+  SteadyTime last_plain = start;
+  auto show = [&](bool final) {
+    auto evals = tail.Poll(&state);
+    if (!evals.ok()) return;
+    for (const auto& e : *evals) {
+      if (tty) std::printf("\r\033[K");
+      std::printf("%s\n", RenderEval(e, state).c_str());
+    }
+    if (tty) {
+      std::printf("\r\033[K%s", RenderProgress(state, TerminalWidth() - 1).c_str());
+      if (final) std::printf("\n");
+    } else if (std::chrono::steady_clock::now() - last_plain > seconds(10) && !final &&
+               state.steps_per_epoch > 0) {
+      last_plain = std::chrono::steady_clock::now();
+      std::printf("%s\n", RenderProgress(state, 100).c_str());
+    }
+    std::fflush(stdout);
+  };
+  while (true) {
+    bool all_done = true;
+    for (auto& n : nodes) {
+      if (!n.proc.Poll()) {
+        all_done = false;
+        continue;
+      }
+      if (n.proc.code() != 0 && failure.ok()) {
+        failure = InternalError(n.name + " (pid " + std::to_string(n.proc.pid()) + ") exited with " +
+                                std::to_string(n.proc.code()) + "; the end of " + n.log + ":\n" +
+                                LastLines(n.log, 12));
+      }
+    }
+    if (!failure.ok() || all_done) break;
+    show(false);
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  show(true);
+  if (!failure.ok()) {
+    StopAll(nodes);
+    return failure;
+  }
+
+  std::vector<std::string> plots;
+  Status ps = WritePlots(run_dir + "/metrics.jsonl", run_dir, &plots, cfg.name);
+  if (!ps.ok()) std::fprintf(stderr, "distopt: could not draw plots: %s\n", ps.ToString().c_str());
+  double wall = ToSeconds(std::chrono::steady_clock::now() - start);
+  std::printf("distopt: done in %.1f s", wall);
+  if (state.last_eval.has_value() && state.last_eval->test_accuracy.has_value()) {
+    std::printf("; test accuracy %.2f%%", *state.last_eval->test_accuracy * 100);
+  }
+  if (state.last_eval.has_value() && state.last_eval->test_auc.has_value()) {
+    std::printf("; test AUC %.4f", *state.last_eval->test_auc);
+  }
+  std::printf("\n  run folder: %s (config.toml, metrics.jsonl, model.bin, logs/", run_dir.c_str());
+  for (const auto& p : plots) std::printf(", %s", p.substr(p.rfind('/') + 1).c_str());
+  std::printf(")\n");
+  return Status::Ok();
+}
+
+}  // namespace distopt
