@@ -164,10 +164,19 @@ void ClusterClient::SetShutdown(Status s) {
 }
 
 Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadline deadline) {
-  SendToCoordinator(MsgType::kBarrier, EncodeBarrier({name, static_cast<uint8_t>(group)}));
+  Buffer body = EncodeBarrier({name, static_cast<uint8_t>(group)});
+  SendToCoordinator(MsgType::kBarrier, body);
   std::unique_lock<std::mutex> lock(mu_);
   SteadyTime next_log = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  SteadyTime next_send = std::chrono::steady_clock::now() + options_.register_retry;
   while (released_.count(name) == 0) {
+    if (std::chrono::steady_clock::now() >= next_send) {
+      // Arrivals are idempotent at the coordinator: resending covers a lost message.
+      lock.unlock();
+      SendToCoordinator(MsgType::kBarrier, body);
+      lock.lock();
+      next_send = std::chrono::steady_clock::now() + options_.register_retry;
+    }
     if (shutdown_.has_value()) {
       return AbortedError("barrier '" + name + "' interrupted by shutdown: " +
                           shutdown_->message());
@@ -176,7 +185,7 @@ Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadl
       return DeadlineExceededError("barrier '" + name +
                                    "' was not released by the coordinator in time");
     }
-    cv_.wait_until(lock, Deadline::At(next_log).Earlier(deadline).when());
+    cv_.wait_until(lock, Deadline::At(next_log).Earlier(deadline).Earlier(Deadline::At(next_send)).when());
     if (std::chrono::steady_clock::now() >= next_log) {
       log_.Info("waiting at barrier '", name, "' for the other nodes");
       next_log = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -192,6 +201,17 @@ void ClusterClient::SendDone(const std::string& end_job_reason) {
 
 void ClusterClient::SendAbort(const std::string& reason) {
   SendToCoordinator(MsgType::kAbort, Buffer::FromString(reason));
+}
+
+Status ClusterClient::FinishAndWait(const std::string& end_job_reason, Deadline deadline) {
+  // Done is resent until the coordinator answers with shutdown: a lost
+  // message must not leave this worker waiting forever.
+  while (true) {
+    SendDone(end_job_reason);
+    Deadline slice = Deadline::After(options_.register_retry).Earlier(deadline);
+    Status s = WaitShutdown(slice);
+    if (s.code() != StatusCode::kDeadlineExceeded || deadline.expired()) return s;
+  }
 }
 
 Status ClusterClient::WaitShutdown(Deadline deadline) {

@@ -62,6 +62,9 @@ class ClusterClient {
   void SendDone(const std::string& end_job_reason = "");
   void SendAbort(const std::string& reason);
 
+  // Reports done (resending until answered) and waits for the shutdown order.
+  Status FinishAndWait(const std::string& end_job_reason, Deadline deadline);
+
   // Blocks until the coordinator orders shutdown (or goes silent); returns
   // OK for a normal end of job, the reason otherwise.
   Status WaitShutdown(Deadline deadline);

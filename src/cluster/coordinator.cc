@@ -49,6 +49,20 @@ Status Coordinator::Run() {
       next_tick = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
     }
   }
+  // Linger: a node whose shutdown order was lost asks again (done,
+  // heartbeat) and is answered, so nobody waits for a coordinator that left.
+  Deadline grace = Deadline::After(options_.shutdown_grace);
+  while (!grace.expired() && !stop_.load()) {
+    auto m = transport_->Recv(grace);
+    if (!m.ok()) break;
+    if (m->sender == kUnassignedId || MemberOf(m->sender) == nullptr) continue;
+    Message bye;
+    bye.type = MsgType::kShutdown;
+    bye.sender = kCoordinatorId;
+    bye.status = static_cast<uint32_t>(result_.code());
+    bye.body = Buffer::FromString(result_.ok() ? "job complete" : result_.message());
+    transport_->Send(m->sender, std::move(bye)).IgnoreError();
+  }
   return result_;
 }
 
@@ -81,6 +95,11 @@ void Coordinator::Handle(Message&& m) {
       ack.type = MsgType::kHeartbeat;
       ack.sender = kCoordinatorId;
       ack.epoch = view_.epoch;
+      if (started_ && m.epoch < view_.epoch) {
+        // The node missed a membership change (a lost message): resend it.
+        ack.type = MsgType::kMembership;
+        ack.body = EncodeView(view_);
+      }
       transport_->Send(m.sender, std::move(ack)).IgnoreError();
       return;
     }
@@ -136,6 +155,15 @@ void Coordinator::HandleRegister(Message&& m) {
       return;
     }
     Member* h = holder(static_cast<uint32_t>(req->rank));
+    if (h != nullptr && h->alive && started_) {
+      // A node restarted with its rank before its old incarnation was
+      // declared dead (a crash faster than the heartbeat timeout): the
+      // newcomer replaces it.
+      log_.Warn(Describe(*h), " is replaced by a new ", RoleName(req->role), " at ", req->address,
+                " claiming the same rank (presumed restarted after a crash)");
+      h->alive = false;
+      ++view_.epoch;
+    }
     if (h == nullptr || !h->alive) rank = req->rank;
   } else {
     for (uint32_t r = 0; r < limit && rank < 0; ++r) {

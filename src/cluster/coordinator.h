@@ -30,6 +30,8 @@ struct CoordinatorOptions {
   Duration heartbeat_timeout = std::chrono::seconds(10);
   Duration startup_timeout = std::chrono::seconds(120);
   Duration startup_log_interval = std::chrono::seconds(3);
+  // After the job ends, how long to keep answering stragglers with shutdown.
+  Duration shutdown_grace = std::chrono::milliseconds(500);
   // Builds the layout blob from the first complete view (may be unset).
   std::function<std::string(const ClusterView&)> layout;
   // Called on the coordinator thread after each membership change.

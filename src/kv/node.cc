@@ -112,8 +112,7 @@ Status WorkerNode::Start(Deadline deadline) {
 }
 
 Status WorkerNode::Finish(Deadline deadline, const std::string& end_job_reason) {
-  cluster_.SendDone(end_job_reason);
-  Status s = cluster_.WaitShutdown(deadline);
+  Status s = cluster_.FinishAndWait(end_job_reason, deadline);
   Kill();
   return s;
 }

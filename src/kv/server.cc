@@ -230,44 +230,18 @@ void KvServer::Accept(Table& t, uint32_t rank, const Message& m) {
     return;
   }
   Aggregation& a = t.pending[m.clock];
-  if (a.from.empty()) a.from.assign(live_.size(), false);
+  if (a.from.empty()) {
+    a.from.assign(live_.size(), false);
+    a.pushes.resize(live_.size());
+  }
   if (a.from[rank]) {
     ++stats_.duplicate_pushes;
     return;
   }
   a.from[rank] = true;
+  a.pushes[rank] = m;  // shares the received buffers
   ++a.count;
   t.worker_clock[rank] = std::max(t.worker_clock[rank], m.clock + 1);
-  if (t.spec.sparse) {
-    const uint32_t dim = t.spec.dim;
-    auto keys = m.keys.as<uint64_t>();
-    const float* v = m.values.as<float>().data();
-    for (size_t i = 0; i < keys.size(); ++i) {
-      auto [it, inserted] = a.row.try_emplace(keys[i], static_cast<uint32_t>(a.keys.size()));
-      if (inserted) {
-        a.keys.push_back(keys[i]);
-        a.sum.insert(a.sum.end(), v + i * dim, v + (i + 1) * dim);
-      } else {
-        float* dst = a.sum.data() + static_cast<size_t>(it->second) * dim;
-        for (uint32_t j = 0; j < dim; ++j) dst[j] += v[i * dim + j];
-      }
-    }
-  } else if (a.count == 1) {
-    a.first = m.values;  // no copy: most steps of a 1-worker job end here
-  } else {
-    const size_t n = m.num_values();
-    const float* v = m.values.as<float>().data();
-    if (a.count == 2) {
-      const float* f = a.first.as<float>().data();
-      a.sum.resize(n);
-      float* __restrict s = a.sum.data();
-      for (size_t i = 0; i < n; ++i) s[i] = f[i] + v[i];
-      a.first = Buffer();
-    } else {
-      float* __restrict s = a.sum.data();
-      for (size_t i = 0; i < n; ++i) s[i] += v[i];
-    }
-  }
   TryApplyBsp(t);
 }
 
@@ -291,24 +265,58 @@ void KvServer::TryApplyBsp(Table& t) {
 
 void KvServer::ApplyAggregation(Table& t, Aggregation& a) {
   ++stats_.updates;
-  // The mean over the pushes received (those of the dead are kept: they
-  // were acknowledged).
+  // The mean over the pushes received (those of workers that died after
+  // pushing are kept: they were acknowledged).
   const float scale = 1.0f / static_cast<float>(a.count);
   if (t.spec.sparse) {
     const uint32_t dim = t.spec.dim;
-    if (a.count > 1) {
-      for (float& x : a.sum) x *= scale;
+    std::unordered_map<uint64_t, uint32_t> row;
+    std::vector<uint64_t> keys;
+    std::vector<float> sum;
+    for (const Message& p : a.pushes) {
+      auto pk = p.keys.as<uint64_t>();
+      const float* v = p.values.as<float>().data();
+      for (size_t i = 0; i < pk.size(); ++i) {
+        auto [it, fresh] = row.try_emplace(pk[i], static_cast<uint32_t>(keys.size()));
+        if (fresh) {
+          keys.push_back(pk[i]);
+          sum.insert(sum.end(), v + i * dim, v + (i + 1) * dim);
+        } else {
+          float* dst = sum.data() + static_cast<size_t>(it->second) * dim;
+          for (uint32_t j = 0; j < dim; ++j) dst[j] += v[i * dim + j];
+        }
+      }
     }
-    for (size_t i = 0; i < a.keys.size(); ++i) t.sparse->Apply(a.keys[i], a.sum.data() + i * dim);
+    if (a.count > 1) {
+      for (float& x : sum) x *= scale;
+    }
+    for (size_t i = 0; i < keys.size(); ++i) t.sparse->Apply(keys[i], sum.data() + i * dim);
     return;
   }
-  if (a.count == 1) {
-    t.dense->Apply(a.first.as<float>().data());
+  std::vector<const float*> in;
+  for (const Message& p : a.pushes) {
+    if (!p.values.empty()) in.push_back(p.values.as<float>().data());
+  }
+  if (in.size() == 1) {
+    t.dense->Apply(in[0]);  // one worker: its push is the update, no copy
     return;
   }
-  float* __restrict s = a.sum.data();
-  for (size_t i = 0; i < a.sum.size(); ++i) s[i] *= scale;
-  t.dense->Apply(s);
+  const size_t n = t.dense->size();
+  t.scratch.resize(n);
+  float* __restrict out = t.scratch.data();
+  // Blocked so each block of the output stays in cache across the inputs.
+  constexpr size_t kBlock = 4096;
+  for (size_t b = 0; b < n; b += kBlock) {
+    const size_t e = std::min(n, b + kBlock);
+    const float* __restrict first = in[0];
+    for (size_t i = b; i < e; ++i) out[i] = first[i];
+    for (size_t k = 1; k < in.size(); ++k) {
+      const float* __restrict x = in[k];
+      for (size_t i = b; i < e; ++i) out[i] += x[i];
+    }
+    for (size_t i = b; i < e; ++i) out[i] *= scale;
+  }
+  t.dense->Apply(out);
 }
 
 void KvServer::ApplyNow(Table& t, const Message& m) {

@@ -76,13 +76,13 @@ class KvServer {
     SteadyTime since;
     SteadyTime last_log;
   };
+  // The pushes of one BSP clock, kept as received (zero-copy) and summed in
+  // worker-rank order once complete: the result does not depend on arrival
+  // order, so a run is bit-reproducible, and each input is read only once.
   struct Aggregation {
-    std::vector<bool> from;  // by worker rank
+    std::vector<bool> from;       // by worker rank
+    std::vector<Message> pushes;  // by worker rank (empty where none)
     uint32_t count = 0;
-    Buffer first;                               // dense: the first push, unmodified
-    std::vector<float> sum;                     // dense: sum once count > 1
-    std::unordered_map<uint64_t, uint32_t> row; // sparse: key -> row in sum
-    std::vector<uint64_t> keys;                 // sparse: keys in row order
   };
   struct Table {
     TableSpec spec;
@@ -93,6 +93,7 @@ class KvServer {
     std::map<int64_t, Aggregation> pending;  // BSP: clock -> partial sum
     std::vector<int64_t> worker_clock;       // by rank: clocks pushed so far
     std::vector<Parked> parked;
+    std::vector<float> scratch;              // BSP: the mean gradient
   };
 
   KvServer(KvServerOptions options, uint32_t rank, Layout layout, Transport* transport, Logger log);

@@ -61,7 +61,6 @@ class DenseNet : public Model {
   // rows themselves when the batch is a contiguous range, else gathered into x_.
   ml_internal::ConstRowMap DenseInput(const Batch& batch);
   void BiasActivation(const float* bias, RowMatrix* a) const;
-  void Softmax(const float* bias, RowMatrix* a);
 
   const std::vector<int64_t> widths_;
   const Activation activation_;

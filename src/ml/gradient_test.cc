@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -71,6 +72,9 @@ std::unique_ptr<Model> Must(Result<std::unique_ptr<T>> r) {
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::unique_ptr<Model>(std::move(r).value()) : nullptr;
 }
+
+// gtest prints the case by name instead of as a byte dump.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Case> Cases() {
   std::vector<Case> c;

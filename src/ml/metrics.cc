@@ -112,7 +112,7 @@ void RmseMetric::Merge(const RmseMetric& other) {
 }
 
 double RmseMetric::value() const {
-  return count_ == 0 ? kNaN : (sum_sq_ / static_cast<double>(count_));
+  return count_ == 0 ? kNaN : std::sqrt(sum_sq_ / static_cast<double>(count_));
 }
 
 Status TaskMetrics::Add(const Batch& batch, const Eigen::MatrixXf& pred) {

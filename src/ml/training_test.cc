@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -74,6 +75,9 @@ ModelOptions Opts(const std::string& kind, int classes = 2, std::vector<int> hid
   o.init_scale = 0.1f;
   return o;
 }
+
+// gtest prints the case by name instead of as a byte dump.
+void PrintTo(const ToyCase& c, std::ostream* os) { *os << c.name; }
 
 std::vector<ToyCase> ToyCases() {
   std::vector<ToyCase> c;

@@ -18,11 +18,15 @@ Logger InProcCluster::Log(const std::string& name) const {
 Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
   const std::string coord_addr = "inproc://coordinator";
   ASSIGN_OR_RETURN(auto coord_transport, hub_->Create(coord_addr, Log("coordinator")));
+  if (options_.wrap_transport) {
+    coord_transport = options_.wrap_transport("coordinator", std::move(coord_transport));
+  }
   CoordinatorOptions co;
   co.num_servers = options_.servers;
   co.num_workers = options_.workers;
   co.heartbeat_timeout = options_.heartbeat_timeout;
   co.startup_timeout = std::chrono::seconds(60);
+  co.shutdown_grace = options_.shutdown_grace;
   auto coord = std::async(std::launch::async, [&] {
     return RunCoordinator(co, options_.tables, coord_transport.get(), Log("coordinator"));
   });
@@ -41,6 +45,7 @@ Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
   for (uint32_t s = 0; s < options_.servers; ++s) {
     std::string name = "server/" + std::to_string(s);
     ASSIGN_OR_RETURN(auto t, hub_->Create("inproc://" + name, Log(name)));
+    if (options_.wrap_transport) t = options_.wrap_transport(name, std::move(t));
     NodeOptions n = node;
     n.rank = static_cast<int32_t>(s);
     servers_.push_back(std::make_unique<ServerNode>(n, kv, std::move(t), Log(name)));
@@ -53,7 +58,7 @@ Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
     worker_runs.push_back(std::async(std::launch::async, [&, w]() -> Status {
       std::string name = "worker/" + std::to_string(w);
       ASSIGN_OR_RETURN(auto t, hub_->Create("inproc://" + name, Log(name)));
-      if (options_.wrap_worker_transport) t = options_.wrap_worker_transport(std::move(t));
+      if (options_.wrap_transport) t = options_.wrap_transport(name, std::move(t));
       NodeOptions n = node;
       n.rank = static_cast<int32_t>(w);
       WorkerNode wn(n, options_.tables, options_.client, std::move(t), Log(name));

@@ -27,8 +27,11 @@ struct InProcClusterOptions {
   Duration heartbeat_interval = std::chrono::milliseconds(100);
   Duration heartbeat_timeout = std::chrono::seconds(10);
   std::shared_ptr<LogSink> log_sink;  // default: stderr, warnings and up
-  // Wraps each worker's transport (fault injection).
-  std::function<std::unique_ptr<Transport>(std::unique_ptr<Transport>)> wrap_worker_transport;
+  // Wraps each node's transport (fault injection); `name` is "coordinator",
+  // "server/1", "worker/0".
+  std::function<std::unique_ptr<Transport>(const std::string& name, std::unique_ptr<Transport>)>
+      wrap_transport;
+  Duration shutdown_grace = std::chrono::milliseconds(500);
 };
 
 class InProcCluster {
