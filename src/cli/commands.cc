@@ -18,6 +18,7 @@
 #include "kv/node.h"
 #include "train/model_file.h"
 #include "train/trainer.h"
+#include "transport/faulty_transport.h"
 #include "transport/zmq_transport.h"
 
 namespace distopt {
@@ -59,6 +60,31 @@ NodeOptions NodeOpts(const JobConfig& cfg, const std::string& coordinator, int32
 
 // ---- distopt run: one node ----
 
+// Wraps the node's transport with the config's fault injection when it
+// names this node.
+std::unique_ptr<Transport> MaybeFaulty(const JobConfig& cfg, Role role, int32_t rank,
+                                       std::unique_ptr<Transport> t, const Logger& log) {
+  const FaultConfig& f = cfg.faults;
+  bool any = f.drop > 0 || f.duplicate > 0 || f.delay_ms > 0 || f.kill_after_messages >= 0;
+  if (!any) return t;
+  if (!f.role.empty() && f.role != RoleName(role)) return t;
+  if (f.rank >= 0 && f.rank != rank) return t;
+  FaultOptions o;
+  o.drop = f.drop;
+  o.duplicate = f.duplicate;
+  o.max_delay = milliseconds(f.delay_ms);
+  o.kill_after = f.kill_after_messages;
+  o.seed = f.seed + static_cast<uint64_t>(rank + 1) * 7919;
+  // A real crash: no destructors, no goodbye to the coordinator.
+  o.on_kill = [] { std::raise(SIGKILL); };
+  log.Warn("fault injection on: drop ", f.drop, ", duplicate ", f.duplicate, ", delay up to ",
+           f.delay_ms, " ms", f.kill_after_messages >= 0
+                                  ? ", killed after " + std::to_string(f.kill_after_messages) +
+                                        " messages"
+                                  : std::string());
+  return WithFaults(std::move(t), o, log);
+}
+
 Status RunCoordinatorNode(const JobConfig& cfg, const Flags& f, const Logger& log) {
   JobData none;
   ASSIGN_OR_RETURN(auto tables, JobTables(cfg, none));
@@ -93,6 +119,7 @@ Status RunServerNode(const JobConfig& cfg, const std::string& coordinator, int32
   zo.bind = "tcp://" + cfg.cluster.host + ":0";
   zo.advertise_host = cfg.cluster.host;
   ASSIGN_OR_RETURN(auto transport, CreateZmqTransport(zo, log));
+  transport = MaybeFaulty(cfg, Role::kServer, rank, std::move(transport), log);
   KvServerOptions kv;
   kv.tables = tables;
   kv.consistency.mode = cfg.cluster.consistency;
@@ -111,6 +138,7 @@ Status RunWorkerNode(const JobConfig& cfg, const std::string& coordinator, int32
   zo.bind = "tcp://" + cfg.cluster.host + ":0";
   zo.advertise_host = cfg.cluster.host;
   ASSIGN_OR_RETURN(auto transport, CreateZmqTransport(zo, log));
+  transport = MaybeFaulty(cfg, Role::kWorker, rank, std::move(transport), log);
   KvClientOptions ko;
   ko.retry_interval = milliseconds(cfg.cluster.retry_interval_ms);
   WorkerNode node(NodeOpts(cfg, coordinator, rank), tables, ko, std::move(transport), log);

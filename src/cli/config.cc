@@ -474,6 +474,15 @@ const std::vector<Field>& Fields() {
       IntField("train.checkpoint_every_s", DISTOPT_MEMBER(train.checkpoint_every_s), 0, kMaxS),
       IntField("train.keep_checkpoints", DISTOPT_MEMBER(train.keep_checkpoints), 1, kNoMax),
       BoolField("train.global_order", DISTOPT_MEMBER(train.global_order)),
+
+      RealField("faults.drop", DISTOPT_MEMBER(faults.drop), Real::kNonNegative),
+      RealField("faults.duplicate", DISTOPT_MEMBER(faults.duplicate), Real::kNonNegative),
+      IntField("faults.delay_ms", DISTOPT_MEMBER(faults.delay_ms), 0, kMaxMs),
+      StringField("faults.role", DISTOPT_MEMBER(faults.role), OneOf({"", "server", "worker"})),
+      IntField("faults.rank", DISTOPT_MEMBER(faults.rank), -1, kMaxNodes),
+      IntField("faults.kill_after_messages", DISTOPT_MEMBER(faults.kill_after_messages), -1,
+               kNoMax),
+      IntField("faults.seed", DISTOPT_MEMBER(faults.seed), 0, kNoMax),
   };
   return fields;
 }

@@ -78,6 +78,19 @@ struct TrainConfig {
 // [data], [model], [optimizer], [optimizer.schedule] and [train]. A new field
 // needs its row in the schema in config.cc, which drives parsing, range
 // checks and ConfigToToml alike (so nothing is readable but not written back).
+// Fault injection (testing fault tolerance on a real job): applied to the
+// traffic of the nodes it names, from `distopt run`.
+struct FaultConfig {
+  double drop = 0.0;          // probability a message is lost
+  double duplicate = 0.0;     // probability a message is sent twice
+  int64_t delay_ms = 0;       // each message waits U(0, delay_ms)
+  std::string role;           // "" (every node), "server" or "worker"
+  int64_t rank = -1;          // -1: every node of `role`
+  int64_t kill_after_messages = -1;  // the node SIGKILLs itself after this many sends
+  uint64_t seed = 1;
+  bool operator==(const FaultConfig&) const = default;
+};
+
 struct JobConfig {
   std::string name = "job";
   std::string source;  // the file it was loaded from (for messages)
@@ -86,6 +99,7 @@ struct JobConfig {
   ModelOptions model;
   OptimizerOptions optimizer;
   TrainConfig train;
+  FaultConfig faults;
 };
 
 // Loads `path`, then applies each "section.key=value" override (the value

@@ -107,6 +107,7 @@ void ExpectSameConfig(const JobConfig& a, const JobConfig& b) {
   EXPECT_EQ(a.source, b.source);
   EXPECT_EQ(a.cluster, b.cluster);
   EXPECT_EQ(a.data, b.data);
+  EXPECT_EQ(a.faults, b.faults);
   ExpectSameModel(a.model, b.model);
   ExpectSameOptimizer(a.optimizer, b.optimizer);
   EXPECT_EQ(a.train, b.train);

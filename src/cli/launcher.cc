@@ -29,6 +29,7 @@ struct Node {
   std::vector<std::string> argv;
   Subprocess proc;
   int restarts = 0;
+  bool exited_seen = false;
 };
 
 std::string Timestamp() {
@@ -173,28 +174,61 @@ Status RunLocalJob(const std::vector<std::string>& args) {
     }
     std::fflush(stdout);
   };
+  const int64_t max_restarts = cfg.cluster.max_restarts;
+  Deadline stragglers = Deadline::Never();
   while (true) {
     bool all_done = true;
     for (auto& n : nodes) {
+      if (n.exited_seen) continue;
       if (!n.proc.Poll()) {
         all_done = false;
         continue;
       }
-      if (n.proc.code() != 0 && failure.ok()) {
-        failure = InternalError(n.name + " (pid " + std::to_string(n.proc.pid()) + ") exited with " +
-                                std::to_string(n.proc.code()) + "; the end of " + n.log + ":\n" +
-                                LastLines(n.log, 12));
+      int code = n.proc.code();
+      if (code == 0) {
+        n.exited_seen = true;
+        continue;
+      }
+      const bool coordinator_node = n.name == "coordinator";
+      if (!coordinator_node && n.restarts < max_restarts) {
+        ++n.restarts;
+        std::printf("%sdistopt: %s (pid %d) exited with %d; restarting it (%d of %lld)\n",
+                    tty ? "\r\033[K" : "", n.name.c_str(), n.proc.pid(), code, n.restarts,
+                    static_cast<long long>(max_restarts));
+        std::fflush(stdout);
+        Status rs = spawn(n);
+        if (rs.ok()) {
+          all_done = false;
+          continue;
+        }
+        code = 127;
+      }
+      n.exited_seen = true;
+      std::string what = n.name + " (pid " + std::to_string(n.proc.pid()) + ") " +
+                         (code > 128 ? "was killed by signal " + std::to_string(code - 128)
+                                     : "exited with " + std::to_string(code));
+      if (!coordinator_node && code > 128) {
+        // A crash: the coordinator notices the silence and the job goes on
+        // without the node (or stops, if it cannot).
+        std::printf("%sdistopt: %s; the job goes on without it\n", tty ? "\r\033[K" : "",
+                    what.c_str());
+        std::fflush(stdout);
+        continue;
+      }
+      if (failure.ok()) {
+        failure = InternalError(what + "; the end of " + n.log + ":\n" + LastLines(n.log, 12));
       }
     }
     if (!failure.ok() || all_done) break;
+    // Once the coordinator has ended the job, the others get a moment to exit.
+    if (nodes[0].exited_seen && stragglers.is_never()) stragglers = Deadline::After(seconds(15));
+    if (stragglers.expired()) break;
     show(false);
     std::this_thread::sleep_for(milliseconds(200));
   }
   show(true);
-  if (!failure.ok()) {
-    StopAll(nodes);
-    return failure;
-  }
+  StopAll(nodes);  // stragglers (and, on failure, everyone); a no-op for exited nodes
+  if (!failure.ok()) return failure;
 
   std::vector<std::string> plots;
   Status ps = WritePlots(run_dir + "/metrics.jsonl", run_dir, &plots, cfg.name);

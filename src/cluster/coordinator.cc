@@ -125,6 +125,7 @@ void Coordinator::HandleRegister(Message&& m) {
   // A retried registration from the same address gets the same answer.
   for (auto& mem : view_.members) {
     if (mem.address == req->address && mem.alive) {
+      last_seen_[mem.id] = std::chrono::steady_clock::now();
       if (started_) {
         Message reply;
         reply.type = MsgType::kRegisterReply;
@@ -228,6 +229,9 @@ void Coordinator::CheckStartup() {
   }
   started_ = true;
   view_.epoch = 1;
+  // Heartbeats start once a node is admitted; until now the early ones only
+  // retried their registration. Everyone's silence is counted from here.
+  for (const auto& mem : view_.members) last_seen_[mem.id] = std::chrono::steady_clock::now();
   std::sort(view_.members.begin(), view_.members.end(), [](const Member& a, const Member& b) {
     return std::tie(a.role, a.rank) < std::tie(b.role, b.rank);
   });
@@ -305,6 +309,15 @@ void Coordinator::CheckHeartbeats() {
       }
     }
     if (dead.empty()) return;
+    for (Member* d : dead) {
+      if (started_ && d->role == Role::kServer) {
+        // Without a replica its parameters are gone: carrying on would
+        // train a model with a hole in it.
+        Finish(UnavailableError(Describe(*d) + " died and no replica holds its parameters; "
+                                "the job stops (restart it with `distopt train --resume`)"));
+        return;
+      }
+    }
     if (started_) {
       ++view_.epoch;
       log_.Info("membership epoch ", view_.epoch, ": ", view_.Live(Role::kServer).size(),

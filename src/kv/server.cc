@@ -340,7 +340,23 @@ void KvServer::HandlePull(Message&& m) {
   Table& t = **table;
   if (Status s = CheckPayload(t, m, false); !s.ok()) return Reject(m.sender, m, s);
   ++stats_.pulls;
-  if (m.clock < 0 || Ready(t, m.clock)) {
+  if (m.clock < 0) {
+    // "Where is the job?": a worker (re)joining asks for the current
+    // parameters and learns the clock to go on from. Under SSP/ASP that is
+    // the fastest live worker's clock, which it takes as its own so nobody
+    // waits for it to replay the past.
+    if (options_.consistency.mode != Consistency::kBsp) {
+      int64_t frontier = 0;
+      for (uint32_t r = 0; r < live_.size(); ++r) {
+        if (live_[r]) frontier = std::max(frontier, t.worker_clock[r]);
+      }
+      t.worker_clock[*rank] = std::max(t.worker_clock[*rank], frontier);
+      m.clock = frontier;
+    }
+    Answer(t, m, *rank, m.sender, MsgType::kPullReply, false);
+    return;
+  }
+  if (Ready(t, m.clock)) {
     Answer(t, m, *rank, m.sender, MsgType::kPullReply, false);
     return;
   }

@@ -121,9 +121,15 @@ Result<ParamSource> SavedModelSource(const SavedModel& saved, const std::vector<
     bool sparse = decls[t].kind == TableKind::kSparse;
     if (s.name != decls[t].name || s.sparse != sparse || (!sparse && s.size != decls[t].size) ||
         (sparse && s.dim != decls[t].dim)) {
-      return InvalidArgumentError("saved table " + std::to_string(t) + " ('" + s.name +
-                                  "') does not match the configured model's '" + decls[t].name +
-                                  "'");
+      // Name both shapes: the names alone often agree (a different hidden width).
+      auto shape = [](bool is_sparse, uint64_t size, uint32_t dim) {
+        return is_sparse ? "sparse, rows of " + std::to_string(dim)
+                         : "dense, " + std::to_string(size) + " floats";
+      };
+      return InvalidArgumentError("saved table " + std::to_string(t) + " '" + s.name + "' (" +
+                                  shape(s.sparse, s.size, s.dim) +
+                                  ") does not match the configured model's '" + decls[t].name +
+                                  "' (" + shape(sparse, decls[t].size, decls[t].dim) + ")");
     }
   }
   // Index sparse rows once; the lambda shares the model by pointer.
@@ -176,14 +182,22 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
   // in them, so the next step needs no pull.
   std::vector<std::vector<float>> dense(num_tables), rows(num_tables);
   std::vector<KvHandle> pending;
-  int64_t clock = 0;
+  // Ask the servers where the job is (clock -1): 0 for a fresh job, the
+  // current clock for a worker restarted into a running one.
   for (size_t t = 0; t < num_tables; ++t) {
     if (decls[t].kind == TableKind::kDense) {
       dense[t].resize(decls[t].size);
-      pending.push_back(kv.Pull(static_cast<uint32_t>(t), dense[t].data(), 0));
+      pending.push_back(kv.Pull(static_cast<uint32_t>(t), dense[t].data(), -1));
+    } else if (pending.empty()) {
+      pending.push_back(kv.PullSparse(static_cast<uint32_t>(t), {}, nullptr, -1));
     }
   }
+  int64_t clock = INT64_MAX;
+  std::vector<KvHandle> joined = pending;
   RETURN_IF_ERROR(WaitAll(node, pending, options.request_timeout));
+  for (const auto& h : joined) clock = std::min(clock, h->clock());
+  if (clock == INT64_MAX || clock < 0) clock = 0;
+  const int64_t start_clock = clock;
 
   // Parameters for a set of keys at the current clock (training and eval).
   auto fetch = [&](const std::vector<std::vector<uint64_t>>& keys, ParamSet* ps,
@@ -215,6 +229,22 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
   bo.drop_last = options.global_order;
   ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(&train, bo));
   const int64_t steps_per_epoch = static_cast<int64_t>(it.batches_per_epoch());
+  // The shards of this worker for an epoch: its own, plus those of dead
+  // workers dealt round-robin over the live ones (a crashed worker's data
+  // is taken over from the next epoch on; a restarted one takes it back).
+  auto shards_now = [&]() {
+    ClusterView v = node.cluster().view();
+    std::vector<uint32_t> live;
+    for (const Member* m : v.Live(Role::kWorker)) live.push_back(m->rank);
+    std::sort(live.begin(), live.end());
+    std::vector<int> mine = {static_cast<int>(rank)};
+    for (uint32_t s = 0; s < workers && !live.empty(); ++s) {
+      if (std::find(live.begin(), live.end(), s) == live.end() && live[s % live.size()] == rank) {
+        mine.push_back(static_cast<int>(s));
+      }
+    }
+    return mine;
+  };
   if (steps_per_epoch == 0) {
     return InvalidArgumentError("the training set (" + std::to_string(train.num_rows) +
                                 " rows) is too small for " + std::to_string(workers) +
@@ -241,10 +271,35 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
   SteadyTime window_start = std::chrono::steady_clock::now();
   bool stop = false;
   std::string end_reason;
+  float grad_scale = 1.0f;
 
-  for (int64_t epoch = 0; epoch < options.epochs && !stop; ++epoch) {
+  if (start_clock > 0) {
+    log.Info("joining the job at clock ", start_clock, " (epoch ",
+             start_clock / steps_per_epoch + 1, ")");
+  }
+  for (int64_t epoch = start_clock / steps_per_epoch; epoch < options.epochs && !stop; ++epoch) {
+    std::vector<int> shards = shards_now();
+    // A worker reading k slots of the global batch pushes k * live / W times
+    // its gradient, so the servers' mean over the live workers' pushes is
+    // still the mean over all W slots: the run stays equal to large-batch
+    // SGD after a crash.
+    grad_scale = static_cast<float>(shards.size()) *
+                 static_cast<float>(node.cluster().view().Live(Role::kWorker).size()) /
+                 static_cast<float>(workers);
+    if (shards != it.options().shards) {
+      log.Info("epoch ", epoch + 1, ": reading shards ", [&] {
+        std::string s;
+        for (int x : shards) s += (s.empty() ? "" : ",") + std::to_string(x);
+        return s;
+      }(), " (taking over for dead workers)");
+      bo.shards = shards;
+      ASSIGN_OR_RETURN(it, BatchIterator::Create(&train, bo));
+    }
     it.StartEpoch(static_cast<int>(epoch));
     Batch batch;
+    // A worker joining mid-epoch skips the steps already taken.
+    for (int64_t skip = epoch * steps_per_epoch; skip < clock && it.Next(&batch); ++skip) {
+    }
     while (it.Next(&batch)) {
       model.CollectKeys(batch, &keys);
       Status fs = fetch(keys, &ps, &rows);
@@ -261,6 +316,9 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
       }
       for (size_t t = 0; t < num_tables; ++t) {
         auto& g = grads.values[t];
+        if (grad_scale != 1.0f) {
+          for (float& x : g) x *= grad_scale;
+        }
         if (decls[t].kind == TableKind::kDense) {
           pending.push_back(kv.PushPull(static_cast<uint32_t>(t),
                                         Buffer::Borrow(g.data(), g.size() * 4), dense[t].data(),

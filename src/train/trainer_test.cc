@@ -13,10 +13,9 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "data/batcher.h"
 #include "kv/testing/in_proc_cluster.h"
@@ -85,8 +84,8 @@ std::vector<TableDecl> Decls(const Job& job) {
 
 struct ClusterRun {
   Status status;
-  std::vector<TrainSummary> summaries;       // by worker rank
-  std::vector<std::vector<float>> tables;    // dense tables as the servers hold them
+  std::vector<TrainSummary> summaries;     // by worker rank
+  std::vector<std::vector<float>> tables;  // dense tables as the servers hold them
 };
 
 ClusterRun RunOnCluster(const Job& job, uint32_t servers, uint32_t workers,
@@ -335,7 +334,8 @@ TEST(EvaluateTest, LogisticRegressionMetricsMatchHandComputedValues) {
     ASSERT_TRUE(model.ok());
     SavedModel saved;
     if (sparse_w) {
-      saved.tables.push_back({.name = "w", .sparse = true, .dim = 1, .keys = {0}, .values = {1.0f}});
+      saved.tables.push_back(
+          {.name = "w", .sparse = true, .dim = 1, .keys = {0}, .values = {1.0f}});
     } else {
       saved.tables.push_back({.name = "w", .size = 1, .values = {1.0f}});
     }
@@ -399,9 +399,8 @@ TEST(EvaluateTest, SoftmaxRegressionAccuracyFromKnownWeights) {
   ASSERT_TRUE(model.ok());
   SavedModel saved;
   // Row-major (features x classes).
-  saved.tables.push_back({.name = (*model)->Tables()[0].name,
-                          .size = 6,
-                          .values = {1, 0, 0, 0, 0, 1}});
+  saved.tables.push_back(
+      {.name = (*model)->Tables()[0].name, .size = 6, .values = {1, 0, 0, 0, 0, 1}});
   saved.tables.push_back({.name = (*model)->Tables()[1].name, .size = 3, .values = {0, 0, 0}});
   auto source = SavedModelSource(saved, (*model)->Tables());
   ASSERT_TRUE(source.ok()) << source.status().ToString();
@@ -456,6 +455,9 @@ TEST(SavedModelSourceTest, RejectsAModelWhoseTablesDoNotMatch) {
   // Same tables, other sizes.
   auto r = SavedModelSource(s_small, (**wider).Tables());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  // The names agree; the message must say what differs (4 x 8 vs 4 x 9).
+  EXPECT_NE(r.status().message().find("32 floats"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("36 floats"), std::string::npos) << r.status().message();
   // Another number of tables.
   r = SavedModelSource(s_small, (**linear).Tables());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
@@ -550,8 +552,8 @@ TEST(ModelFileTest, EveryFlippedByteIsDataLoss) {
     WriteAll(bad, b);
     auto r = LoadModel(bad);
     ASSERT_FALSE(r.ok()) << "byte " << i << " flipped went unnoticed";
-    EXPECT_EQ(r.status().code(), StatusCode::kDataLoss) << "byte " << i << ": "
-                                                        << r.status().ToString();
+    EXPECT_EQ(r.status().code(), StatusCode::kDataLoss)
+        << "byte " << i << ": " << r.status().ToString();
   }
   // Truncated anywhere, or with bytes appended.
   for (size_t n : {size_t{0}, size_t{7}, size_t{20}, bytes.size() / 2, bytes.size() - 1}) {
