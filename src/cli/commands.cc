@@ -104,7 +104,12 @@ Status RunCoordinatorNode(const JobConfig& cfg, const Flags& f, const Logger& lo
   co.num_workers = cfg.cluster.workers;
   co.heartbeat_timeout = milliseconds(cfg.cluster.heartbeat_timeout_ms);
   co.startup_timeout = seconds(cfg.cluster.startup_timeout_s);
-  Status s = RunCoordinator(co, tables, transport.get(), log);
+  CheckpointOptions ck;
+  ck.run_dir = f.Get("run-dir");
+  ck.every_steps = cfg.train.checkpoint_every_steps;
+  ck.keep = cfg.train.keep_checkpoints;
+  ck.resume = f.Has("resume");
+  Status s = RunCoordinator(co, tables, transport.get(), log, ck);
   // Let the shutdown order reach every node before the sockets close.
   std::this_thread::sleep_for(milliseconds(200));
   transport->Shutdown();
@@ -112,7 +117,7 @@ Status RunCoordinatorNode(const JobConfig& cfg, const Flags& f, const Logger& lo
 }
 
 Status RunServerNode(const JobConfig& cfg, const std::string& coordinator, int32_t rank,
-                     const Logger& log) {
+                     const std::string& run_dir, const Logger& log) {
   JobData none;
   ASSIGN_OR_RETURN(auto tables, JobTables(cfg, none));
   ZmqOptions zo;
@@ -124,6 +129,8 @@ Status RunServerNode(const JobConfig& cfg, const std::string& coordinator, int32
   kv.tables = tables;
   kv.consistency.mode = cfg.cluster.consistency;
   kv.consistency.staleness = cfg.cluster.staleness;
+  kv.run_dir = run_dir;
+  kv.checkpoint_every_steps = run_dir.empty() ? 0 : cfg.train.checkpoint_every_steps;
   ServerNode node(NodeOpts(cfg, coordinator, rank), kv, std::move(transport), log);
   return node.Run();
 }
@@ -170,7 +177,8 @@ Status RunWorkerNode(const JobConfig& cfg, const std::string& coordinator, int32
 
 Status CmdRun(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"role", "coordinator", "rank", "run-dir", "bind",
-                                                "advertise-host", "addr-file", "set"}));
+                                                "advertise-host", "addr-file", "set"},
+                                         {"resume"}));
   ASSIGN_OR_RETURN(JobConfig cfg, LoadFromFlags(f));
   std::string role_name = FlagOrEnv(f, "role", "DISTOPT_ROLE");
   if (role_name.empty()) return InvalidArgumentError("--role (or DISTOPT_ROLE) is required");
@@ -186,7 +194,7 @@ Status CmdRun(const std::vector<std::string>& args) {
     return InvalidArgumentError("--coordinator HOST:PORT (or DISTOPT_COORDINATOR) is required");
   }
   coordinator = TcpAddress(coordinator);
-  if (role == Role::kServer) return RunServerNode(cfg, coordinator, rank, log);
+  if (role == Role::kServer) return RunServerNode(cfg, coordinator, rank, run_dir, log);
   return RunWorkerNode(cfg, coordinator, rank, run_dir, log);
 }
 

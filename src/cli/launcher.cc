@@ -75,18 +75,26 @@ void StopAll(std::vector<Node>& nodes) {
 }  // namespace
 
 Status RunLocalJob(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"workers", "servers", "set", "run-dir", "runs"},
+  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"workers", "servers", "set", "run-dir", "runs",
+                                                "resume"},
                                          {"quiet"}));
-  if (f.positional().size() != 1) {
+  const bool resume = f.Has("resume");
+  if (f.positional().size() != (resume ? 0u : 1u)) {
     return InvalidArgumentError(
-        "usage: distopt train CONFIG [--workers N] [--servers M] [--set section.key=value]...");
+        "usage: distopt train CONFIG [--workers N] [--servers M] [--set section.key=value]...\n"
+        "       distopt train --resume RUN_DIR [--set section.key=value]...");
   }
   std::vector<std::string> overrides = f.GetAll("set");
   if (f.Has("workers")) overrides.push_back("cluster.workers=" + f.Get("workers"));
   if (f.Has("servers")) overrides.push_back("cluster.servers=" + f.Get("servers"));
-  ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(f.positional()[0], overrides));
+  // A resumed job runs in its old folder with the configuration it ran with.
+  const std::string config_source =
+      resume ? f.Get("resume") + "/config.toml" : f.positional()[0];
+  ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(config_source, overrides));
 
-  std::string run_dir = f.Get("run-dir", f.Get("runs", "runs") + "/" + Timestamp() + "-" + cfg.name);
+  std::string run_dir =
+      resume ? f.Get("resume")
+             : f.Get("run-dir", f.Get("runs", "runs") + "/" + Timestamp() + "-" + cfg.name);
   RETURN_IF_ERROR(MakeDirs(run_dir + "/logs"));
   const std::string config_path = run_dir + "/config.toml";
   RETURN_IF_ERROR(WriteText(config_path, ConfigToToml(cfg)));
@@ -117,6 +125,8 @@ Status RunLocalJob(const std::vector<std::string>& args) {
   coord.argv = node_argv("coordinator", -1, "");
   coord.argv.insert(coord.argv.end(), {"--bind", "tcp://" + cfg.cluster.host + ":0", "--addr-file",
                                        addr_file, config_path});
+  if (resume) coord.argv.insert(coord.argv.end() - 1, "--resume");
+  std::remove(addr_file.c_str());
   RETURN_IF_ERROR(spawn(coord));
   std::string coordinator;
   Deadline d = Deadline::After(seconds(30));

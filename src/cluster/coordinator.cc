@@ -106,6 +106,9 @@ void Coordinator::Handle(Message&& m) {
     case MsgType::kBarrier: return HandleBarrier(m);
     case MsgType::kDone: return HandleDone(m);
     case MsgType::kAbort: return HandleAbort(m);
+    case MsgType::kCheckpoint:
+      if (options_.on_checkpoint && MemberOf(m.sender) != nullptr) options_.on_checkpoint(m);
+      return;
     default:
       log_.Warn("ignored a ", MsgTypeName(m.type), " message from node ", m.sender);
   }

@@ -34,6 +34,8 @@ struct CoordinatorOptions {
   Duration shutdown_grace = std::chrono::milliseconds(500);
   // Builds the layout blob from the first complete view (may be unset).
   std::function<std::string(const ClusterView&)> layout;
+  // Called on the coordinator thread with each server's checkpoint report.
+  std::function<void(const Message&)> on_checkpoint;
   // Called on the coordinator thread after each membership change.
   std::function<void(const ClusterView&)> on_view_change;
 };

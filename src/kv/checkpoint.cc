@@ -27,6 +27,14 @@ constexpr char kShardMagic[8] = {'D', 'O', 'C', 'K', 'P', 'T', '0', '1'};
 constexpr size_t kHeaderSize = 60;   // fixed for both kinds; see checkpoint.h
 constexpr size_t kHeaderCrcAt = 56;  // the CRC covers [0, kHeaderCrcAt)
 constexpr size_t kTrailerSize = 4;   // payload CRC
+
+// The manifest's checksum of a file: CRC32C of all but the 4-byte trailer,
+// mixed with the trailer. (A plain CRC over data followed by its own CRC is
+// the same constant for every file, so it would tell nothing.)
+uint32_t MixTrailer(uint32_t body_crc, uint32_t trailer) {
+  return body_crc ^ ((trailer << 7) | (trailer >> 25));
+}
+
 constexpr uint8_t kKindDense = 0;
 constexpr uint8_t kKindSparse = 1;
 
@@ -306,12 +314,12 @@ Result<ShardSnapshot> ReadShardImpl(const std::string& path, const ShardReadLimi
     RETURN_IF_ERROR(read(s.row_steps.data(), s.row_steps.size() * sizeof(int64_t)));
   }
   uint32_t stored_payload_crc = 0;
-  RETURN_IF_ERROR(ReadAt(fd.get(), &stored_payload_crc, kTrailerSize, &off, &whole_crc, path));
+  RETURN_IF_ERROR(ReadAt(fd.get(), &stored_payload_crc, kTrailerSize, &off, nullptr, path));
   if (stored_payload_crc != payload_crc) {
     return Corrupt(path, "payload checksum mismatch: stored " + Hex(stored_payload_crc, 8) +
                              ", computed " + Hex(payload_crc, 8));
   }
-  if (file_crc != nullptr) *file_crc = whole_crc;
+  if (file_crc != nullptr) *file_crc = MixTrailer(whole_crc, stored_payload_crc);
   return s;
 }
 
@@ -488,9 +496,15 @@ Result<ManifestEntry> Digest(const std::string& path) {
   std::vector<uint8_t> buf(std::min<uint64_t>(size, uint64_t{1} << 20));
   ManifestEntry e;
   uint64_t off = 0;
-  while (off < size) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+  const uint64_t covered = size >= kTrailerSize ? size - kTrailerSize : size;
+  while (off < covered) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), covered - off));
     RETURN_IF_ERROR(ReadAt(fd.get(), buf.data(), n, &off, &e.crc32c, path));
+  }
+  if (covered < size) {
+    uint32_t trailer = 0;
+    RETURN_IF_ERROR(ReadAt(fd.get(), &trailer, kTrailerSize, &off, nullptr, path));
+    e.crc32c = MixTrailer(e.crc32c, trailer);
   }
   e.size = size;
   return e;
@@ -634,10 +648,14 @@ Status WriteShard(const std::string& ckpt_dir, int server_rank, const ShardSnaps
     entry->name = name;
     entry->size = 0;
     entry->crc32c = 0;
-    for (const auto& part : parts) {
-      entry->size += part.size();
-      entry->crc32c = Crc32c(part.data(), part.size(), entry->crc32c);
+    for (size_t i = 0; i < parts.size(); ++i) {
+      entry->size += parts[i].size();
+      // The manifest's checksum: all but the trailer, mixed with it (see Digest).
+      if (i + 1 < parts.size()) {
+        entry->crc32c = Crc32c(parts[i].data(), parts[i].size(), entry->crc32c);
+      }
     }
+    entry->crc32c = MixTrailer(entry->crc32c, payload_crc);
   }
   return Status::Ok();
 }
@@ -774,6 +792,40 @@ Status PruneCheckpoints(const std::string& run_dir, int keep) {
     RETURN_IF_ERROR(RemoveTree(dir));
   }
   return Status::Ok();
+}
+
+}  // namespace distopt
+
+namespace distopt {
+
+std::vector<uint8_t> EncodeCheckpointReport(const CheckpointReport& r) {
+  ByteWriter w;
+  w.I64(r.step);
+  w.U32(r.server_rank);
+  w.U32(static_cast<uint32_t>(r.files.size()));
+  for (const auto& f : r.files) {
+    w.Str(f.name);
+    w.U64(f.size);
+    w.U32(f.crc32c);
+  }
+  return w.Take();
+}
+
+Result<CheckpointReport> DecodeCheckpointReport(const uint8_t* data, size_t size) {
+  ByteReader r(data, size);
+  CheckpointReport out;
+  uint32_t n = 0;
+  RETURN_IF_ERROR(r.I64(&out.step));
+  RETURN_IF_ERROR(r.U32(&out.server_rank));
+  RETURN_IF_ERROR(r.Count(&n, 16, 1 << 20, "checkpoint files"));
+  out.files.resize(n);
+  for (auto& f : out.files) {
+    RETURN_IF_ERROR(r.Str(&f.name, 256));
+    RETURN_IF_ERROR(r.U64(&f.size));
+    RETURN_IF_ERROR(r.U32(&f.crc32c));
+  }
+  RETURN_IF_ERROR(r.ExpectEnd("checkpoint report"));
+  return out;
 }
 
 }  // namespace distopt

@@ -142,6 +142,16 @@ Result<std::string> FindLatestGoodCheckpoint(const std::string& run_dir, uint64_
 // are verified (until `keep` good ones are found).
 Status PruneCheckpoints(const std::string& run_dir, int keep);
 
+// A server's report to the coordinator that its files of checkpoint `step`
+// are durable (the coordinator writes the manifest once every server has).
+struct CheckpointReport {
+  int64_t step = 0;
+  uint32_t server_rank = 0;
+  std::vector<ManifestEntry> files;
+};
+std::vector<uint8_t> EncodeCheckpointReport(const CheckpointReport& r);
+Result<CheckpointReport> DecodeCheckpointReport(const uint8_t* data, size_t size);
+
 }  // namespace distopt
 
 #endif  // DISTOPT_KV_CHECKPOINT_H_

@@ -73,6 +73,7 @@ std::string Layout::Encode() const {
       w.U64(s.end);
     }
   }
+  w.I64(restore_step);
   auto b = w.Take();
   return std::string(b.begin(), b.end());
 }
@@ -102,8 +103,35 @@ Result<Layout> Layout::Decode(const std::string& bytes) {
       }
     }
   }
+  RETURN_IF_ERROR(r.I64(&l.restore_step));
   RETURN_IF_ERROR(r.ExpectEnd("layout"));
   return l;
+}
+
+}  // namespace distopt
+
+namespace distopt {
+
+uint64_t TablesHash(const std::vector<TableSpec>& tables, uint32_t num_servers) {
+  // FNV-1a over a canonical encoding: stable across runs and builds.
+  ByteWriter w;
+  w.U32(num_servers);
+  for (const TableSpec& t : tables) {
+    w.Str(t.name);
+    w.U8(t.sparse ? 1 : 0);
+    w.U64(t.size);
+    w.U32(t.dim);
+    w.U8(static_cast<uint8_t>(t.init.kind));
+    w.F32(t.init.scale);
+    w.U64(t.init.seed);
+    w.Str(t.optimizer.kind);
+  }
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : w.bytes()) {
+    h ^= b;
+    h *= 1099511628211ull;
+  }
+  return h;
 }
 
 }  // namespace distopt

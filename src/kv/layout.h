@@ -48,6 +48,8 @@ struct TableLayout {
 struct Layout {
   uint32_t num_servers = 0;
   std::vector<TableLayout> tables;  // indexed by table id
+  // The checkpoint every server starts from (-1: the initializers).
+  int64_t restore_step = -1;
 
   // Dense tables smaller than this are not cut (a slice per server would
   // cost more in messages than it saves in bandwidth).
@@ -61,6 +63,10 @@ struct Layout {
   std::string Encode() const;
   static Result<Layout> Decode(const std::string& bytes);
 };
+
+// What a checkpoint must match to be restored: the tables (names, shapes,
+// initializers, optimizers) and the number of servers.
+uint64_t TablesHash(const std::vector<TableSpec>& tables, uint32_t num_servers);
 
 // The hash that places sparse keys (also spreads keys inside a server's map).
 inline uint64_t KeyHash(uint64_t key) {

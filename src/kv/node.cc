@@ -1,5 +1,9 @@
 #include "kv/node.h"
 
+#include <map>
+
+#include "kv/checkpoint.h"
+
 namespace distopt {
 namespace {
 
@@ -16,11 +20,52 @@ ClusterClientOptions ClientOptions(const NodeOptions& n, Role role) {
 }  // namespace
 
 Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& tables,
-                      Transport* transport, Logger log) {
+                      Transport* transport, Logger log, const CheckpointOptions& ckpt) {
   RETURN_IF_ERROR(ValidateTables(tables));
-  uint32_t servers = options.num_servers;
-  options.layout = [tables, servers](const ClusterView&) {
-    return Layout::Compute(tables, servers).Encode();
+  const uint32_t servers = options.num_servers;
+  const uint64_t hash = TablesHash(tables, servers);
+  int64_t restore = -1;
+  if (ckpt.resume) {
+    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log);
+    if (!dir.ok()) return dir.status().WithContext("cannot resume " + ckpt.run_dir);
+    ASSIGN_OR_RETURN(Manifest m, ReadManifest(*dir));
+    restore = m.step;
+    log.Info("resuming from ", *dir, " (step ", restore, ")");
+  }
+  options.layout = [tables, servers, restore](const ClusterView&) {
+    Layout l = Layout::Compute(tables, servers);
+    l.restore_step = restore;
+    return l.Encode();
+  };
+  // Checkpoint reports by step; the manifest is written last, once every
+  // server's files are durable, so only complete checkpoints ever load.
+  std::map<int64_t, std::map<uint32_t, std::vector<ManifestEntry>>> reports;
+  options.on_checkpoint = [&](const Message& m) {
+    auto r = DecodeCheckpointReport(m.body.data(), m.body.size());
+    if (!r.ok() || ckpt.run_dir.empty()) {
+      log.Warn("ignored a bad checkpoint report from node ", m.sender);
+      return;
+    }
+    auto& by_server = reports[r->step];
+    by_server[r->server_rank] = r->files;
+    if (by_server.size() < servers) return;
+    Manifest man;
+    man.step = r->step;
+    man.config_hash = hash;
+    man.num_servers = servers;
+    for (auto& [rank, files] : by_server) {
+      man.files.insert(man.files.end(), files.begin(), files.end());
+    }
+    std::string dir = CheckpointDir(ckpt.run_dir, r->step);
+    Status s = WriteManifest(dir, man);
+    if (!s.ok()) {
+      log.Error("checkpoint ", r->step, " is unusable: ", s.message());
+    } else {
+      log.Info("checkpoint ", r->step, " complete: ", dir);
+      Status p = PruneCheckpoints(ckpt.run_dir, static_cast<int>(ckpt.keep));
+      if (!p.ok()) log.Warn("pruning old checkpoints: ", p.message());
+    }
+    reports.erase(reports.begin(), reports.upper_bound(r->step));
   };
   Coordinator c(std::move(options), transport, std::move(log));
   return c.Run();

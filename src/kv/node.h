@@ -30,10 +30,20 @@ struct NodeOptions {
   Duration register_timeout = std::chrono::seconds(120);
 };
 
+// Where checkpoints go and whether the job starts from one.
+struct CheckpointOptions {
+  std::string run_dir;       // empty: no checkpoints
+  int64_t every_steps = 0;   // 0: none
+  int64_t keep = 3;          // the newest K good ones are kept
+  bool resume = false;       // start from the newest good checkpoint
+};
+
 // The coordinator of a job over `tables`: publishes their layout over the
-// servers. Returns when the job is over.
+// servers (with the checkpoint to restore, on resume), writes each
+// checkpoint's manifest once every server reported its files durable, and
+// prunes old checkpoints. Returns when the job is over.
 Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& tables,
-                      Transport* transport, Logger log);
+                      Transport* transport, Logger log, const CheckpointOptions& ckpt = {});
 
 class ServerNode {
  public:

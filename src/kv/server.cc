@@ -1,5 +1,8 @@
 #include "kv/server.h"
 
+#include "base/file_util.h"
+#include "kv/checkpoint.h"
+
 #include <algorithm>
 #include <limits>
 
@@ -80,6 +83,7 @@ Status KvServer::Init(const ClusterView& view) {
     if (w->rank < live_.size()) live_[w->rank] = true;
     RETURN_IF_ERROR(transport_->Connect(w->id, w->address));
   }
+  if (layout_.restore_step >= 0) RETURN_IF_ERROR(RestoreCheckpoint(layout_.restore_step));
   return Status::Ok();
 }
 
@@ -222,6 +226,7 @@ void KvServer::Accept(Table& t, uint32_t rank, const Message& m) {
     }
     ApplyNow(t, m);
     t.worker_clock[rank] = m.clock + 1;
+    MaybeCheckpoint();
     ServeParked(t);
     return;
   }
@@ -259,6 +264,8 @@ void KvServer::TryApplyBsp(Table& t) {
     ApplyAggregation(t, a);
     t.pending.erase(it);
     ++t.applied_clock;
+    // Before any pull sees the new clock: the checkpoint holds exactly it.
+    MaybeCheckpoint();
     ServeParked(t);
   }
 }
@@ -475,6 +482,88 @@ std::string KvServer::WhoIsSlow(const Table& t, int64_t clock) const {
     }
   }
   return out.empty() ? "nobody (a bug: please report)" : out;
+}
+
+void KvServer::MaybeCheckpoint() {
+  const int64_t every = options_.checkpoint_every_steps;
+  if (every <= 0 || options_.run_dir.empty()) return;
+  // This server's clock: the slowest of the tables it holds (under BSP all
+  // of them reach clock t before any sees a push of t + 1).
+  int64_t clock = INT64_MAX;
+  for (const Table& t : tables_) {
+    if (!t.dense && !t.sparse) continue;
+    clock = std::min(clock, options_.consistency.mode == Consistency::kBsp ? t.applied_clock
+                                                                         : MinClock(t));
+  }
+  if (clock == INT64_MAX || clock <= last_checkpoint_ || clock % every != 0) return;
+  last_checkpoint_ = clock;
+  Status s = WriteCheckpoint(clock);
+  if (!s.ok()) log_.Error("checkpoint ", clock, " failed: ", s.message());
+}
+
+Status KvServer::WriteCheckpoint(int64_t step) {
+  const std::string dir = CheckpointDir(options_.run_dir, step);
+  RETURN_IF_ERROR(MakeDirs(dir));
+  CheckpointReport report;
+  report.step = step;
+  report.server_rank = rank_;
+  for (const Table& t : tables_) {
+    ShardSnapshot snap;
+    snap.step = step;
+    snap.table = t.spec.id;
+    snap.slots = t.opt->state_slots();
+    if (t.dense) {
+      snap.begin = t.dense->begin();
+      snap.steps = t.dense->steps();
+      snap.params.assign(t.dense->data(), t.dense->data() + t.dense->size());
+      snap.state = t.dense->state();
+    } else if (t.sparse) {
+      snap.sparse = true;
+      snap.dim = t.spec.dim;
+      snap.keys = t.sparse->keys();
+      snap.params = t.sparse->values();
+      snap.state = t.sparse->state();
+      snap.row_steps = t.sparse->row_steps();
+    } else {
+      continue;
+    }
+    ManifestEntry entry;
+    RETURN_IF_ERROR(WriteShard(dir, static_cast<int>(rank_), snap, &entry));
+    report.files.push_back(entry);
+  }
+  Message m;
+  m.type = MsgType::kCheckpoint;
+  m.sender = self_id_;
+  m.epoch = epoch_;
+  m.body = Buffer::FromVector(EncodeCheckpointReport(report));
+  return transport_->Send(kCoordinatorId, std::move(m));
+}
+
+Status KvServer::RestoreCheckpoint(int64_t step) {
+  const std::string dir = CheckpointDir(options_.run_dir, step);
+  ASSIGN_OR_RETURN(auto shards, LoadServerShards(dir, static_cast<int>(rank_)));
+  for (ShardSnapshot& snap : shards) {
+    if (snap.table >= tables_.size()) return DataLossError(dir + ": shard of unknown table");
+    Table& t = tables_[snap.table];
+    if (snap.sparse && t.sparse) {
+      RETURN_IF_ERROR(t.sparse->Restore(std::move(snap.keys), std::move(snap.params),
+                                        std::move(snap.state), std::move(snap.row_steps)));
+    } else if (!snap.sparse && t.dense && snap.begin == t.dense->begin()) {
+      RETURN_IF_ERROR(t.dense->Restore(snap.params, snap.state, snap.steps));
+    } else {
+      return DataLossError(dir + ": a shard of table '" + t.spec.name +
+                           "' does not fit this server's layout");
+    }
+  }
+  for (Table& t : tables_) {
+    t.applied_clock = step;
+    std::fill(t.worker_clock.begin(), t.worker_clock.end(), step);
+    t.pending.clear();
+    t.parked.clear();
+  }
+  last_checkpoint_ = step;
+  log_.Info("restored checkpoint ", step, " from ", dir);
+  return Status::Ok();
 }
 
 void KvServer::Tick() {

@@ -34,6 +34,11 @@ struct KvServerOptions {
   std::function<void(const PullTrace&)> on_pull;
   // A parked pull older than this is logged with whom it waits for.
   Duration wait_log_interval = std::chrono::seconds(5);
+  // Checkpoints: every `checkpoint_every_steps` clocks (0: never) the server
+  // writes its shards under run_dir/checkpoints/step-N/ and reports them to
+  // the coordinator; a layout with a restore step starts from that one.
+  std::string run_dir;
+  int64_t checkpoint_every_steps = 0;
 };
 
 struct KvServerStats {
@@ -102,6 +107,11 @@ class KvServer {
   void HandlePush(Message&& m, bool then_pull);
   void HandlePull(Message&& m);
   void HandleClock(Message&& m);
+  // Writes a checkpoint when this server's tables all reached a new
+  // multiple of checkpoint_every_steps.
+  void MaybeCheckpoint();
+  Status WriteCheckpoint(int64_t step);
+  Status RestoreCheckpoint(int64_t step);
 
   // Validation; on failure the request is answered with kKvError.
   Result<uint32_t> WorkerRank(const Message& m) const;
@@ -132,6 +142,7 @@ class KvServer {
   std::vector<bool> live_;                  // by worker rank
   uint32_t epoch_ = 0;
   NodeId self_id_ = kUnassignedId;
+  int64_t last_checkpoint_ = 0;
   KvServerStats stats_;
 };
 

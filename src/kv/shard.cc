@@ -37,6 +37,20 @@ void DenseShard::Assign(std::span<const float> values) {
   std::memcpy(writable_, values.data(), std::min<size_t>(values.size(), size_) * sizeof(float));
 }
 
+Status DenseShard::Restore(std::span<const float> params, std::span<const float> state,
+                           int64_t steps) {
+  if (params.size() != size_ || state.size() != state_.size()) {
+    return DataLossError("checkpoint shard holds " + std::to_string(params.size()) + " params and " +
+                         std::to_string(state.size()) + " state floats; this slice needs " +
+                         std::to_string(size_) + " and " + std::to_string(state_.size()));
+  }
+  MakeWritable();
+  std::memcpy(writable_, params.data(), size_ * sizeof(float));
+  std::copy(state.begin(), state.end(), state_.begin());
+  steps_ = steps;
+  return Status::Ok();
+}
+
 SparseShard::SparseShard(const TableSpec& spec, const Optimizer* opt)
     : opt_(opt), spec_(spec), dim_(spec.dim), slots_(opt->state_slots()) {}
 
@@ -75,6 +89,27 @@ const float* SparseShard::Find(uint64_t key) const {
 int64_t SparseShard::RowSteps(uint64_t key) const {
   auto it = index_.find(key);
   return it == index_.end() ? 0 : steps_[it->second];
+}
+
+}  // namespace distopt
+
+namespace distopt {
+
+Status SparseShard::Restore(std::vector<uint64_t> keys, std::vector<float> values,
+                            std::vector<float> state, std::vector<int64_t> row_steps) {
+  const size_t n = keys.size();
+  if (values.size() != n * dim_ || state.size() != n * dim_ * static_cast<size_t>(slots_) ||
+      row_steps.size() != n) {
+    return DataLossError("checkpoint rows do not match the table's dim or optimizer");
+  }
+  index_.clear();
+  index_.reserve(n);
+  for (size_t i = 0; i < n; ++i) index_.emplace(keys[i], static_cast<uint32_t>(i));
+  keys_ = std::move(keys);
+  values_ = std::move(values);
+  state_ = std::move(state);
+  steps_ = std::move(row_steps);
+  return Status::Ok();
 }
 
 }  // namespace distopt

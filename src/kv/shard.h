@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/buffer.h"
+#include "distopt/status.h"
 #include "kv/layout.h"
 #include "optim/optimizer.h"
 
@@ -35,8 +36,13 @@ class DenseShard {
   // One optimizer step with gradient `grad` (size() floats).
   void Apply(const float* grad);
 
-  // Overwrites parameters (checkpoint restore, tests).
+  // Overwrites parameters (tests).
   void Assign(std::span<const float> values);
+
+  // Checkpoints: a copy of everything, and the way back.
+  const std::vector<float>& state() const { return state_; }
+  // Replaces parameters, optimizer state and update count; sizes must match.
+  Status Restore(std::span<const float> params, std::span<const float> state, int64_t steps);
 
  private:
   void MakeWritable();
@@ -65,6 +71,14 @@ class SparseShard {
   // The row of `key` if it exists (tests), else nullptr.
   const float* Find(uint64_t key) const;
   int64_t RowSteps(uint64_t key) const;
+
+  // Checkpoints: every row, and the way back (replacing all rows).
+  const std::vector<uint64_t>& keys() const { return keys_; }
+  const std::vector<float>& values() const { return values_; }
+  const std::vector<float>& state() const { return state_; }
+  const std::vector<int64_t>& row_steps() const { return steps_; }
+  Status Restore(std::vector<uint64_t> keys, std::vector<float> values, std::vector<float> state,
+                 std::vector<int64_t> row_steps);
 
  private:
   uint32_t Row(uint64_t key);

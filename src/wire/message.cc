@@ -45,6 +45,7 @@ const char* MsgTypeName(MsgType t) {
     case MsgType::kDone: return "done";
     case MsgType::kShutdown: return "shutdown";
     case MsgType::kAbort: return "abort";
+    case MsgType::kCheckpoint: return "checkpoint";
     case MsgType::kPush: return "push";
     case MsgType::kPushAck: return "push-ack";
     case MsgType::kPull: return "pull";

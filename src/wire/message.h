@@ -39,6 +39,7 @@ enum class MsgType : uint8_t {
   kDone = 7,            // worker -> coordinator: my training is over
   kShutdown = 8,        // coordinator -> all: exit now (body: reason)
   kAbort = 9,           // node -> coordinator: fatal error, stop the job
+  kCheckpoint = 10,     // server -> coordinator: my files of checkpoint N are durable
   // kv
   kPush = 16,           // worker -> server: gradients (dense slice or sparse rows)
   kPushAck = 17,
