@@ -142,6 +142,29 @@ TEST(FaultProcessTest, RestartedWorkerRejoinsAndTheJobFinishes) {
   EXPECT_NE(ss.str().find("joining the job at clock"), std::string::npos) << ss.str();
 }
 
+// A server SIGKILLed without replication: the launcher restarts it, the job
+// rolls back to its last checkpoint by itself and finishes; BSP replays the
+// lost steps exactly, so the result equals the fault-free run's.
+TEST(FaultProcessTest, ServerKilledWithoutReplicationRollsBackToTheCheckpoint) {
+  if (!HaveFashionMnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  std::string dir = TempDir();
+  std::string config = SmallConfig(dir);
+  std::vector<std::string> ckpt = {"--set", "train.checkpoint_every_steps=100"};
+  RunResult clean = Train(config, dir + "/clean", ckpt);
+  ASSERT_EQ(clean.code, 0) << clean.output;
+  std::vector<std::string> kill = ckpt;
+  kill.insert(kill.end(), {"--set", "faults.role=server", "--set", "faults.rank=1", "--set",
+                           "faults.kill_after_messages=1500", "--set", "cluster.max_restarts=1"});
+  RunResult r = Train(config, dir + "/rollback", kill);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("server/1 (pid"), std::string::npos) << r.output;
+  std::ifstream log(dir + "/rollback/logs/coordinator.log");
+  std::stringstream ss;
+  ss << log.rdbuf();
+  EXPECT_NE(ss.str().find("rolling the job back to checkpoint"), std::string::npos) << ss.str();
+  EXPECT_EQ(r.accuracy, clean.accuracy);
+}
+
 // A worker that never arrives: the coordinator names it while waiting, exits
 // non-zero after the start-up timeout, and the nodes that did come exit too.
 TEST(FaultProcessTest, AWorkerThatNeverArrivesIsNamedAndNothingIsLeftBehind) {

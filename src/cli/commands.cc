@@ -69,6 +69,10 @@ std::unique_ptr<Transport> MaybeFaulty(const JobConfig& cfg, Role role, int32_t 
   if (!any) return t;
   if (!f.role.empty() && f.role != RoleName(role)) return t;
   if (f.rank >= 0 && f.rank != rank) return t;
+  // The launcher marks restarted nodes: a node killed by injection comes
+  // back healthy (or it would die again and again).
+  const char* restarts = std::getenv("DISTOPT_RESTARTS");
+  if (restarts != nullptr && std::atoi(restarts) > 0 && f.kill_after_messages >= 0) return t;
   FaultOptions o;
   o.drop = f.drop;
   o.duplicate = f.duplicate;

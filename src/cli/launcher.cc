@@ -113,7 +113,11 @@ Status RunLocalJob(const std::vector<std::string>& args) {
   };
   std::vector<Node> nodes;
   auto spawn = [&](Node& n) -> Status {
-    ASSIGN_OR_RETURN(n.proc, Subprocess::Spawn(n.argv, {.log = n.log}));
+    SpawnOptions so;
+    so.log = n.log;
+    // A restarted node knows it is one (fault injection spares it).
+    if (n.restarts > 0) so.env["DISTOPT_RESTARTS"] = std::to_string(n.restarts);
+    ASSIGN_OR_RETURN(n.proc, Subprocess::Spawn(n.argv, so));
     return Status::Ok();
   };
 

@@ -211,6 +211,9 @@ void Coordinator::HandleRegister(Message&& m) {
     // A node rejoining a running job: new epoch, everybody learns of it.
     ++view_.epoch;
     Publish(MsgType::kMembership);
+    // The owner may react (a rollback changes the layout) before the
+    // newcomer is answered, so it starts from the final word.
+    if (options_.on_view_change) options_.on_view_change(view_);
     Message reply;
     reply.type = MsgType::kRegisterReply;
     reply.sender = kCoordinatorId;
@@ -218,7 +221,6 @@ void Coordinator::HandleRegister(Message&& m) {
     reply.request_id = mem.id;
     reply.body = EncodeView(view_);
     transport_->Send(mem.id, std::move(reply)).IgnoreError();
-    if (options_.on_view_change) options_.on_view_change(view_);
     return;
   }
   CheckStartup();
@@ -292,6 +294,19 @@ void Coordinator::Tick() {
     }
   }
   CheckHeartbeats();
+  for (auto it = dead_servers_.begin(); it != dead_servers_.end();) {
+    if (view_.FindRank(Role::kServer, it->first) != nullptr) {
+      it = dead_servers_.erase(it);  // it is back
+      continue;
+    }
+    if (now - it->second > options_.server_rejoin_timeout) {
+      Finish(UnavailableError("server/" + std::to_string(it->first) + " died and was not restarted "
+                              "within " + std::to_string(ToMillis(options_.server_rejoin_timeout) / 1000) +
+                              " s; no replica holds its parameters"));
+      return;
+    }
+    ++it;
+  }
 }
 
 void Coordinator::CheckHeartbeats() {
@@ -314,10 +329,16 @@ void Coordinator::CheckHeartbeats() {
     if (dead.empty()) return;
     for (Member* d : dead) {
       if (started_ && d->role == Role::kServer) {
-        // Without a replica its parameters are gone: carrying on would
-        // train a model with a hole in it.
-        Finish(UnavailableError(Describe(*d) + " died and no replica holds its parameters; "
-                                "the job stops (restart it with `distopt train --resume`)"));
+        if (options_.tolerate_server_loss) {
+          log_.Warn("waiting up to ", ToMillis(options_.server_rejoin_timeout) / 1000, " s for ",
+                    Describe(*d), " to be restarted (the job then rolls back to its last checkpoint)");
+          dead_servers_[d->rank] = now;
+          continue;
+        }
+        // Without a replica or a checkpoint its parameters are gone:
+        // carrying on would train a model with a hole in it.
+        Finish(UnavailableError(Describe(*d) + " died and no replica or checkpoint holds its "
+                                "parameters; the job stops"));
         return;
       }
     }
@@ -331,6 +352,12 @@ void Coordinator::CheckHeartbeats() {
   if (started_ && options_.on_view_change) options_.on_view_change(view_);
   CheckBarriers();
   CheckDone();
+}
+
+void Coordinator::SetLayout(std::string layout) {
+  view_.layout = std::move(layout);
+  ++view_.epoch;
+  Publish(MsgType::kMembership);
 }
 
 void Coordinator::Publish(MsgType type) {

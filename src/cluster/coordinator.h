@@ -34,6 +34,10 @@ struct CoordinatorOptions {
   Duration shutdown_grace = std::chrono::milliseconds(500);
   // Builds the layout blob from the first complete view (may be unset).
   std::function<std::string(const ClusterView&)> layout;
+  // A dead server may be replaced (its parameters restored by the owner,
+  // e.g. from a checkpoint) instead of ending the job, if it rejoins in time.
+  bool tolerate_server_loss = false;
+  Duration server_rejoin_timeout = std::chrono::seconds(60);
   // Called on the coordinator thread with each server's checkpoint report.
   std::function<void(const Message&)> on_checkpoint;
   // Called on the coordinator thread after each membership change.
@@ -49,6 +53,10 @@ class Coordinator {
   void Stop() { stop_.store(true); }
 
   ClusterView view() const;
+
+  // Replaces the layout blob and publishes a new epoch (coordinator thread
+  // only: from the option callbacks).
+  void SetLayout(std::string layout);
 
  private:
   void Handle(Message&& m);
@@ -84,6 +92,7 @@ class Coordinator {
   std::map<std::string, std::set<NodeId>> barriers_;
   std::map<std::string, uint8_t> barrier_groups_;
   std::set<uint32_t> done_ranks_;
+  std::map<uint32_t, SteadyTime> dead_servers_;  // rank -> when declared dead
   bool finished_ = false;
   Status result_;
 };

@@ -25,6 +25,15 @@ Status KvClient::OnViewChange(const ClusterView& view) {
                                 std::to_string(tables_.size()));
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (has_layout_ && layout.generation > generation_) {
+    // Rolled back: nothing in flight belongs to the job any more.
+    Status s = AbortedError("the job rolled back to checkpoint " +
+                            std::to_string(layout.restore_step));
+    for (auto& [id, part] : inflight_) Finish(*part.req, s, 0);
+    inflight_.clear();
+  }
+  has_layout_ = true;
+  generation_ = layout.generation;
   layout_ = std::move(layout);
   epoch_ = view.epoch;
   server_ids_.assign(layout_.num_servers, kUnassignedId);
@@ -38,6 +47,11 @@ Status KvClient::OnViewChange(const ClusterView& view) {
     RETURN_IF_ERROR(transport_->Connect(s->id, s->address));
   }
   return Status::Ok();
+}
+
+uint32_t KvClient::generation() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return generation_;
 }
 
 KvClientStats KvClient::stats() const {

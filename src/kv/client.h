@@ -98,6 +98,10 @@ class KvClient {
   // deadline came first. Never cancels (for loops that also watch shutdown).
   bool WaitDone(const KvHandle& h, Deadline deadline);
 
+  // The layout generation: it changes when the job rolls back to a
+  // checkpoint (requests in flight then fail with kAborted).
+  uint32_t generation() const;
+
   const TableSpec& table(uint32_t id) const { return tables_[id]; }
   size_t num_tables() const { return tables_.size(); }
   KvClientStats stats() const;
@@ -138,6 +142,8 @@ class KvClient {
   std::vector<NodeId> server_ids_;      // by server rank; guarded by mu_
   NodeId self_id_ = kUnassignedId;      // guarded by mu_
   uint32_t epoch_ = 0;                  // guarded by mu_
+  uint32_t generation_ = 0;             // guarded by mu_
+  bool has_layout_ = false;             // guarded by mu_
   uint64_t next_id_ = 1;                // guarded by mu_
   std::unordered_map<uint64_t, Part> inflight_;  // guarded by mu_
   KvClientStats stats_;                 // guarded by mu_

@@ -74,6 +74,7 @@ std::string Layout::Encode() const {
     }
   }
   w.I64(restore_step);
+  w.U32(generation);
   auto b = w.Take();
   return std::string(b.begin(), b.end());
 }
@@ -104,6 +105,7 @@ Result<Layout> Layout::Decode(const std::string& bytes) {
     }
   }
   RETURN_IF_ERROR(r.I64(&l.restore_step));
+  RETURN_IF_ERROR(r.U32(&l.generation));
   RETURN_IF_ERROR(r.ExpectEnd("layout"));
   return l;
 }

@@ -50,6 +50,9 @@ struct Layout {
   std::vector<TableLayout> tables;  // indexed by table id
   // The checkpoint every server starts from (-1: the initializers).
   int64_t restore_step = -1;
+  // Bumped each time the job rolls back to restore_step (a server was lost
+  // without a replica): servers reload, workers drop what was in flight.
+  uint32_t generation = 0;
 
   // Dense tables smaller than this are not cut (a slice per server would
   // cost more in messages than it saves in bandwidth).

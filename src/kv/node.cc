@@ -67,7 +67,44 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
     }
     reports.erase(reports.begin(), reports.upper_bound(r->step));
   };
+  // Rollback: a server lost without a replica comes back empty. Once every
+  // server rank is live again, the job returns to the newest good
+  // checkpoint: a new layout generation tells servers to reload it and
+  // workers to drop what was in flight and rejoin at its clock.
+  Coordinator* self = nullptr;
+  std::map<uint32_t, NodeId> server_ids;
+  uint32_t generation = 0;
+  const bool can_roll_back = !ckpt.run_dir.empty() && ckpt.every_steps > 0;
+  options.tolerate_server_loss = can_roll_back;
+  options.on_view_change = [&, tables, servers](const ClusterView& v) {
+    bool replaced = false, complete = true;
+    for (uint32_t r = 0; r < servers; ++r) {
+      const Member* m = v.FindRank(Role::kServer, r);
+      if (m == nullptr) {
+        complete = false;
+        continue;
+      }
+      auto it = server_ids.find(r);
+      if (it != server_ids.end() && it->second != m->id) replaced = true;
+      server_ids[r] = m->id;
+    }
+    if (!replaced || !complete || !can_roll_back || self == nullptr) return;
+    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log);
+    if (!dir.ok()) {
+      log.Error("a server was replaced but there is no good checkpoint to roll back to: ",
+                dir.status().message());
+      return;
+    }
+    auto m = ReadManifest(*dir);
+    if (!m.ok()) return;
+    Layout l = Layout::Compute(tables, servers);
+    l.restore_step = m->step;
+    l.generation = ++generation;
+    log.Warn("rolling the job back to checkpoint ", m->step, " (generation ", generation, ")");
+    self->SetLayout(l.Encode());
+  };
   Coordinator c(std::move(options), transport, std::move(log));
+  self = &c;
   return c.Run();
 }
 

@@ -83,7 +83,14 @@ Status KvServer::Init(const ClusterView& view) {
     if (w->rank < live_.size()) live_[w->rank] = true;
     RETURN_IF_ERROR(transport_->Connect(w->id, w->address));
   }
-  if (layout_.restore_step >= 0) RETURN_IF_ERROR(RestoreCheckpoint(layout_.restore_step));
+  generation_ = layout_.generation;
+  if (layout_.restore_step >= 0) {
+    RETURN_IF_ERROR(RestoreCheckpoint(layout_.restore_step));
+  } else if (options_.checkpoint_every_steps > 0 && !options_.run_dir.empty()) {
+    // Checkpoint 0 (the initial parameters): a server lost before the first
+    // periodic checkpoint can still be rolled back to something.
+    RETURN_IF_ERROR(WriteCheckpoint(0));
+  }
   return Status::Ok();
 }
 
@@ -91,6 +98,13 @@ void KvServer::OnViewChange(const ClusterView& view) {
   std::lock_guard<std::mutex> lock(mu_);
   if (view.epoch <= epoch_) return;
   epoch_ = view.epoch;
+  auto layout = Layout::Decode(view.layout);
+  if (layout.ok() && layout->generation > generation_ && layout->restore_step >= 0) {
+    // The job rolls back: everything since the checkpoint is forgotten.
+    generation_ = layout->generation;
+    Status s = RestoreCheckpoint(layout->restore_step);
+    if (!s.ok()) log_.Error("cannot roll back to checkpoint ", layout->restore_step, ": ", s.message());
+  }
   worker_rank_.clear();
   std::fill(live_.begin(), live_.end(), false);
   for (const Member* w : view.Live(Role::kWorker)) {

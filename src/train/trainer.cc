@@ -183,21 +183,31 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
   std::vector<std::vector<float>> dense(num_tables), rows(num_tables);
   std::vector<KvHandle> pending;
   // Ask the servers where the job is (clock -1): 0 for a fresh job, the
-  // current clock for a worker restarted into a running one.
-  for (size_t t = 0; t < num_tables; ++t) {
-    if (decls[t].kind == TableKind::kDense) {
-      dense[t].resize(decls[t].size);
-      pending.push_back(kv.Pull(static_cast<uint32_t>(t), dense[t].data(), -1));
-    } else if (pending.empty()) {
-      pending.push_back(kv.PullSparse(static_cast<uint32_t>(t), {}, nullptr, -1));
+  // current clock for a worker restarted into a running one or after a
+  // rollback to a checkpoint. Dense parameters land in `dense` on the way.
+  int64_t clock = 0;
+  uint32_t generation = kv.generation();
+  auto join = [&]() -> Status {
+    generation = kv.generation();
+    for (size_t t = 0; t < num_tables; ++t) {
+      if (decls[t].kind == TableKind::kDense) {
+        dense[t].resize(decls[t].size);
+        pending.push_back(kv.Pull(static_cast<uint32_t>(t), dense[t].data(), -1));
+      } else if (pending.empty()) {
+        pending.push_back(kv.PullSparse(static_cast<uint32_t>(t), {}, nullptr, -1));
+      }
     }
-  }
-  int64_t clock = INT64_MAX;
-  std::vector<KvHandle> joined = pending;
-  RETURN_IF_ERROR(WaitAll(node, pending, options.request_timeout));
-  for (const auto& h : joined) clock = std::min(clock, h->clock());
-  if (clock == INT64_MAX || clock < 0) clock = 0;
-  const int64_t start_clock = clock;
+    std::vector<KvHandle> joined = pending;
+    RETURN_IF_ERROR(WaitAll(node, pending, options.request_timeout));
+    clock = INT64_MAX;
+    for (const auto& h : joined) clock = std::min(clock, h->clock());
+    if (clock == INT64_MAX || clock < 0) clock = 0;
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(join());
+  int64_t start_clock = clock;
+  // A request that failed because the job rolled back (not because it ended).
+  auto rolled_back = [&] { return kv.generation() != generation; };
 
   // Parameters for a set of keys at the current clock (training and eval).
   auto fetch = [&](const std::vector<std::vector<uint64_t>>& keys, ParamSet* ps,
@@ -277,6 +287,8 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
     log.Info("joining the job at clock ", start_clock, " (epoch ",
              start_clock / steps_per_epoch + 1, ")");
   }
+  bool rollback = false;
+  while (true) {  // once, plus once per rollback to a checkpoint
   for (int64_t epoch = start_clock / steps_per_epoch; epoch < options.epochs && !stop; ++epoch) {
     std::vector<int> shards = shards_now();
     // A worker reading k slots of the global batch pushes k * live / W times
@@ -304,7 +316,7 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
       model.CollectKeys(batch, &keys);
       Status fs = fetch(keys, &ps, &rows);
       if (fs.code() == StatusCode::kAborted) {
-        stop = true;
+        (rolled_back() ? rollback : stop) = true;
         break;
       }
       RETURN_IF_ERROR(fs);
@@ -329,7 +341,8 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
       }
       Status ws = WaitAll(node, pending, options.request_timeout);
       if (ws.code() == StatusCode::kAborted) {
-        stop = true;
+        pending.clear();
+        (rolled_back() ? rollback : stop) = true;
         break;
       }
       RETURN_IF_ERROR(ws);
@@ -355,13 +368,16 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
         window_start = std::chrono::steady_clock::now();
       }
     }
-    if (stop) break;
+    if (stop || rollback) break;
     summary.epochs = epoch + 1;
     bool eval_now = (epoch + 1) % std::max<int64_t>(1, options.eval_every_epochs) == 0 ||
                     epoch + 1 == options.epochs;
     if (lead && test != nullptr && eval_now) {
       auto ev = Evaluate(model, *test, fetch);
-      if (ev.status().code() == StatusCode::kAborted) break;
+      if (ev.status().code() == StatusCode::kAborted) {
+        (rolled_back() ? rollback : stop) = true;
+        break;
+      }
       RETURN_IF_ERROR(ev.status());
       summary.last_eval = *ev;
       Json rec = {
@@ -389,6 +405,13 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
       }
     }
   }
+  if (!rollback || stop) break;
+  rollback = false;
+  RETURN_IF_ERROR(join());
+  log.Warn("the job rolled back: going on from clock ", clock, " (epoch ",
+           clock / steps_per_epoch + 1, ")");
+  start_clock = clock;
+  }  // while: rollbacks
   summary.steps = clock;
   summary.seconds = Seconds(start);
 
