@@ -103,7 +103,7 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
     log.Warn("rolling the job back to checkpoint ", m->step, " (generation ", generation, ")");
     self->SetLayout(l.Encode());
   };
-  Coordinator c(std::move(options), transport, std::move(log));
+  Coordinator c(std::move(options), transport, log);  // the callbacks above log too
   self = &c;
   return c.Run();
 }
