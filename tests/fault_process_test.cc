@@ -165,6 +165,77 @@ TEST(FaultProcessTest, ServerKilledWithoutReplicationRollsBackToTheCheckpoint) {
   EXPECT_EQ(r.accuracy, clean.accuracy);
 }
 
+// The coordinator's promise: if it dies, every node notices its silence and
+// exits non-zero (nothing hangs), and `distopt train --resume RUN_DIR`
+// continues from the last checkpoint to the same final model.
+TEST(FaultProcessTest, CoordinatorCrashStopsEveryNodeAndTheJobResumes) {
+  if (!HaveFashionMnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  std::string dir = TempDir();
+  std::string config = SmallConfig(dir);
+  std::vector<std::string> ckpt = {"--set", "train.checkpoint_every_steps=100"};
+  RunResult clean = Train(config, dir + "/clean", ckpt);
+  ASSERT_EQ(clean.code, 0) << clean.output;
+
+  // Start the nodes by hand (no launcher to clean up after them).
+  std::string run = dir + "/crash";
+  ASSERT_EQ(system(("mkdir -p " + run + "/logs && cp " + config + " " + run + "/config.toml").c_str()), 0);
+  std::string addr_file = run + "/coordinator.addr";
+  std::vector<std::string> common = {"--run-dir", run, run + "/config.toml", "--set",
+                                     "train.checkpoint_every_steps=100"};
+  std::vector<std::string> c = {Distopt(), "run", "--role", "coordinator", "--bind",
+                                "tcp://127.0.0.1:0", "--addr-file", addr_file};
+  c.insert(c.end(), common.begin(), common.end());
+  auto coord = Subprocess::Spawn(c, {.log = run + "/logs/coordinator.log"});
+  ASSERT_TRUE(coord.ok());
+  std::string addr;
+  Deadline d = Deadline::After(seconds(30));
+  while (addr.empty() && !d.expired()) {
+    std::ifstream in(addr_file);
+    if (in) std::getline(in, addr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(addr.empty());
+  std::vector<Subprocess> nodes;
+  for (int i = 0; i < 6; ++i) {
+    std::string role = i < 2 ? "server" : "worker";
+    int rank = i < 2 ? i : i - 2;
+    std::vector<std::string> a = {Distopt(), "run", "--role", role, "--rank", std::to_string(rank),
+                                  "--coordinator", addr};
+    a.insert(a.end(), common.begin(), common.end());
+    auto p = Subprocess::Spawn(a, {.log = run + "/logs/" + role + "-" + std::to_string(rank) + ".log"});
+    ASSERT_TRUE(p.ok());
+    nodes.push_back(std::move(*p));
+  }
+  // Crash the coordinator once a checkpoint beyond the first exists.
+  d = Deadline::After(seconds(120));
+  while (!std::ifstream(run + "/checkpoints/step-0000000200/MANIFEST").good() && !d.expired()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  coord->Signal(SIGKILL);
+  for (auto& n : nodes) {
+    auto code = n.Wait(Deadline::After(seconds(60)));
+    ASSERT_TRUE(code.ok()) << "a node hung after the coordinator died (pid " << n.pid() << ")";
+    // A node that had already finished may exit 0; none may hang.
+  }
+  bool any_failed = false;
+  for (auto& n : nodes) any_failed |= n.code() != 0;
+  EXPECT_TRUE(any_failed) << "the nodes should report losing the coordinator";
+
+  std::vector<std::string> argv = {Distopt(), "train", "--resume", run};
+  auto p = Subprocess::Spawn(argv, {.log = run + ".resume.out"});
+  ASSERT_TRUE(p.ok());
+  auto code = p->Wait(Deadline::After(seconds(240)));
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0);
+  double acc = -1;
+  std::ifstream metrics(run + "/metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("type", "") == "eval") acc = j.value("test_accuracy", -1.0);
+  }
+  EXPECT_EQ(acc, clean.accuracy);
+}
+
 // A worker that never arrives: the coordinator names it while waiting, exits
 // non-zero after the start-up timeout, and the nodes that did come exit too.
 TEST(FaultProcessTest, AWorkerThatNeverArrivesIsNamedAndNothingIsLeftBehind) {
