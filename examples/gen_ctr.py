@@ -44,8 +44,8 @@ Flags (defaults generate in seconds):
   --prefix NAME       file name prefix (ctr)
 
 Example:
-  python3 examples/gen_ctr.py --out /tmp/ctr --seed 7
-  distopt train examples/ctr.toml   # reading /tmp/ctr/ctr.train.svm
+  python3 examples/gen_ctr.py --out /tmp/distopt-ctr
+  distopt train examples/sparse_logreg.toml   # or fm_ctr.toml; both read /tmp/distopt-ctr/ctr.*.svm
 """
 
 import argparse

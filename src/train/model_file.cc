@@ -75,6 +75,12 @@ Result<SavedModel> LoadModel(const std::string& path, uint64_t max_bytes) {
     if (nkeys > r.remaining() / sizeof(uint64_t)) return fail("key count exceeds the file");
     t.keys.resize(nkeys);
     for (auto& k : t.keys) RETURN_IF_ERROR(r.U64(&k));
+    for (size_t i = 1; i < t.keys.size(); ++i) {
+      if (t.keys[i] <= t.keys[i - 1]) {
+        return fail("table '" + t.name + "': keys are not strictly ascending at position " +
+                    std::to_string(i));
+      }
+    }
     RETURN_IF_ERROR(r.U64(&nvalues));
     if (nvalues > r.remaining() / sizeof(float)) return fail("value count exceeds the file");
     uint64_t expect = t.sparse ? nkeys * t.dim : t.size;
