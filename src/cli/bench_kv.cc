@@ -169,7 +169,11 @@ Status BenchEcho(const Flags& f) {
   std::rename((f.Get("addr-file") + ".tmp").c_str(), f.Get("addr-file").c_str());
   while (true) {
     std::vector<zmq_msg_t> frames;
+    // A zmq_msg_t must not move once initialized (received messages may
+    // share a refcounted buffer): never let the vector reallocate.
+    frames.reserve(16);
     do {
+      if (frames.size() == frames.capacity()) return InternalError("echo: too many frames");
       frames.emplace_back();
       zmq_msg_init(&frames.back());
       if (zmq_msg_recv(&frames.back(), router, 0) < 0) return Status::Ok();
@@ -195,6 +199,8 @@ Status BenchRawClient(const Flags& f, const Case& c) {
   std::vector<void*> socks;
   for (const auto& p : peers) {
     void* s = zmq_socket(ctx, ZMQ_DEALER);
+    int timeout_ms = 60000;  // a lost reply is an error, not a hang
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
     zmq_connect(s, p.c_str());
     socks.push_back(s);
   }
@@ -223,7 +229,10 @@ Status BenchRawClient(const Flags& f, const Case& c) {
     for (size_t i = 0; i < n; ++i) {
       zmq_msg_t m;
       zmq_msg_init(&m);
-      zmq_msg_recv(&m, socks[i], 0);
+      if (zmq_msg_recv(&m, socks[i], 0) < 0) {
+        zmq_msg_close(&m);
+        return DeadlineExceededError("raw client: no echo from " + peers[i] + " in 60 s");
+      }
       // Like our client, land the reply in the caller's buffer.
       std::memcpy(sink.data(), zmq_msg_data(&m), std::min(zmq_msg_size(&m), sink.size()));
       zmq_msg_close(&m);
