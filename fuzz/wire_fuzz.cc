@@ -33,11 +33,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     }
-    case 1: DecodeView(Buffer::Copy(p, n)).status().IgnoreError(); break;
-    case 2: DecodeRegister(Buffer::Copy(p, n)).status().IgnoreError(); break;
-    case 3: DecodeBarrier(Buffer::Copy(p, n)).status().IgnoreError(); break;
-    case 4: DecodeCheckpointReport(p, n).status().IgnoreError(); break;
-    case 5: Layout::Decode(std::string(reinterpret_cast<const char*>(p), n)).status().IgnoreError();
+    case 1:
+      DecodeView(Buffer::Copy(p, n)).status().IgnoreError();
+      break;
+    case 2:
+      DecodeRegister(Buffer::Copy(p, n)).status().IgnoreError();
+      break;
+    case 3:
+      DecodeBarrier(Buffer::Copy(p, n)).status().IgnoreError();
+      break;
+    case 4:
+      DecodeCheckpointReport(p, n).status().IgnoreError();
+      break;
+    case 5:
+      Layout::Decode(std::string(reinterpret_cast<const char*>(p), n)).status().IgnoreError();
       break;
   }
   return 0;

@@ -2,17 +2,16 @@
 // by SIGKILL mid-training (fault injection makes a worker kill itself after
 // a seeded number of messages), and a job whose worker never arrives.
 // Every case has a hard deadline.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "base/subprocess.h"
 
@@ -94,7 +93,8 @@ RunResult Train(const std::string& config, const std::string& run_dir,
   std::ifstream metrics(run_dir + "/metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.value("type", "") == "eval") r.accuracy = j.value("test_accuracy", -1.0);
+    if (!j.is_discarded() && j.value("type", "") == "eval")
+      r.accuracy = j.value("test_accuracy", -1.0);
   }
   return r;
 }
@@ -114,12 +114,14 @@ TEST(FaultProcessTest, WorkerKilledAtARandomStepTheJobFinishesAsAccurate) {
     int64_t after = 100 + static_cast<int64_t>(rng() % 1000);
     int64_t rank = static_cast<int64_t>(rng() % 4);
     std::string run = dir + "/kill-" + std::to_string(seed);
-    RunResult r = Train(config, run,
-                        {"--set", "faults.role=worker", "--set", "faults.rank=" + std::to_string(rank),
-                         "--set", "faults.kill_after_messages=" + std::to_string(after)});
+    RunResult r =
+        Train(config, run,
+              {"--set", "faults.role=worker", "--set", "faults.rank=" + std::to_string(rank),
+               "--set", "faults.kill_after_messages=" + std::to_string(after)});
     EXPECT_EQ(r.code, 0) << "seed " << seed << ":\n" << r.output;
     EXPECT_NE(r.output.find("worker/" + std::to_string(rank) + " (pid"), std::string::npos)
-        << "the worker was not killed (seed " << seed << "):\n" << r.output;
+        << "the worker was not killed (seed " << seed << "):\n"
+        << r.output;
     EXPECT_NEAR(r.accuracy, clean.accuracy, 0.005)
         << "seed " << seed << " killed worker/" << rank << " after " << after << " messages";
   }
@@ -178,12 +180,15 @@ TEST(FaultProcessTest, CoordinatorCrashStopsEveryNodeAndTheJobResumes) {
 
   // Start the nodes by hand (no launcher to clean up after them).
   std::string run = dir + "/crash";
-  ASSERT_EQ(system(("mkdir -p " + run + "/logs && cp " + config + " " + run + "/config.toml").c_str()), 0);
+  ASSERT_EQ(
+      system(("mkdir -p " + run + "/logs && cp " + config + " " + run + "/config.toml").c_str()),
+      0);
   std::string addr_file = run + "/coordinator.addr";
   std::vector<std::string> common = {"--run-dir", run, run + "/config.toml", "--set",
                                      "train.checkpoint_every_steps=100"};
-  std::vector<std::string> c = {Distopt(), "run", "--role", "coordinator", "--bind",
-                                "tcp://127.0.0.1:0", "--addr-file", addr_file};
+  std::vector<std::string> c = {Distopt(),     "run",    "--role",
+                                "coordinator", "--bind", "tcp://127.0.0.1:0",
+                                "--addr-file", addr_file};
   c.insert(c.end(), common.begin(), common.end());
   auto coord = Subprocess::Spawn(c, {.log = run + "/logs/coordinator.log"});
   ASSERT_TRUE(coord.ok());
@@ -199,10 +204,11 @@ TEST(FaultProcessTest, CoordinatorCrashStopsEveryNodeAndTheJobResumes) {
   for (int i = 0; i < 6; ++i) {
     std::string role = i < 2 ? "server" : "worker";
     int rank = i < 2 ? i : i - 2;
-    std::vector<std::string> a = {Distopt(), "run", "--role", role, "--rank", std::to_string(rank),
-                                  "--coordinator", addr};
+    std::vector<std::string> a = {
+        Distopt(), "run", "--role", role, "--rank", std::to_string(rank), "--coordinator", addr};
     a.insert(a.end(), common.begin(), common.end());
-    auto p = Subprocess::Spawn(a, {.log = run + "/logs/" + role + "-" + std::to_string(rank) + ".log"});
+    auto p =
+        Subprocess::Spawn(a, {.log = run + "/logs/" + role + "-" + std::to_string(rank) + ".log"});
     ASSERT_TRUE(p.ok());
     nodes.push_back(std::move(*p));
   }
@@ -243,10 +249,16 @@ TEST(FaultProcessTest, AWorkerThatNeverArrivesIsNamedAndNothingIsLeftBehind) {
   std::string dir = TempDir();
   std::string config = SmallConfig(dir);
   std::string addr_file = dir + "/coord.addr";
-  std::vector<std::string> common = {config, "--set", "cluster.workers=2", "--set",
-                                     "cluster.servers=1", "--set", "cluster.startup_timeout_s=4"};
-  std::vector<std::string> c = {Distopt(), "run", "--role", "coordinator", "--bind",
-                                "tcp://127.0.0.1:0", "--addr-file", addr_file};
+  std::vector<std::string> common = {config,
+                                     "--set",
+                                     "cluster.workers=2",
+                                     "--set",
+                                     "cluster.servers=1",
+                                     "--set",
+                                     "cluster.startup_timeout_s=4"};
+  std::vector<std::string> c = {Distopt(),     "run",    "--role",
+                                "coordinator", "--bind", "tcp://127.0.0.1:0",
+                                "--addr-file", addr_file};
   c.insert(c.end(), common.begin(), common.end());
   auto coord = Subprocess::Spawn(c, {.log = dir + "/coordinator.log"});
   ASSERT_TRUE(coord.ok());
@@ -260,8 +272,8 @@ TEST(FaultProcessTest, AWorkerThatNeverArrivesIsNamedAndNothingIsLeftBehind) {
   ASSERT_FALSE(addr.empty());
   std::vector<Subprocess> nodes;
   for (auto [role, rank] : {std::pair<std::string, int>{"server", 0}, {"worker", 0}}) {
-    std::vector<std::string> a = {Distopt(), "run", "--role", role, "--rank", std::to_string(rank),
-                                  "--coordinator", addr};
+    std::vector<std::string> a = {
+        Distopt(), "run", "--role", role, "--rank", std::to_string(rank), "--coordinator", addr};
     a.insert(a.end(), common.begin(), common.end());
     auto p = Subprocess::Spawn(a, {.log = dir + "/" + role + ".log"});
     ASSERT_TRUE(p.ok());
@@ -273,7 +285,8 @@ TEST(FaultProcessTest, AWorkerThatNeverArrivesIsNamedAndNothingIsLeftBehind) {
   std::ifstream log(dir + "/coordinator.log");
   std::stringstream ss;
   ss << log.rdbuf();
-  EXPECT_NE(ss.str().find("waiting for worker rank 1 to register at"), std::string::npos) << ss.str();
+  EXPECT_NE(ss.str().find("waiting for worker rank 1 to register at"), std::string::npos)
+      << ss.str();
   EXPECT_NE(ss.str().find("never registered: worker rank 1"), std::string::npos) << ss.str();
   for (auto& n : nodes) {
     auto c2 = n.Wait(Deadline::After(seconds(30)));

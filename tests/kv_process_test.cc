@@ -1,13 +1,12 @@
 // The BSP scenario again, with every node a separate process talking ZeroMQ
 // tcp over loopback: the result must equal the single-process reference,
 // and every process must exit 0 when the job is done.
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <fstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "base/subprocess.h"
 #include "scenario.h"

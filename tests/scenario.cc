@@ -6,7 +6,8 @@ namespace distopt::scenario {
 
 void Grads(uint32_t w, int k, const float* p, float* g, uint64_t n) {
   for (uint64_t i = 0; i < n; ++i) {
-    g[i] = 0.5f * p[i] + std::sin(static_cast<float>(w * 13 + k * 7) + static_cast<float>(i) * 0.01f);
+    g[i] =
+        0.5f * p[i] + std::sin(static_cast<float>(w * 13 + k * 7) + static_cast<float>(i) * 0.01f);
   }
 }
 

@@ -18,7 +18,7 @@ namespace distopt {
 
 enum class StatusCode : int {
   kOk = 0,
-  kInvalidArgument = 1,   // bad input from outside: config, data, message
+  kInvalidArgument = 1,  // bad input from outside: config, data, message
   kNotFound = 2,
   kAlreadyExists = 3,
   kOutOfRange = 4,
@@ -27,7 +27,7 @@ enum class StatusCode : int {
   kUnavailable = 7,       // a peer or resource cannot be reached (retryable)
   kDataLoss = 8,          // checksum mismatch, truncated file
   kResourceExhausted = 9,
-  kAborted = 10,          // the operation was cancelled (shutdown)
+  kAborted = 10,  // the operation was cancelled (shutdown)
   kInternal = 11,
   kUnimplemented = 12,
 };
@@ -37,8 +37,7 @@ const char* StatusCodeName(StatusCode code);
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(StatusCode code, std::string message)
-      : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
 
@@ -58,27 +57,40 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgumentError(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgumentError(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFoundError(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-inline Status AlreadyExistsError(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
+inline Status AlreadyExistsError(std::string m) {
+  return {StatusCode::kAlreadyExists, std::move(m)};
+}
 inline Status OutOfRangeError(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
-inline Status FailedPreconditionError(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
-inline Status DeadlineExceededError(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
+inline Status FailedPreconditionError(std::string m) {
+  return {StatusCode::kFailedPrecondition, std::move(m)};
+}
+inline Status DeadlineExceededError(std::string m) {
+  return {StatusCode::kDeadlineExceeded, std::move(m)};
+}
 inline Status UnavailableError(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status DataLossError(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
-inline Status ResourceExhaustedError(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status ResourceExhaustedError(std::string m) {
+  return {StatusCode::kResourceExhausted, std::move(m)};
+}
 inline Status AbortedError(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
 inline Status InternalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
-inline Status UnimplementedError(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
+inline Status UnimplementedError(std::string m) {
+  return {StatusCode::kUnimplemented, std::move(m)};
+}
 
 // Result<T> holds either a value or a non-OK Status.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result built from an OK Status");
-    if (std::get<Status>(v_).ok()) v_ = Status(StatusCode::kInternal, "Result built from an OK Status");
+    if (std::get<Status>(v_).ok())
+      v_ = Status(StatusCode::kInternal, "Result built from an OK Status");
   }
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -88,9 +100,18 @@ class [[nodiscard]] Result {
     return ok() ? kOk : std::get<Status>(v_);
   }
 
-  T& value() & { assert(ok()); return std::get<T>(v_); }
-  const T& value() const& { assert(ok()); return std::get<T>(v_); }
-  T&& value() && { assert(ok()); return std::get<T>(std::move(v_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<T>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<T>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<T>(std::move(v_));
+  }
 
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
@@ -107,10 +128,10 @@ class [[nodiscard]] Result {
 #define DISTOPT_CONCAT_INNER(a, b) a##b
 #define DISTOPT_CONCAT(a, b) DISTOPT_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                              \
-  do {                                                     \
-    ::distopt::Status _distopt_status = (expr);            \
-    if (!_distopt_status.ok()) return _distopt_status;     \
+#define RETURN_IF_ERROR(expr)                          \
+  do {                                                 \
+    ::distopt::Status _distopt_status = (expr);        \
+    if (!_distopt_status.ok()) return _distopt_status; \
   } while (0)
 
 #define DISTOPT_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -1,6 +1,6 @@
-#include <thread>
-
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include "base/buffer.h"
 #include "base/bytes.h"

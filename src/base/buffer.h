@@ -39,9 +39,7 @@ class Buffer {
 
   // Borrows memory the caller keeps alive for as long as any copy of the
   // Buffer exists (the KV client guarantees this by waiting on its request).
-  static Buffer Borrow(const void* data, size_t size) {
-    return Buffer(nullptr, data, size);
-  }
+  static Buffer Borrow(const void* data, size_t size) { return Buffer(nullptr, data, size); }
 
   // A fresh zero-filled writable allocation of `size` bytes, aligned for SIMD.
   static Buffer Allocate(size_t size, uint8_t** writable);

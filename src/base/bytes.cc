@@ -9,8 +9,8 @@ static_assert(std::endian::native == std::endian::little,
 
 Status ByteReader::Raw(void* out, size_t n, const char* what) {
   if (remaining() < n) {
-    return InvalidArgumentError("truncated payload: need " + std::to_string(n) +
-                                " bytes for " + what + ", have " + std::to_string(remaining()));
+    return InvalidArgumentError("truncated payload: need " + std::to_string(n) + " bytes for " +
+                                what + ", have " + std::to_string(remaining()));
   }
   std::memcpy(out, p_, n);
   p_ += n;

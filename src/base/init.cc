@@ -32,18 +32,24 @@ Result<InitKind> ParseInitKind(const std::string& name) {
 
 const char* InitKindName(InitKind kind) {
   switch (kind) {
-    case InitKind::kZeros: return "zeros";
-    case InitKind::kConstant: return "constant";
-    case InitKind::kUniform: return "uniform";
-    case InitKind::kNormal: return "normal";
+    case InitKind::kZeros:
+      return "zeros";
+    case InitKind::kConstant:
+      return "constant";
+    case InitKind::kUniform:
+      return "uniform";
+    case InitKind::kNormal:
+      return "normal";
   }
   return "?";
 }
 
 float InitValue(const InitSpec& spec, uint32_t table_id, uint64_t index) {
   switch (spec.kind) {
-    case InitKind::kZeros: return 0.0f;
-    case InitKind::kConstant: return spec.scale;
+    case InitKind::kZeros:
+      return 0.0f;
+    case InitKind::kConstant:
+      return spec.scale;
     case InitKind::kUniform: {
       uint64_t h = Mix(spec.seed ^ Mix(table_id ^ Mix(index)));
       return static_cast<float>((2.0 * Unit(h) - 1.0) * spec.scale);

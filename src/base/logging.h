@@ -60,13 +60,21 @@ class Logger {
   bool enabled(LogLevel level) const { return sink_ && level >= min_level_; }
 
   template <typename... Args>
-  void Debug(const Args&... args) const { Log(LogLevel::kDebug, args...); }
+  void Debug(const Args&... args) const {
+    Log(LogLevel::kDebug, args...);
+  }
   template <typename... Args>
-  void Info(const Args&... args) const { Log(LogLevel::kInfo, args...); }
+  void Info(const Args&... args) const {
+    Log(LogLevel::kInfo, args...);
+  }
   template <typename... Args>
-  void Warn(const Args&... args) const { Log(LogLevel::kWarning, args...); }
+  void Warn(const Args&... args) const {
+    Log(LogLevel::kWarning, args...);
+  }
   template <typename... Args>
-  void Error(const Args&... args) const { Log(LogLevel::kError, args...); }
+  void Error(const Args&... args) const {
+    Log(LogLevel::kError, args...);
+  }
 
   template <typename... Args>
   void Log(LogLevel level, const Args&... args) const {

@@ -4,8 +4,8 @@
 // `distopt bench` and the multi-process tests use it. One owner thread per
 // object; distinct objects are independent.
 //
-//   ASSIGN_OR_RETURN(auto child, Subprocess::Spawn({"/proc/self/exe", "run", ...}, {.log = "w0.log"}));
-//   ASSIGN_OR_RETURN(int code, child.Wait(Deadline::After(60s)));
+//   ASSIGN_OR_RETURN(auto child, Subprocess::Spawn({"/proc/self/exe", "run", ...}, {.log =
+//   "w0.log"})); ASSIGN_OR_RETURN(int code, child.Wait(Deadline::After(60s)));
 #ifndef DISTOPT_BASE_SUBPROCESS_H_
 #define DISTOPT_BASE_SUBPROCESS_H_
 
@@ -21,8 +21,8 @@
 namespace distopt {
 
 struct SpawnOptions {
-  std::string log;                          // append stdout+stderr here; empty: inherit
-  std::map<std::string, std::string> env;   // added to (or replacing in) the parent's
+  std::string log;                         // append stdout+stderr here; empty: inherit
+  std::map<std::string, std::string> env;  // added to (or replacing in) the parent's
 };
 
 class Subprocess {

@@ -24,9 +24,7 @@ const Clock* SystemClock();
 class Deadline {
  public:
   static Deadline Never() { return Deadline(SteadyTime::max()); }
-  static Deadline After(Duration d) {
-    return Deadline(std::chrono::steady_clock::now() + d);
-  }
+  static Deadline After(Duration d) { return Deadline(std::chrono::steady_clock::now() + d); }
   static Deadline At(SteadyTime t) { return Deadline(t); }
 
   SteadyTime when() const { return when_; }

@@ -7,11 +7,10 @@
 #include <cstdio>
 #include <fstream>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "base/subprocess.h"
 #include "cli/flags.h"
@@ -37,9 +36,7 @@ struct Case {
   uint32_t workers = 1;
   int64_t reps = 20;
   // Bytes a worker sends and receives per step.
-  uint64_t push_bytes() const {
-    return kind == "dense" ? floats * 4 : keys * 8 + keys * dim * 4;
-  }
+  uint64_t push_bytes() const { return kind == "dense" ? floats * 4 : keys * 8 + keys * dim * 4; }
   uint64_t pull_bytes() const { return kind == "dense" ? floats * 4 : keys * dim * 4; }
   std::vector<std::string> Args() const {
     return {"--kind",    kind,
@@ -52,9 +49,9 @@ struct Case {
   }
 };
 
-const std::set<std::string> kNodeFlags = {"role",    "coordinator", "rank", "kind", "floats",
-                                          "keys",    "dim",         "servers", "workers", "reps",
-                                          "out",     "peers",       "addr-file"};
+const std::set<std::string> kNodeFlags = {"role", "coordinator", "rank",     "kind",    "floats",
+                                          "keys", "dim",         "servers",  "workers", "reps",
+                                          "out",  "peers",       "addr-file"};
 
 Result<Case> CaseFromFlags(const Flags& f) {
   Case c;
@@ -141,9 +138,9 @@ Status BenchWorker(const Flags& f, const Case& c) {
         RETURN_IF_ERROR(node.cluster().Barrier("timed", BarrierGroup::kWorkers, step_deadline));
       }
       auto start = std::chrono::steady_clock::now();
-      RETURN_IF_ERROR(kv.Wait(
-          kv.PushPullSparse(0, key_sets[k % key_sets.size()], grads, params.data(), k),
-          step_deadline));
+      RETURN_IF_ERROR(
+          kv.Wait(kv.PushPullSparse(0, key_sets[k % key_sets.size()], grads, params.data(), k),
+                  step_deadline));
       if (k >= kWarmup) elapsed += ToSeconds(std::chrono::steady_clock::now() - start);
     }
   }
@@ -295,12 +292,21 @@ Result<double> RunOurs(const Case& c, const std::string& dir) {
                           [&] { return RunCoordinator(co, tables, transport.get(), log); });
   std::string self = SelfExecutable();
   std::vector<Subprocess> servers, workers;
-  auto spawn = [&](const std::string& role, uint32_t rank, std::vector<Subprocess>* into) -> Status {
-    std::vector<std::string> argv = {self, "bench-node", "--role", role, "--coordinator",
-                                     transport->address(), "--rank", std::to_string(rank),
-                                     "--out", dir + "/" + role + std::to_string(rank) + ".json"};
+  auto spawn = [&](const std::string& role, uint32_t rank,
+                   std::vector<Subprocess>* into) -> Status {
+    std::vector<std::string> argv = {self,
+                                     "bench-node",
+                                     "--role",
+                                     role,
+                                     "--coordinator",
+                                     transport->address(),
+                                     "--rank",
+                                     std::to_string(rank),
+                                     "--out",
+                                     dir + "/" + role + std::to_string(rank) + ".json"};
     for (auto& a : c.Args()) argv.push_back(a);
-    ASSIGN_OR_RETURN(auto p, Subprocess::Spawn(argv, {.log = dir + "/" + role + std::to_string(rank) + ".log"}));
+    ASSIGN_OR_RETURN(
+        auto p, Subprocess::Spawn(argv, {.log = dir + "/" + role + std::to_string(rank) + ".log"}));
     into->push_back(std::move(p));
     return Status::Ok();
   };
@@ -326,8 +332,9 @@ Result<double> RunRaw(const Case& c, const std::string& dir) {
   std::vector<std::string> addrs;
   for (uint32_t s = 0; s < c.servers; ++s) {
     std::string af = dir + "/echo" + std::to_string(s) + ".addr";
-    ASSIGN_OR_RETURN(auto p, Subprocess::Spawn({self, "bench-node", "--role", "echo", "--addr-file", af},
-                                               {.log = dir + "/echo" + std::to_string(s) + ".log"}));
+    ASSIGN_OR_RETURN(auto p,
+                     Subprocess::Spawn({self, "bench-node", "--role", "echo", "--addr-file", af},
+                                       {.log = dir + "/echo" + std::to_string(s) + ".log"}));
     echoes.push_back(std::move(p));
     Deadline d = Deadline::After(seconds(30));
     std::string addr;
@@ -344,10 +351,12 @@ Result<double> RunRaw(const Case& c, const std::string& dir) {
   std::string peers;
   for (auto& a : addrs) peers += (peers.empty() ? "" : ",") + a;
   for (uint32_t w = 0; w < c.workers; ++w) {
-    std::vector<std::string> argv = {self, "bench-node", "--role", "raw-client", "--peers", peers,
-                                     "--out", dir + "/raw" + std::to_string(w) + ".json"};
+    std::vector<std::string> argv = {
+        self,      "bench-node", "--role", "raw-client",
+        "--peers", peers,        "--out",  dir + "/raw" + std::to_string(w) + ".json"};
     for (auto& a : c.Args()) argv.push_back(a);
-    ASSIGN_OR_RETURN(auto p, Subprocess::Spawn(argv, {.log = dir + "/raw" + std::to_string(w) + ".log"}));
+    ASSIGN_OR_RETURN(auto p,
+                     Subprocess::Spawn(argv, {.log = dir + "/raw" + std::to_string(w) + ".log"}));
     clients.push_back(std::move(p));
   }
   RETURN_IF_ERROR(WaitAll(clients, "raw client", dir));
@@ -383,8 +392,9 @@ Status RunBenchNode(const std::vector<std::string>& args) {
 }
 
 Status RunKvBench(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"size", "servers", "workers", "reps", "json",
-                                                "sparse-keys", "sparse-dim"},
+  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args,
+                                         {"size", "servers", "workers", "reps", "json",
+                                          "sparse-keys", "sparse-dim"},
                                          {"no-sparse", "no-dense"}));
   std::vector<uint64_t> sizes;
   if (f.Has("size")) {
@@ -432,22 +442,28 @@ Status RunKvBench(const std::vector<std::string>& args) {
   std::string dir = tmpl;
   std::printf("distopt bench kv: separate processes over ZeroMQ tcp on 127.0.0.1, %u cores\n",
               std::thread::hardware_concurrency());
-  std::printf("ours = push+pull through distopt (BSP, SGD on the server); raw = ZeroMQ round trip\n"
-              "of the same bytes between the same number of processes (the ceiling). GB/s = 1e9 B/s\n"
-              "of push+pull payload over all workers.\n\n");
-  std::printf("%-26s %10s %10s %10s %7s %14s\n", "case", "ours GB/s", "raw GB/s", "ours ms", "ratio",
-              "keys/s");
+  std::printf(
+      "ours = push+pull through distopt (BSP, SGD on the server); raw = ZeroMQ round trip\n"
+      "of the same bytes between the same number of processes (the ceiling). GB/s = 1e9 B/s\n"
+      "of push+pull payload over all workers.\n\n");
+  std::printf("%-26s %10s %10s %10s %7s %14s\n", "case", "ours GB/s", "raw GB/s", "ours ms",
+              "ratio", "keys/s");
   Json results = Json::array();
   for (const Case& c : cases) {
     ASSIGN_OR_RETURN(double ours, RunOurs(c, dir));
     ASSIGN_OR_RETURN(double raw, RunRaw(c, dir));
     double bytes = static_cast<double>(c.push_bytes() + c.pull_bytes()) * c.workers;
     double gbps = bytes / ours / 1e9, ceiling = bytes / raw / 1e9;
-    Json j = {{"name", CaseName(c)},      {"kind", c.kind},
-              {"servers", c.servers},     {"workers", c.workers},
-              {"bytes_per_step", bytes},  {"step_ms", ours * 1e3},
-              {"raw_step_ms", raw * 1e3}, {"gbps", gbps},
-              {"ceiling_gbps", ceiling},  {"ratio", gbps / ceiling},
+    Json j = {{"name", CaseName(c)},
+              {"kind", c.kind},
+              {"servers", c.servers},
+              {"workers", c.workers},
+              {"bytes_per_step", bytes},
+              {"step_ms", ours * 1e3},
+              {"raw_step_ms", raw * 1e3},
+              {"gbps", gbps},
+              {"ceiling_gbps", ceiling},
+              {"ratio", gbps / ceiling},
               {"reps", c.reps}};
     std::string keys_col = "-";
     if (c.kind == "sparse") {
@@ -465,7 +481,8 @@ Status RunKvBench(const std::vector<std::string>& args) {
   }
   if (f.Has("json")) {
     std::ofstream out(f.Get("json"));
-    out << Json{{"benchmark", "kv"}, {"cores", std::thread::hardware_concurrency()},
+    out << Json{{"benchmark", "kv"},
+                {"cores", std::thread::hardware_concurrency()},
                 {"cases", results}}
                .dump(2)
         << "\n";

@@ -82,10 +82,10 @@ std::unique_ptr<Transport> MaybeFaulty(const JobConfig& cfg, Role role, int32_t 
   // A real crash: no destructors, no goodbye to the coordinator.
   o.on_kill = [] { std::raise(SIGKILL); };
   log.Warn("fault injection on: drop ", f.drop, ", duplicate ", f.duplicate, ", delay up to ",
-           f.delay_ms, " ms", f.kill_after_messages >= 0
-                                  ? ", killed after " + std::to_string(f.kill_after_messages) +
-                                        " messages"
-                                  : std::string());
+           f.delay_ms, " ms",
+           f.kill_after_messages >= 0
+               ? ", killed after " + std::to_string(f.kill_after_messages) + " messages"
+               : std::string());
   return WithFaults(std::move(t), o, log);
 }
 
@@ -101,7 +101,8 @@ Status RunCoordinatorNode(const JobConfig& cfg, const Flags& f, const Logger& lo
     std::string addr = transport->address();
     std::string path = f.Get("addr-file");
     RETURN_IF_ERROR(WriteFileAtomically(
-        path, {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(addr.data()), addr.size())}));
+        path,
+        {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(addr.data()), addr.size())}));
   }
   CoordinatorOptions co;
   co.num_servers = cfg.cluster.servers;
@@ -180,8 +181,9 @@ Status RunWorkerNode(const JobConfig& cfg, const std::string& coordinator, int32
 }
 
 Status CmdRun(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"role", "coordinator", "rank", "run-dir", "bind",
-                                                "advertise-host", "addr-file", "set"},
+  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args,
+                                         {"role", "coordinator", "rank", "run-dir", "bind",
+                                          "advertise-host", "addr-file", "set"},
                                          {"resume"}));
   ASSIGN_OR_RETURN(JobConfig cfg, LoadFromFlags(f));
   std::string role_name = FlagOrEnv(f, "role", "DISTOPT_ROLE");
@@ -207,7 +209,8 @@ Status CmdRun(const std::vector<std::string>& args) {
 Status CmdEval(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"set"}));
   if (f.positional().size() != 2) {
-    return InvalidArgumentError("usage: distopt eval MODEL CONFIG (MODEL: a model.bin or a run folder)");
+    return InvalidArgumentError(
+        "usage: distopt eval MODEL CONFIG (MODEL: a model.bin or a run folder)");
   }
   std::string model_path = f.positional()[0];
   if (model_path.size() < 4 || model_path.substr(model_path.size() - 4) != ".bin") {

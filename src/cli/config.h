@@ -81,11 +81,11 @@ struct TrainConfig {
 // Fault injection (testing fault tolerance on a real job): applied to the
 // traffic of the nodes it names, from `distopt run`.
 struct FaultConfig {
-  double drop = 0.0;          // probability a message is lost
-  double duplicate = 0.0;     // probability a message is sent twice
-  int64_t delay_ms = 0;       // each message waits U(0, delay_ms)
-  std::string role;           // "" (every node), "server" or "worker"
-  int64_t rank = -1;          // -1: every node of `role`
+  double drop = 0.0;                 // probability a message is lost
+  double duplicate = 0.0;            // probability a message is sent twice
+  int64_t delay_ms = 0;              // each message waits U(0, delay_ms)
+  std::string role;                  // "" (every node), "server" or "worker"
+  int64_t rank = -1;                 // -1: every node of `role`
   int64_t kill_after_messages = -1;  // the node SIGKILLs itself after this many sends
   uint64_t seed = 1;
   bool operator==(const FaultConfig&) const = default;

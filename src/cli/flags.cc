@@ -83,14 +83,22 @@ Result<uint64_t> ParseBytes(const std::string& text) {
   }
   std::string unit(p, text.data() + text.size());
   uint64_t mult = 1;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "K" || unit == "KiB" || unit == "k") mult = 1ull << 10;
-  else if (unit == "M" || unit == "MiB") mult = 1ull << 20;
-  else if (unit == "G" || unit == "GiB") mult = 1ull << 30;
-  else if (unit == "KB") mult = 1000;
-  else if (unit == "MB") mult = 1000000;
-  else if (unit == "GB") mult = 1000000000;
-  else return InvalidArgumentError("unknown size unit '" + unit + "' in '" + text + "'");
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "K" || unit == "KiB" || unit == "k")
+    mult = 1ull << 10;
+  else if (unit == "M" || unit == "MiB")
+    mult = 1ull << 20;
+  else if (unit == "G" || unit == "GiB")
+    mult = 1ull << 30;
+  else if (unit == "KB")
+    mult = 1000;
+  else if (unit == "MB")
+    mult = 1000000;
+  else if (unit == "GB")
+    mult = 1000000000;
+  else
+    return InvalidArgumentError("unknown size unit '" + unit + "' in '" + text + "'");
   return n * mult;
 }
 
@@ -113,8 +121,8 @@ Result<std::vector<int64_t>> Flags::GetIntList(const std::string& name,
     int64_t x = 0;
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), x);
     if (ec != std::errc() || p != item.data() + item.size() || item.empty()) {
-      return InvalidArgumentError("--" + name + " must be a comma-separated list of integers, got '" +
-                                  v + "'");
+      return InvalidArgumentError("--" + name +
+                                  " must be a comma-separated list of integers, got '" + v + "'");
     }
     out.push_back(x);
     if (comma == std::string::npos) break;

@@ -49,8 +49,8 @@ Result<Dataset> ReadOne(const JobConfig& cfg, const std::string& path, const std
     r = ReadCsv(path, o, &stats);
   }
   if (r.ok() && stats.bad_lines > 0) {
-    log.Warn("skipped ", stats.bad_lines, " bad line(s) of ", path, "; the first: ",
-             stats.first_error);
+    log.Warn("skipped ", stats.bad_lines, " bad line(s) of ", path,
+             "; the first: ", stats.first_error);
   }
   return r;
 }

@@ -46,7 +46,8 @@ std::string LastLines(const std::string& path, int n) {
   std::vector<std::string> lines;
   for (std::string l; std::getline(in, l);) lines.push_back(l);
   std::string out;
-  for (size_t i = lines.size() > static_cast<size_t>(n) ? lines.size() - n : 0; i < lines.size(); ++i) {
+  for (size_t i = lines.size() > static_cast<size_t>(n) ? lines.size() - n : 0; i < lines.size();
+       ++i) {
     out += "    " + lines[i] + "\n";
   }
   return out;
@@ -75,9 +76,9 @@ void StopAll(std::vector<Node>& nodes) {
 }  // namespace
 
 Status RunLocalJob(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"workers", "servers", "set", "run-dir", "runs",
-                                                "resume"},
-                                         {"quiet"}));
+  ASSIGN_OR_RETURN(
+      Flags f,
+      Flags::Parse(args, {"workers", "servers", "set", "run-dir", "runs", "resume"}, {"quiet"}));
   const bool resume = f.Has("resume");
   if (f.positional().size() != (resume ? 0u : 1u)) {
     return InvalidArgumentError(
@@ -88,8 +89,7 @@ Status RunLocalJob(const std::vector<std::string>& args) {
   if (f.Has("workers")) overrides.push_back("cluster.workers=" + f.Get("workers"));
   if (f.Has("servers")) overrides.push_back("cluster.servers=" + f.Get("servers"));
   // A resumed job runs in its old folder with the configuration it ran with.
-  const std::string config_source =
-      resume ? f.Get("resume") + "/config.toml" : f.positional()[0];
+  const std::string config_source = resume ? f.Get("resume") + "/config.toml" : f.positional()[0];
   ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(config_source, overrides));
 
   std::string run_dir =
@@ -142,7 +142,8 @@ Status RunLocalJob(const std::vector<std::string>& args) {
       return InternalError("the coordinator exited with " + std::to_string(coord.proc.code()) +
                            " before listening:\n" + LastLines(coord.log, 10));
     }
-    if (d.expired()) return DeadlineExceededError("the coordinator did not start listening in 30 s");
+    if (d.expired())
+      return DeadlineExceededError("the coordinator did not start listening in 30 s");
     std::this_thread::sleep_for(milliseconds(10));
   }
   nodes.push_back(std::move(coord));

@@ -7,7 +7,8 @@ namespace distopt {
 ClusterClient::ClusterClient(ClusterClientOptions options, Transport* transport,
                              Dispatcher* dispatcher, Logger log)
     : options_(std::move(options)), transport_(transport), log_(std::move(log)) {
-  dispatcher->Handle(MsgType::kRegisterReply, [this](Message&& m) { OnRegisterReply(std::move(m)); });
+  dispatcher->Handle(MsgType::kRegisterReply,
+                     [this](Message&& m) { OnRegisterReply(std::move(m)); });
   dispatcher->Handle(MsgType::kMembership, [this](Message&& m) { OnMembership(std::move(m)); });
   dispatcher->Handle(MsgType::kBarrierRelease,
                      [this](Message&& m) { OnBarrierRelease(std::move(m)); });
@@ -52,9 +53,8 @@ Status ClusterClient::Register(Deadline deadline) {
     SendToCoordinator(MsgType::kRegister, body);
     lock.lock();
     if (std::chrono::steady_clock::now() >= next_log) {
-      log_.Info("waiting for the coordinator at ", options_.coordinator_address,
-                " to admit this ", RoleName(options_.role),
-                " (it answers once every node of the job has registered)");
+      log_.Info("waiting for the coordinator at ", options_.coordinator_address, " to admit this ",
+                RoleName(options_.role), " (it answers once every node of the job has registered)");
       next_log = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     }
     cv_.wait_until(lock, Deadline::After(options_.register_retry).Earlier(deadline).when(),
@@ -62,8 +62,7 @@ Status ClusterClient::Register(Deadline deadline) {
   }
   last_heard_ = std::chrono::steady_clock::now();
   log_.Info("admitted as ", RoleName(options_.role), "/", rank_, " (node ", id_, "), epoch ",
-            view_.epoch, ": ", view_.num_servers, " server(s), ", view_.num_workers,
-            " worker(s)");
+            view_.epoch, ": ", view_.num_servers, " server(s), ", view_.num_workers, " worker(s)");
   heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
   return Status::Ok();
 }
@@ -146,8 +145,8 @@ void ClusterClient::OnBarrierRelease(Message&& m) {
 }
 
 void ClusterClient::OnShutdown(Message&& m) {
-  Status s = m.status == 0 ? Status::Ok()
-                           : Status(static_cast<StatusCode>(m.status), m.body.ToString());
+  Status s =
+      m.status == 0 ? Status::Ok() : Status(static_cast<StatusCode>(m.status), m.body.ToString());
   log_.Info("the coordinator ordered shutdown: ", m.body.ToString());
   SetShutdown(s);
 }
@@ -178,14 +177,15 @@ Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadl
       next_send = std::chrono::steady_clock::now() + options_.register_retry;
     }
     if (shutdown_.has_value()) {
-      return AbortedError("barrier '" + name + "' interrupted by shutdown: " +
-                          shutdown_->message());
+      return AbortedError("barrier '" + name +
+                          "' interrupted by shutdown: " + shutdown_->message());
     }
     if (deadline.expired()) {
       return DeadlineExceededError("barrier '" + name +
                                    "' was not released by the coordinator in time");
     }
-    cv_.wait_until(lock, Deadline::At(next_log).Earlier(deadline).Earlier(Deadline::At(next_send)).when());
+    cv_.wait_until(
+        lock, Deadline::At(next_log).Earlier(deadline).Earlier(Deadline::At(next_send)).when());
     if (std::chrono::steady_clock::now() >= next_log) {
       log_.Info("waiting at barrier '", name, "' for the other nodes");
       next_log = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -91,14 +91,14 @@ class ClusterClient {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  NodeId id_ = kUnassignedId;             // guarded by mu_
-  uint32_t rank_ = 0;                     // guarded by mu_
-  bool registered_ = false;               // guarded by mu_
-  ClusterView view_;                      // guarded by mu_
-  std::set<std::string> released_;       // guarded by mu_
-  std::optional<Status> shutdown_;        // guarded by mu_
-  SteadyTime last_heard_;                 // guarded by mu_
-  bool stop_ = false;                     // guarded by mu_
+  NodeId id_ = kUnassignedId;                        // guarded by mu_
+  uint32_t rank_ = 0;                                // guarded by mu_
+  bool registered_ = false;                          // guarded by mu_
+  ClusterView view_;                                 // guarded by mu_
+  std::set<std::string> released_;                   // guarded by mu_
+  std::optional<Status> shutdown_;                   // guarded by mu_
+  SteadyTime last_heard_;                            // guarded by mu_
+  bool stop_ = false;                                // guarded by mu_
   std::function<void(const ClusterView&)> on_view_;  // guarded by mu_
   std::thread heartbeat_thread_;
 };

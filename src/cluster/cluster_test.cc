@@ -1,7 +1,7 @@
+#include <gtest/gtest.h>
+
 #include <future>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "cluster/cluster_client.h"
 #include "cluster/coordinator.h"
@@ -111,8 +111,10 @@ TEST_F(ClusterTest, MissingHeartbeatsDeclareANodeDeadAndPublishANewEpoch) {
       changed.set_value(v);
     }
   });
-  auto r0 = std::async(std::launch::async, [&] { return s0.client->Register(Deadline::After(seconds(10))); });
-  auto r1 = std::async(std::launch::async, [&] { return w0.client->Register(Deadline::After(seconds(10))); });
+  auto r0 = std::async(std::launch::async,
+                       [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  auto r1 = std::async(std::launch::async,
+                       [&] { return w0.client->Register(Deadline::After(seconds(10))); });
   ASSERT_TRUE(w1.client->Register(Deadline::After(seconds(10))).ok());
   ASSERT_TRUE(r0.get().ok());
   ASSERT_TRUE(r1.get().ok());
@@ -143,8 +145,10 @@ TEST_F(ClusterTest, StartupTimeoutNamesTheMissingRanks) {
   auto result = std::async(std::launch::async, [&] { return coord->Run(); });
   auto s0 = MakeNode(Role::kServer, "s0");
   auto w0 = MakeNode(Role::kWorker, "w0");
-  auto a = std::async(std::launch::async, [&] { return s0.client->Register(Deadline::After(seconds(10))); });
-  auto b = std::async(std::launch::async, [&] { return w0.client->Register(Deadline::After(seconds(10))); });
+  auto a = std::async(std::launch::async,
+                      [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  auto b = std::async(std::launch::async,
+                      [&] { return w0.client->Register(Deadline::After(seconds(10))); });
   Status s = result.get();
   EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded);
   EXPECT_NE(s.message().find("worker ranks 1,2"), std::string::npos) << s.message();
@@ -164,7 +168,8 @@ TEST_F(ClusterTest, AbortFromANodeStopsTheJobWithItsReason) {
   auto result = std::async(std::launch::async, [&] { return coord->Run(); });
   auto s0 = MakeNode(Role::kServer, "s0");
   auto w0 = MakeNode(Role::kWorker, "w0");
-  auto a = std::async(std::launch::async, [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  auto a = std::async(std::launch::async,
+                      [&] { return s0.client->Register(Deadline::After(seconds(10))); });
   ASSERT_TRUE(w0.client->Register(Deadline::After(seconds(10))).ok());
   ASSERT_TRUE(a.get().ok());
   w0.client->SendAbort("data file corrupt");

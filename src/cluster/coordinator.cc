@@ -76,7 +76,8 @@ std::string Coordinator::Describe(const Member& m) const {
 void Coordinator::Handle(Message&& m) {
   if (m.sender != kUnassignedId) last_seen_[m.sender] = std::chrono::steady_clock::now();
   switch (m.type) {
-    case MsgType::kRegister: return HandleRegister(std::move(m));
+    case MsgType::kRegister:
+      return HandleRegister(std::move(m));
     case MsgType::kHeartbeat: {
       const Member* mem = MemberOf(m.sender);
       if (mem == nullptr) return;
@@ -103,9 +104,12 @@ void Coordinator::Handle(Message&& m) {
       transport_->Send(m.sender, std::move(ack)).IgnoreError();
       return;
     }
-    case MsgType::kBarrier: return HandleBarrier(m);
-    case MsgType::kDone: return HandleDone(m);
-    case MsgType::kAbort: return HandleAbort(m);
+    case MsgType::kBarrier:
+      return HandleBarrier(m);
+    case MsgType::kDone:
+      return HandleDone(m);
+    case MsgType::kAbort:
+      return HandleAbort(m);
     case MsgType::kCheckpoint:
       if (options_.on_checkpoint && MemberOf(m.sender) != nullptr) options_.on_checkpoint(m);
       return;
@@ -205,8 +209,9 @@ void Coordinator::HandleRegister(Message&& m) {
     log_.Error("cannot reach ", Describe(mem), ": ", s.message());
   }
   log_.Info("registered ", Describe(mem), ", pid ", req->pid, " on ", req->host,
-            mem.incarnation > 0 ? " (a restart: incarnation " + std::to_string(mem.incarnation) + ")"
-                                : std::string());
+            mem.incarnation > 0
+                ? " (a restart: incarnation " + std::to_string(mem.incarnation) + ")"
+                : std::string());
   if (started_) {
     // A node rejoining a running job: new epoch, everybody learns of it.
     ++view_.epoch;
@@ -280,10 +285,9 @@ void Coordinator::Tick() {
       std::string missing = Missing();
       log_.Error("start-up timed out after ", ToSeconds(options_.startup_timeout),
                  " s; never registered: ", missing);
-      Finish(DeadlineExceededError("start-up timed out after " +
-                                   std::to_string(ToMillis(options_.startup_timeout) / 1000) +
-                                   " s waiting for " + missing + " to register at " +
-                                   transport_->address()));
+      Finish(DeadlineExceededError(
+          "start-up timed out after " + std::to_string(ToMillis(options_.startup_timeout) / 1000) +
+          " s waiting for " + missing + " to register at " + transport_->address()));
       return;
     }
     if (now - last_startup_log_ >= options_.startup_log_interval) {
@@ -300,8 +304,10 @@ void Coordinator::Tick() {
       continue;
     }
     if (now - it->second > options_.server_rejoin_timeout) {
-      Finish(UnavailableError("server/" + std::to_string(it->first) + " died and was not restarted "
-                              "within " + std::to_string(ToMillis(options_.server_rejoin_timeout) / 1000) +
+      Finish(UnavailableError("server/" + std::to_string(it->first) +
+                              " died and was not restarted "
+                              "within " +
+                              std::to_string(ToMillis(options_.server_rejoin_timeout) / 1000) +
                               " s; no replica holds its parameters"));
       return;
     }
@@ -331,14 +337,15 @@ void Coordinator::CheckHeartbeats() {
       if (started_ && d->role == Role::kServer) {
         if (options_.tolerate_server_loss) {
           log_.Warn("waiting up to ", ToMillis(options_.server_rejoin_timeout) / 1000, " s for ",
-                    Describe(*d), " to be restarted (the job then rolls back to its last checkpoint)");
+                    Describe(*d),
+                    " to be restarted (the job then rolls back to its last checkpoint)");
           dead_servers_[d->rank] = now;
           continue;
         }
         // Without a replica or a checkpoint its parameters are gone:
         // carrying on would train a model with a hole in it.
         Finish(UnavailableError(Describe(*d) + " died and no replica or checkpoint holds its "
-                                "parameters; the job stops"));
+                                               "parameters; the job stops"));
         return;
       }
     }

@@ -22,9 +22,12 @@ Status ReadRole(ByteReader& r, Role* role) {
 
 const char* RoleName(Role r) {
   switch (r) {
-    case Role::kCoordinator: return "coordinator";
-    case Role::kServer: return "server";
-    case Role::kWorker: return "worker";
+    case Role::kCoordinator:
+      return "coordinator";
+    case Role::kServer:
+      return "server";
+    case Role::kWorker:
+      return "worker";
   }
   return "?";
 }

@@ -19,16 +19,15 @@ KvClient::KvClient(KvClientOptions options, std::vector<TableSpec> tables, Trans
 Status KvClient::OnViewChange(const ClusterView& view) {
   ASSIGN_OR_RETURN(Layout layout, Layout::Decode(view.layout));
   if (layout.tables.size() != tables_.size()) {
-    return InvalidArgumentError("the coordinator's layout has " +
-                                std::to_string(layout.tables.size()) +
-                                " tables, this worker's model declares " +
-                                std::to_string(tables_.size()));
+    return InvalidArgumentError(
+        "the coordinator's layout has " + std::to_string(layout.tables.size()) +
+        " tables, this worker's model declares " + std::to_string(tables_.size()));
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (has_layout_ && layout.generation > generation_) {
     // Rolled back: nothing in flight belongs to the job any more.
-    Status s = AbortedError("the job rolled back to checkpoint " +
-                            std::to_string(layout.restore_step));
+    Status s =
+        AbortedError("the job rolled back to checkpoint " + std::to_string(layout.restore_step));
     for (auto& [id, part] : inflight_) Finish(*part.req, s, 0);
     inflight_.clear();
   }
@@ -95,8 +94,8 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, Buffer grads, float* out,
   bool pushes = type != MsgType::kPull;
   if (pushes && grads.size() != spec.size * sizeof(float)) {
     return Failed(InvalidArgumentError("push to '" + spec.name + "' carries " +
-                                       std::to_string(grads.size() / 4) + " floats, the table has " +
-                                       std::to_string(spec.size)));
+                                       std::to_string(grads.size() / 4) +
+                                       " floats, the table has " + std::to_string(spec.size)));
   }
   auto h = std::make_shared<KvRequest>();
   h->what_ = std::string(MsgTypeName(type)) + " of table '" + spec.name + "' at clock " +
@@ -129,21 +128,22 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, Buffer grads, float* out,
 KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
                           std::span<const float> grads, float* out, int64_t clock) {
   if (table >= tables_.size() || !tables_[table].sparse) {
-    return Failed(InvalidArgumentError("table " + std::to_string(table) + " is not a sparse table"));
+    return Failed(
+        InvalidArgumentError("table " + std::to_string(table) + " is not a sparse table"));
   }
   const TableSpec& spec = tables_[table];
   const uint32_t dim = spec.dim;
   const bool pushes = type != MsgType::kPull;
   if (pushes && grads.size() != keys.size() * dim) {
-    return Failed(InvalidArgumentError("push to '" + spec.name + "' carries " +
-                                       std::to_string(grads.size()) + " floats for " +
-                                       std::to_string(keys.size()) + " keys of dim " +
-                                       std::to_string(dim)));
+    return Failed(InvalidArgumentError(
+        "push to '" + spec.name + "' carries " + std::to_string(grads.size()) + " floats for " +
+        std::to_string(keys.size()) + " keys of dim " + std::to_string(dim)));
   }
   uint32_t num_servers;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (layout_.tables.empty()) return Failed(FailedPreconditionError("KvClient has no layout yet"));
+    if (layout_.tables.empty())
+      return Failed(FailedPreconditionError("KvClient has no layout yet"));
     num_servers = layout_.num_servers;
   }
   // Merge duplicates and split by server outside the lock: this is the
@@ -161,7 +161,8 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
       uint32_t s = SparseServerOf(keys[i], num_servers);
       it->second = {s, static_cast<uint32_t>(skeys[s].size())};
       skeys[s].push_back(keys[i]);
-      if (pushes) svals[s].insert(svals[s].end(), grads.begin() + i * dim, grads.begin() + (i + 1) * dim);
+      if (pushes)
+        svals[s].insert(svals[s].end(), grads.begin() + i * dim, grads.begin() + (i + 1) * dim);
     } else if (pushes) {
       auto [s, pos] = it->second;
       float* dst = svals[s].data() + static_cast<size_t>(pos) * dim;
@@ -230,9 +231,9 @@ void KvClient::OnReply(Message&& m) {
   Part& p = it->second;
   Status s;
   if (m.type == MsgType::kKvError) {
-    s = Status(static_cast<StatusCode>(m.status),
-               "server/" + std::to_string(p.server_rank) + " refused the " + p.req->what_ + ": " +
-                   m.body.ToString());
+    s = Status(static_cast<StatusCode>(m.status), "server/" + std::to_string(p.server_rank) +
+                                                      " refused the " + p.req->what_ + ": " +
+                                                      m.body.ToString());
   } else if (m.type == MsgType::kPullReply) {
     if (m.num_values() != p.expect) {
       s = InternalError("server/" + std::to_string(p.server_rank) + " answered the " +

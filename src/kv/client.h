@@ -116,9 +116,9 @@ class KvClient {
   struct Part {
     KvHandle req;
     uint32_t server_rank = 0;
-    Message msg;             // kept for retries
-    float* out = nullptr;    // dense pull: where this slice goes
-    uint64_t expect = 0;     // floats the reply must carry
+    Message msg;           // kept for retries
+    float* out = nullptr;  // dense pull: where this slice goes
+    uint64_t expect = 0;   // floats the reply must carry
     std::shared_ptr<SparsePlan> plan;
     SteadyTime sent;
   };
@@ -138,15 +138,15 @@ class KvClient {
   const Logger log_;
 
   mutable std::mutex mu_;
-  Layout layout_;                       // guarded by mu_
-  std::vector<NodeId> server_ids_;      // by server rank; guarded by mu_
-  NodeId self_id_ = kUnassignedId;      // guarded by mu_
-  uint32_t epoch_ = 0;                  // guarded by mu_
-  uint32_t generation_ = 0;             // guarded by mu_
-  bool has_layout_ = false;             // guarded by mu_
-  uint64_t next_id_ = 1;                // guarded by mu_
+  Layout layout_;                                // guarded by mu_
+  std::vector<NodeId> server_ids_;               // by server rank; guarded by mu_
+  NodeId self_id_ = kUnassignedId;               // guarded by mu_
+  uint32_t epoch_ = 0;                           // guarded by mu_
+  uint32_t generation_ = 0;                      // guarded by mu_
+  bool has_layout_ = false;                      // guarded by mu_
+  uint64_t next_id_ = 1;                         // guarded by mu_
   std::unordered_map<uint64_t, Part> inflight_;  // guarded by mu_
-  KvClientStats stats_;                 // guarded by mu_
+  KvClientStats stats_;                          // guarded by mu_
 };
 
 }  // namespace distopt

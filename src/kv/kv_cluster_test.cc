@@ -1,12 +1,12 @@
 // A whole parameter-server job as threads of one process, over servers
 // {1,2,3} x workers {1,2,4} x {BSP, SSP, ASP}.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cmath>
 #include <mutex>
 #include <random>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "kv/testing/in_proc_cluster.h"
 #include "transport/faulty_transport.h"
@@ -85,13 +85,15 @@ TEST_P(KvClusterTest, DenseTrainingMatchesTheSingleProcessReference) {
     for (uint32_t t = 0; t < 2; ++t) {
       params[t].resize(tables[t].size);
       grads[t].resize(tables[t].size);
-      RETURN_IF_ERROR(kv.Wait(kv.Pull(t, params[t].data(), 0), Deadline::After(std::chrono::seconds(30))));
+      RETURN_IF_ERROR(
+          kv.Wait(kv.Pull(t, params[t].data(), 0), Deadline::After(std::chrono::seconds(30))));
     }
     for (int k = 0; k < kSteps; ++k) {
       std::vector<KvHandle> hs;
       for (uint32_t t = 0; t < 2; ++t) {
         for (uint64_t i = 0; i < tables[t].size; ++i) {
-          grads[t][i] = bsp ? Grad(w, k, i + t * 1000, params[t][i]) : FixedGrad(w, k, i + t * 1000);
+          grads[t][i] =
+              bsp ? Grad(w, k, i + t * 1000, params[t][i]) : FixedGrad(w, k, i + t * 1000);
         }
         hs.push_back(kv.PushPull(t, Buffer::Borrow(grads[t].data(), grads[t].size() * 4),
                                  params[t].data(), k));
@@ -132,7 +134,9 @@ TEST_P(KvClusterTest, PullsNeverRunAheadOfTheSlowestWorkerBeyondTheBound) {
   std::vector<int64_t> pushed(workers(), 0);  // pushes sent, per worker
   int64_t max_lead = 0;
   std::atomic<int> waited{0};
-  opts.on_pull = [&](const PullTrace& t) { if (t.waited) waited.fetch_add(1); };
+  opts.on_pull = [&](const PullTrace& t) {
+    if (t.waited) waited.fetch_add(1);
+  };
   if (getenv("KVDEBUG")) opts.log_sink = StderrSink();
   InProcCluster cluster(opts);
   Status s = cluster.Run([&](WorkerNode& node) -> Status {
@@ -156,9 +160,14 @@ TEST_P(KvClusterTest, PullsNeverRunAheadOfTheSlowestWorkerBeyondTheBound) {
   });
   ASSERT_TRUE(s.ok()) << s.ToString();
   switch (mode()) {
-    case Consistency::kBsp: EXPECT_LE(max_lead, 0); break;
-    case Consistency::kSsp: EXPECT_LE(max_lead, kStaleness); break;
-    case Consistency::kAsp: break;  // no bound promised
+    case Consistency::kBsp:
+      EXPECT_LE(max_lead, 0);
+      break;
+    case Consistency::kSsp:
+      EXPECT_LE(max_lead, kStaleness);
+      break;
+    case Consistency::kAsp:
+      break;  // no bound promised
   }
   // With several workers and one slowed, the bound must actually have bitten.
   if (workers() > 1 && mode() != Consistency::kAsp) {
@@ -221,8 +230,8 @@ TEST_P(KvClusterTest, SparsePushesOfRandomKeysSumExactly) {
 // caller's order, across servers.
 TEST_P(KvClusterTest, SparsePullReassemblesRowsInCallerOrder) {
   std::vector<TableSpec> tables(1);
-  tables[0] = {.id = 0, .name = "emb", .sparse = true, .dim = 3,
-               .init = {InitKind::kUniform, 1.0f, 7}};
+  tables[0] = {
+      .id = 0, .name = "emb", .sparse = true, .dim = 3, .init = {InitKind::kUniform, 1.0f, 7}};
   tables[0].optimizer.kind = "sgd";
   InProcCluster cluster(Options(tables));
   Status s = cluster.Run([&](WorkerNode& node) -> Status {
@@ -233,9 +242,8 @@ TEST_P(KvClusterTest, SparsePullReassemblesRowsInCallerOrder) {
       for (int j = 0; j < 3; ++j) {
         float want = InitValue(tables[0].init, 0, keys[i] * 3 + j);
         if (out[i * 3 + j] != want) {
-          return InternalError("row " + std::to_string(i) + " col " + std::to_string(j) +
-                               " is " + std::to_string(out[i * 3 + j]) + ", want " +
-                               std::to_string(want));
+          return InternalError("row " + std::to_string(i) + " col " + std::to_string(j) + " is " +
+                               std::to_string(out[i * 3 + j]) + ", want " + std::to_string(want));
         }
       }
     }
@@ -300,7 +308,8 @@ TEST(KvFaultTest, DropAndDuplicateLeaveTheBspResultIdentical) {
       return Status::Ok();
     });
     RETURN_IF_ERROR(s);
-    if (faults && stats->dropped + stats->duplicated == 0) return InternalError("no fault injected");
+    if (faults && stats->dropped + stats->duplicated == 0)
+      return InternalError("no fault injected");
     dense->push_back(cluster.DenseTable(0));
     for (uint64_t key = 0; key < 200; ++key) (*rows)[key] = cluster.SparseRow(2, key);
     return Status::Ok();
@@ -342,7 +351,8 @@ TEST(KvServerTest, MalformedRequestsAreRejectedAndTheServerKeepsServing) {
     RETURN_IF_ERROR(node.transport().Send(node.cluster().view().FindRank(Role::kServer, 0)->id, m));
     std::vector<float> p(kBig);
     RETURN_IF_ERROR(kv.Wait(kv.Pull(0, p.data(), 0), Deadline::After(std::chrono::seconds(10))));
-    if (p[0] != InitValue(tables[0].init, 0, 0)) return InternalError("wrong value after rejection");
+    if (p[0] != InitValue(tables[0].init, 0, 0))
+      return InternalError("wrong value after rejection");
     return Status::Ok();
   });
   ASSERT_TRUE(s.ok()) << s.ToString();

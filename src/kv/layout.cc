@@ -35,9 +35,11 @@ Layout Layout::Compute(const std::vector<TableSpec>& tables, uint32_t num_server
     tl.table = t.id;
     tl.sparse = t.sparse;
     if (!t.sparse) {
-      uint64_t parts = std::min<uint64_t>(num_servers, std::max<uint64_t>(1, t.size / kMinSliceFloats));
+      uint64_t parts =
+          std::min<uint64_t>(num_servers, std::max<uint64_t>(1, t.size / kMinSliceFloats));
       if (parts == 1) {
-        uint32_t s = static_cast<uint32_t>(std::min_element(load.begin(), load.end()) - load.begin());
+        uint32_t s =
+            static_cast<uint32_t>(std::min_element(load.begin(), load.end()) - load.begin());
         tl.slices.push_back({s, 0, t.size});
         load[s] += t.size;
       } else {

@@ -29,7 +29,7 @@ TEST(LayoutTest, DenseSlicesCoverTheTableAndAreBalanced) {
     }
     EXPECT_EQ(next, 1000003u);
     EXPECT_LE(max - min, 1u);
-    EXPECT_EQ(owners.size(), servers);  // one slice per server
+    EXPECT_EQ(owners.size(), servers);         // one slice per server
     ASSERT_EQ(l.tables[1].slices.size(), 1u);  // small table stays whole
   }
 }

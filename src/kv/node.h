@@ -32,10 +32,10 @@ struct NodeOptions {
 
 // Where checkpoints go and whether the job starts from one.
 struct CheckpointOptions {
-  std::string run_dir;       // empty: no checkpoints
-  int64_t every_steps = 0;   // 0: none
-  int64_t keep = 3;          // the newest K good ones are kept
-  bool resume = false;       // start from the newest good checkpoint
+  std::string run_dir;      // empty: no checkpoints
+  int64_t every_steps = 0;  // 0: none
+  int64_t keep = 3;         // the newest K good ones are kept
+  bool resume = false;      // start from the newest good checkpoint
 };
 
 // The coordinator of a job over `tables`: publishes their layout over the
@@ -70,8 +70,8 @@ class ServerNode {
   // Requests that arrived before the server existed (a fast worker can send
   // its first pull before this node has built its tables) wait here.
   std::mutex mu_;
-  std::vector<Message> early_;         // guarded by mu_
-  std::unique_ptr<KvServer> server_;   // set once under mu_
+  std::vector<Message> early_;        // guarded by mu_
+  std::unique_ptr<KvServer> server_;  // set once under mu_
   std::atomic<bool> ready_{false};
 };
 

@@ -4,9 +4,12 @@ namespace distopt {
 
 const char* ConsistencyName(Consistency c) {
   switch (c) {
-    case Consistency::kBsp: return "bsp";
-    case Consistency::kSsp: return "ssp";
-    case Consistency::kAsp: return "asp";
+    case Consistency::kBsp:
+      return "bsp";
+    case Consistency::kSsp:
+      return "ssp";
+    case Consistency::kAsp:
+      return "asp";
   }
   return "?";
 }

@@ -28,9 +28,9 @@ struct ConsistencyOptions {
 struct PullTrace {
   uint32_t table = 0;
   uint32_t worker_rank = 0;
-  int64_t clock = 0;       // the clock the worker asked for
-  int64_t min_clock = 0;   // the slowest live worker's clock when answered
-  bool waited = false;     // the pull was parked before being answered
+  int64_t clock = 0;      // the clock the worker asked for
+  int64_t min_clock = 0;  // the slowest live worker's clock when answered
+  bool waited = false;    // the pull was parked before being answered
 };
 
 }  // namespace distopt

@@ -1,10 +1,10 @@
 #include "kv/server.h"
 
-#include "base/file_util.h"
-#include "kv/checkpoint.h"
-
 #include <algorithm>
 #include <limits>
+
+#include "base/file_util.h"
+#include "kv/checkpoint.h"
 
 namespace distopt {
 
@@ -14,10 +14,10 @@ Result<std::unique_ptr<KvServer>> KvServer::Create(KvServerOptions options, uint
   RETURN_IF_ERROR(ValidateTables(options.tables));
   ASSIGN_OR_RETURN(Layout layout, Layout::Decode(view.layout));
   if (layout.tables.size() != options.tables.size()) {
-    return InvalidArgumentError("the coordinator's layout has " +
-                                std::to_string(layout.tables.size()) + " tables, this server's config " +
-                                std::to_string(options.tables.size()) +
-                                " (do all nodes use the same config?)");
+    return InvalidArgumentError(
+        "the coordinator's layout has " + std::to_string(layout.tables.size()) +
+        " tables, this server's config " + std::to_string(options.tables.size()) +
+        " (do all nodes use the same config?)");
   }
   std::unique_ptr<KvServer> s(
       new KvServer(std::move(options), rank, std::move(layout), transport, std::move(log)));
@@ -27,14 +27,19 @@ Result<std::unique_ptr<KvServer>> KvServer::Create(KvServerOptions options, uint
 
 void KvServer::HandleMessage(Message&& m) {
   switch (m.type) {
-    case MsgType::kPush: return HandlePush(std::move(m), false);
-    case MsgType::kPushPull: return HandlePush(std::move(m), true);
-    case MsgType::kPull: return HandlePull(std::move(m));
-    case MsgType::kClock: return HandleClock(std::move(m));
+    case MsgType::kPush:
+      return HandlePush(std::move(m), false);
+    case MsgType::kPushPull:
+      return HandlePush(std::move(m), true);
+    case MsgType::kPull:
+      return HandlePull(std::move(m));
+    case MsgType::kClock:
+      return HandleClock(std::move(m));
     default: {
       std::lock_guard<std::mutex> lock(mu_);
-      Reject(m.sender, m, InvalidArgumentError(std::string("a server does not handle ") +
-                                               MsgTypeName(m.type) + " messages"));
+      Reject(m.sender, m,
+             InvalidArgumentError(std::string("a server does not handle ") + MsgTypeName(m.type) +
+                                  " messages"));
     }
   }
 }
@@ -103,7 +108,8 @@ void KvServer::OnViewChange(const ClusterView& view) {
     // The job rolls back: everything since the checkpoint is forgotten.
     generation_ = layout->generation;
     Status s = RestoreCheckpoint(layout->restore_step);
-    if (!s.ok()) log_.Error("cannot roll back to checkpoint ", layout->restore_step, ": ", s.message());
+    if (!s.ok())
+      log_.Error("cannot roll back to checkpoint ", layout->restore_step, ": ", s.message());
   }
   worker_rank_.clear();
   std::fill(live_.begin(), live_.end(), false);
@@ -174,8 +180,7 @@ Status KvServer::CheckPayload(const Table& t, const Message& m, bool has_values)
   if (t.spec.sparse) {
     for (uint64_t k : m.keys.as<uint64_t>()) {
       if (layout_.SparseServer(k) != rank_) {
-        return InvalidArgumentError(where + "key " + std::to_string(k) +
-                                    " belongs to server " +
+        return InvalidArgumentError(where + "key " + std::to_string(k) + " belongs to server " +
                                     std::to_string(layout_.SparseServer(k)) + ", not " +
                                     std::to_string(rank_));
       }
@@ -195,8 +200,9 @@ Status KvServer::CheckPayload(const Table& t, const Message& m, bool has_values)
   if (m.num_keys() != 0) return InvalidArgumentError(where + "keys sent to a dense table");
   uint64_t want = has_values ? t.dense->size() : 0;
   if (m.num_values() != want) {
-    return InvalidArgumentError(where + "expected " + std::to_string(want) + " values for the slice at " +
-                                std::to_string(m.offset) + ", got " + std::to_string(m.num_values()));
+    return InvalidArgumentError(where + "expected " + std::to_string(want) +
+                                " values for the slice at " + std::to_string(m.offset) + ", got " +
+                                std::to_string(m.num_values()));
   }
   return Status::Ok();
 }
@@ -410,9 +416,12 @@ int64_t KvServer::MinClock(const Table& t) const {
 
 bool KvServer::Ready(const Table& t, int64_t clock) const {
   switch (options_.consistency.mode) {
-    case Consistency::kBsp: return clock <= t.applied_clock;
-    case Consistency::kSsp: return MinClock(t) >= clock - options_.consistency.staleness;
-    case Consistency::kAsp: return true;
+    case Consistency::kBsp:
+      return clock <= t.applied_clock;
+    case Consistency::kSsp:
+      return MinClock(t) >= clock - options_.consistency.staleness;
+    case Consistency::kAsp:
+      return true;
   }
   return true;
 }
@@ -492,7 +501,8 @@ std::string KvServer::WhoIsSlow(const Table& t, int64_t clock) const {
     }
     if (behind) {
       if (!out.empty()) out += ", ";
-      out += "worker/" + std::to_string(r) + " (at clock " + std::to_string(t.worker_clock[r]) + ")";
+      out +=
+          "worker/" + std::to_string(r) + " (at clock " + std::to_string(t.worker_clock[r]) + ")";
     }
   }
   return out.empty() ? "nobody (a bug: please report)" : out;
@@ -506,8 +516,8 @@ void KvServer::MaybeCheckpoint() {
   int64_t clock = INT64_MAX;
   for (const Table& t : tables_) {
     if (!t.dense && !t.sparse) continue;
-    clock = std::min(clock, options_.consistency.mode == Consistency::kBsp ? t.applied_clock
-                                                                         : MinClock(t));
+    clock = std::min(
+        clock, options_.consistency.mode == Consistency::kBsp ? t.applied_clock : MinClock(t));
   }
   if (clock == INT64_MAX || clock <= last_checkpoint_ || clock % every != 0) return;
   last_checkpoint_ = clock;

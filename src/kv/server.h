@@ -45,9 +45,9 @@ struct KvServerStats {
   uint64_t pushes = 0;
   uint64_t pulls = 0;
   uint64_t duplicate_pushes = 0;
-  uint64_t updates = 0;        // optimizer applications (BSP: one per clock)
-  uint64_t parked_pulls = 0;   // pulls that had to wait
-  uint64_t rejected = 0;       // malformed or unauthorized requests
+  uint64_t updates = 0;       // optimizer applications (BSP: one per clock)
+  uint64_t parked_pulls = 0;  // pulls that had to wait
+  uint64_t rejected = 0;      // malformed or unauthorized requests
 };
 
 class KvServer {
@@ -98,7 +98,7 @@ class KvServer {
     std::map<int64_t, Aggregation> pending;  // BSP: clock -> partial sum
     std::vector<int64_t> worker_clock;       // by rank: clocks pushed so far
     std::vector<Parked> parked;
-    std::vector<float> scratch;              // BSP: the mean gradient
+    std::vector<float> scratch;  // BSP: the mean gradient
   };
 
   KvServer(KvServerOptions options, uint32_t rank, Layout layout, Transport* transport, Logger log);

@@ -40,9 +40,10 @@ void DenseShard::Assign(std::span<const float> values) {
 Status DenseShard::Restore(std::span<const float> params, std::span<const float> state,
                            int64_t steps) {
   if (params.size() != size_ || state.size() != state_.size()) {
-    return DataLossError("checkpoint shard holds " + std::to_string(params.size()) + " params and " +
-                         std::to_string(state.size()) + " state floats; this slice needs " +
-                         std::to_string(size_) + " and " + std::to_string(state_.size()));
+    return DataLossError("checkpoint shard holds " + std::to_string(params.size()) +
+                         " params and " + std::to_string(state.size()) +
+                         " state floats; this slice needs " + std::to_string(size_) + " and " +
+                         std::to_string(state_.size()));
   }
   MakeWritable();
   std::memcpy(writable_, params.data(), size_ * sizeof(float));
@@ -71,7 +72,8 @@ uint32_t SparseShard::Row(uint64_t key) {
 void SparseShard::Gather(std::span<const uint64_t> keys, float* out) {
   for (size_t i = 0; i < keys.size(); ++i) {
     uint32_t r = Row(keys[i]);
-    std::memcpy(out + i * dim_, values_.data() + static_cast<size_t>(r) * dim_, dim_ * sizeof(float));
+    std::memcpy(out + i * dim_, values_.data() + static_cast<size_t>(r) * dim_,
+                dim_ * sizeof(float));
   }
 }
 

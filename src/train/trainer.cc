@@ -289,128 +289,131 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
   }
   bool rollback = false;
   while (true) {  // once, plus once per rollback to a checkpoint
-  for (int64_t epoch = start_clock / steps_per_epoch; epoch < options.epochs && !stop; ++epoch) {
-    std::vector<int> shards = shards_now();
-    // A worker reading k slots of the global batch pushes k * live / W times
-    // its gradient, so the servers' mean over the live workers' pushes is
-    // still the mean over all W slots: the run stays equal to large-batch
-    // SGD after a crash.
-    grad_scale = static_cast<float>(shards.size()) *
-                 static_cast<float>(node.cluster().view().Live(Role::kWorker).size()) /
-                 static_cast<float>(workers);
-    if (shards != it.options().shards) {
-      log.Info("epoch ", epoch + 1, ": reading shards ", [&] {
-        std::string s;
-        for (int x : shards) s += (s.empty() ? "" : ",") + std::to_string(x);
-        return s;
-      }(), " (taking over for dead workers)");
-      bo.shards = shards;
-      ASSIGN_OR_RETURN(it, BatchIterator::Create(&train, bo));
-    }
-    it.StartEpoch(static_cast<int>(epoch));
-    Batch batch;
-    // A worker joining mid-epoch skips the steps already taken.
-    for (int64_t skip = epoch * steps_per_epoch; skip < clock && it.Next(&batch); ++skip) {
-    }
-    while (it.Next(&batch)) {
-      model.CollectKeys(batch, &keys);
-      Status fs = fetch(keys, &ps, &rows);
-      if (fs.code() == StatusCode::kAborted) {
-        (rolled_back() ? rollback : stop) = true;
-        break;
+    for (int64_t epoch = start_clock / steps_per_epoch; epoch < options.epochs && !stop; ++epoch) {
+      std::vector<int> shards = shards_now();
+      // A worker reading k slots of the global batch pushes k * live / W times
+      // its gradient, so the servers' mean over the live workers' pushes is
+      // still the mean over all W slots: the run stays equal to large-batch
+      // SGD after a crash.
+      grad_scale = static_cast<float>(shards.size()) *
+                   static_cast<float>(node.cluster().view().Live(Role::kWorker).size()) /
+                   static_cast<float>(workers);
+      if (shards != it.options().shards) {
+        log.Info(
+            "epoch ", epoch + 1, ": reading shards ",
+            [&] {
+              std::string s;
+              for (int x : shards) s += (s.empty() ? "" : ",") + std::to_string(x);
+              return s;
+            }(),
+            " (taking over for dead workers)");
+        bo.shards = shards;
+        ASSIGN_OR_RETURN(it, BatchIterator::Create(&train, bo));
       }
-      RETURN_IF_ERROR(fs);
-      ASSIGN_OR_RETURN(float loss, model.ForwardBackward(batch, ps, &grads));
-      if (!std::isfinite(loss)) {
-        return InvalidArgumentError("the loss became " + std::to_string(loss) + " at step " +
-                                    std::to_string(clock) +
-                                    " (learning rate too high?); stopping the job");
+      it.StartEpoch(static_cast<int>(epoch));
+      Batch batch;
+      // A worker joining mid-epoch skips the steps already taken.
+      for (int64_t skip = epoch * steps_per_epoch; skip < clock && it.Next(&batch); ++skip) {
       }
-      for (size_t t = 0; t < num_tables; ++t) {
-        auto& g = grads.values[t];
-        if (grad_scale != 1.0f) {
-          for (float& x : g) x *= grad_scale;
+      while (it.Next(&batch)) {
+        model.CollectKeys(batch, &keys);
+        Status fs = fetch(keys, &ps, &rows);
+        if (fs.code() == StatusCode::kAborted) {
+          (rolled_back() ? rollback : stop) = true;
+          break;
         }
-        if (decls[t].kind == TableKind::kDense) {
-          pending.push_back(kv.PushPull(static_cast<uint32_t>(t),
-                                        Buffer::Borrow(g.data(), g.size() * 4), dense[t].data(),
-                                        clock));
-        } else {
-          pending.push_back(kv.PushSparse(static_cast<uint32_t>(t), keys[t], g, clock));
+        RETURN_IF_ERROR(fs);
+        ASSIGN_OR_RETURN(float loss, model.ForwardBackward(batch, ps, &grads));
+        if (!std::isfinite(loss)) {
+          return InvalidArgumentError("the loss became " + std::to_string(loss) + " at step " +
+                                      std::to_string(clock) +
+                                      " (learning rate too high?); stopping the job");
         }
-      }
-      Status ws = WaitAll(node, pending, options.request_timeout);
-      if (ws.code() == StatusCode::kAborted) {
-        pending.clear();
-        (rolled_back() ? rollback : stop) = true;
-        break;
-      }
-      RETURN_IF_ERROR(ws);
-      ++clock;
-      window_loss += loss;
-      ++window_steps;
-      window_samples += static_cast<int64_t>(batch.size());
-      if (lead && options.log_every_steps > 0 && clock % options.log_every_steps == 0) {
-        TransportStats ts = node.transport().Stats();
-        double secs = Seconds(window_start);
-        metrics.Write({{"type", "train"},
-                       {"epoch", epoch + 1},
-                       {"step", clock},
-                       {"loss", window_loss / window_steps},
-                       // Worker 0's rate times the workers (they move in step under BSP).
-                       {"samples_per_s", secs > 0 ? window_samples * workers / secs : 0.0},
-                       {"bytes_sent", ts.bytes_sent},
-                       {"bytes_received", ts.bytes_received},
-                       {"elapsed_s", Seconds(start)}});
-        window_loss = 0;
-        window_steps = 0;
-        window_samples = 0;
-        window_start = std::chrono::steady_clock::now();
-      }
-    }
-    if (stop || rollback) break;
-    summary.epochs = epoch + 1;
-    bool eval_now = (epoch + 1) % std::max<int64_t>(1, options.eval_every_epochs) == 0 ||
-                    epoch + 1 == options.epochs;
-    if (lead && test != nullptr && eval_now) {
-      auto ev = Evaluate(model, *test, fetch);
-      if (ev.status().code() == StatusCode::kAborted) {
-        (rolled_back() ? rollback : stop) = true;
-        break;
-      }
-      RETURN_IF_ERROR(ev.status());
-      summary.last_eval = *ev;
-      Json rec = {
-          {"type", "eval"}, {"epoch", epoch + 1}, {"step", clock}, {"elapsed_s", Seconds(start)}};
-      std::string line;
-      for (const auto& m : *ev) {
-        rec[m.name] = m.value;
-        char buf[64];
-        std::snprintf(buf, sizeof(buf), " %s %.4f", m.name.c_str(), m.value);
-        line += buf;
-      }
-      metrics.Write(rec);
-      log.Info("epoch ", epoch + 1, "/", options.epochs, " step ", clock, ":", line);
-      window_start = std::chrono::steady_clock::now();  // eval time is not training time
-      if (!options.target_metric.empty()) {
-        const MetricValue* m = Find(*ev, options.target_metric);
-        if (m != nullptr && Reached(options.target_metric, m->value, options.target)) {
-          summary.reached_target = true;
-          end_reason = options.target_metric + " reached " + std::to_string(m->value) +
-                       " (target " + std::to_string(options.target) + ") after epoch " +
-                       std::to_string(epoch + 1);
-          log.Info(end_reason, "; ending the job");
-          stop = true;
+        for (size_t t = 0; t < num_tables; ++t) {
+          auto& g = grads.values[t];
+          if (grad_scale != 1.0f) {
+            for (float& x : g) x *= grad_scale;
+          }
+          if (decls[t].kind == TableKind::kDense) {
+            pending.push_back(kv.PushPull(static_cast<uint32_t>(t),
+                                          Buffer::Borrow(g.data(), g.size() * 4), dense[t].data(),
+                                          clock));
+          } else {
+            pending.push_back(kv.PushSparse(static_cast<uint32_t>(t), keys[t], g, clock));
+          }
+        }
+        Status ws = WaitAll(node, pending, options.request_timeout);
+        if (ws.code() == StatusCode::kAborted) {
+          pending.clear();
+          (rolled_back() ? rollback : stop) = true;
+          break;
+        }
+        RETURN_IF_ERROR(ws);
+        ++clock;
+        window_loss += loss;
+        ++window_steps;
+        window_samples += static_cast<int64_t>(batch.size());
+        if (lead && options.log_every_steps > 0 && clock % options.log_every_steps == 0) {
+          TransportStats ts = node.transport().Stats();
+          double secs = Seconds(window_start);
+          metrics.Write({{"type", "train"},
+                         {"epoch", epoch + 1},
+                         {"step", clock},
+                         {"loss", window_loss / window_steps},
+                         // Worker 0's rate times the workers (they move in step under BSP).
+                         {"samples_per_s", secs > 0 ? window_samples * workers / secs : 0.0},
+                         {"bytes_sent", ts.bytes_sent},
+                         {"bytes_received", ts.bytes_received},
+                         {"elapsed_s", Seconds(start)}});
+          window_loss = 0;
+          window_steps = 0;
+          window_samples = 0;
+          window_start = std::chrono::steady_clock::now();
         }
       }
+      if (stop || rollback) break;
+      summary.epochs = epoch + 1;
+      bool eval_now = (epoch + 1) % std::max<int64_t>(1, options.eval_every_epochs) == 0 ||
+                      epoch + 1 == options.epochs;
+      if (lead && test != nullptr && eval_now) {
+        auto ev = Evaluate(model, *test, fetch);
+        if (ev.status().code() == StatusCode::kAborted) {
+          (rolled_back() ? rollback : stop) = true;
+          break;
+        }
+        RETURN_IF_ERROR(ev.status());
+        summary.last_eval = *ev;
+        Json rec = {
+            {"type", "eval"}, {"epoch", epoch + 1}, {"step", clock}, {"elapsed_s", Seconds(start)}};
+        std::string line;
+        for (const auto& m : *ev) {
+          rec[m.name] = m.value;
+          char buf[64];
+          std::snprintf(buf, sizeof(buf), " %s %.4f", m.name.c_str(), m.value);
+          line += buf;
+        }
+        metrics.Write(rec);
+        log.Info("epoch ", epoch + 1, "/", options.epochs, " step ", clock, ":", line);
+        window_start = std::chrono::steady_clock::now();  // eval time is not training time
+        if (!options.target_metric.empty()) {
+          const MetricValue* m = Find(*ev, options.target_metric);
+          if (m != nullptr && Reached(options.target_metric, m->value, options.target)) {
+            summary.reached_target = true;
+            end_reason = options.target_metric + " reached " + std::to_string(m->value) +
+                         " (target " + std::to_string(options.target) + ") after epoch " +
+                         std::to_string(epoch + 1);
+            log.Info(end_reason, "; ending the job");
+            stop = true;
+          }
+        }
+      }
     }
-  }
-  if (!rollback || stop) break;
-  rollback = false;
-  RETURN_IF_ERROR(join());
-  log.Warn("the job rolled back: going on from clock ", clock, " (epoch ",
-           clock / steps_per_epoch + 1, ")");
-  start_clock = clock;
+    if (!rollback || stop) break;
+    rollback = false;
+    RETURN_IF_ERROR(join());
+    log.Warn("the job rolled back: going on from clock ", clock, " (epoch ",
+             clock / steps_per_epoch + 1, ")");
+    start_clock = clock;
   }  // while: rollbacks
   summary.steps = clock;
   summary.seconds = Seconds(start);

@@ -117,11 +117,11 @@ class FaultyTransport : public Transport {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::mt19937_64 rng_;                                                   // guarded by mu_
-  int64_t sent_ = 0;                                                      // guarded by mu_
-  bool dead_ = false;                                                     // guarded by mu_
-  bool stopping_ = false;                                                 // guarded by mu_
-  std::multimap<SteadyTime, std::pair<NodeId, Message>> delayed_;        // guarded by mu_
+  std::mt19937_64 rng_;                                            // guarded by mu_
+  int64_t sent_ = 0;                                               // guarded by mu_
+  bool dead_ = false;                                              // guarded by mu_
+  bool stopping_ = false;                                          // guarded by mu_
+  std::multimap<SteadyTime, std::pair<NodeId, Message>> delayed_;  // guarded by mu_
   std::thread timer_;
 };
 

@@ -19,10 +19,10 @@
 namespace distopt {
 
 struct FaultOptions {
-  double drop = 0.0;        // probability that a message is lost
-  double duplicate = 0.0;   // probability that a message is sent twice
+  double drop = 0.0;                      // probability that a message is lost
+  double duplicate = 0.0;                 // probability that a message is sent twice
   Duration max_delay = Duration::zero();  // each message waits U(0, max_delay)
-  int64_t kill_after = -1;  // after this many sends the node dies (-1: never)
+  int64_t kill_after = -1;                // after this many sends the node dies (-1: never)
   // What "dies" means: the default stops all traffic (and Recv fails);
   // processes pass a function that raises SIGKILL.
   std::function<void()> on_kill;

@@ -19,8 +19,7 @@ class InProcTransport : public Transport {
  public:
   InProcTransport(std::shared_ptr<InProcHub> hub, std::string address, Logger log,
                   WireLimits limits)
-      : hub_(std::move(hub)), address_(std::move(address)), log_(std::move(log)),
-        limits_(limits) {}
+      : hub_(std::move(hub)), address_(std::move(address)), log_(std::move(log)), limits_(limits) {}
 
   ~InProcTransport() override { Shutdown(); }
 

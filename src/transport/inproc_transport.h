@@ -37,7 +37,7 @@ class InProcHub : public std::enable_shared_from_this<InProcHub> {
 
   std::mutex mu_;
   std::map<std::string, InProcTransport*> nodes_;  // guarded by mu_
-  uint64_t next_auto_ = 0;                          // guarded by mu_
+  uint64_t next_auto_ = 0;                         // guarded by mu_
 };
 
 }  // namespace distopt

@@ -28,8 +28,8 @@ struct TransportStats {
   uint64_t bytes_sent = 0;
   uint64_t messages_received = 0;
   uint64_t bytes_received = 0;
-  uint64_t bad_messages = 0;    // failed to decode, dropped
-  uint64_t unroutable = 0;      // sent to a peer we have no address for
+  uint64_t bad_messages = 0;  // failed to decode, dropped
+  uint64_t unroutable = 0;    // sent to a peer we have no address for
 };
 
 // Counters shared by the implementations (relaxed atomics: statistics only).

@@ -1,10 +1,9 @@
+#include <gtest/gtest.h>
 #include <zmq.h>
 
 #include <chrono>
 #include <cstring>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "transport/inproc_transport.h"
 #include "transport/zmq_transport.h"
@@ -21,8 +20,10 @@ class TransportTest : public ::testing::TestWithParam<Kind> {
   std::unique_ptr<Transport> Make(const std::string& name) {
     Logger log(sink_, name, LogLevel::kInfo);
     switch (GetParam()) {
-      case Kind::kInProc: return std::move(*hub_->Create("", log));
-      case Kind::kZmqTcp: return std::move(*CreateZmqTransport({.bind = "tcp://127.0.0.1:0"}, log));
+      case Kind::kInProc:
+        return std::move(*hub_->Create("", log));
+      case Kind::kZmqTcp:
+        return std::move(*CreateZmqTransport({.bind = "tcp://127.0.0.1:0"}, log));
       case Kind::kZmqIpc: {
         std::string path = "ipc:///tmp/distopt-test-" + std::to_string(getpid()) + "-" + name;
         return std::move(*CreateZmqTransport({.bind = path}, log));
@@ -92,9 +93,12 @@ INSTANTIATE_TEST_SUITE_P(All, TransportTest,
                          ::testing::Values(Kind::kInProc, Kind::kZmqTcp, Kind::kZmqIpc),
                          [](const auto& p) {
                            switch (p.param) {
-                             case Kind::kInProc: return std::string("InProc");
-                             case Kind::kZmqTcp: return std::string("ZmqTcp");
-                             case Kind::kZmqIpc: return std::string("ZmqIpc");
+                             case Kind::kInProc:
+                               return std::string("InProc");
+                             case Kind::kZmqTcp:
+                               return std::string("ZmqTcp");
+                             case Kind::kZmqIpc:
+                               return std::string("ZmqIpc");
                            }
                            return std::string("?");
                          });
@@ -109,7 +113,7 @@ TEST(ZmqTransportTest, BadMessagesAreDroppedAndTheNodeKeepsServing) {
   const char* id = "tcp://evil:1";
   zmq_setsockopt(raw, ZMQ_ROUTING_ID, id, std::strlen(id));
   ASSERT_EQ(zmq_connect(raw, node->address().c_str()), 0);
-  zmq_send(raw, "garbage", 7, 0);                        // one frame
+  zmq_send(raw, "garbage", 7, 0);  // one frame
   std::vector<uint8_t> header(72, 0xff);
   zmq_send(raw, header.data(), header.size(), ZMQ_SNDMORE);  // bad magic
   zmq_send(raw, "", 0, ZMQ_SNDMORE);

@@ -40,7 +40,8 @@ struct Outgoing {
 
 class ZmqTransport : public Transport {
  public:
-  ZmqTransport(ZmqOptions options, Logger log) : options_(std::move(options)), log_(std::move(log)) {}
+  ZmqTransport(ZmqOptions options, Logger log)
+      : options_(std::move(options)), log_(std::move(log)) {}
 
   ~ZmqTransport() override {
     Shutdown();
@@ -73,7 +74,8 @@ class ZmqTransport : public Transport {
     // ZeroMQ reports a wildcard bind as 0.0.0.0; peers need a routable host.
     for (const char* wildcard : {"tcp://0.0.0.0:", "tcp://*:"}) {
       if (address_.rfind(wildcard, 0) == 0) {
-        address_ = "tcp://" + options_.advertise_host + ":" + address_.substr(std::strlen(wildcard));
+        address_ =
+            "tcp://" + options_.advertise_host + ":" + address_.substr(std::strlen(wildcard));
       }
     }
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -200,8 +202,8 @@ class ZmqTransport : public Transport {
     int linger = options_.linger_ms;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     if (zmq_connect(s, address.c_str()) != 0) {
-      log_.Error(ZmqError(("cannot connect to node " + std::to_string(peer) + " at " + address)
-                              .c_str()));
+      log_.Error(
+          ZmqError(("cannot connect to node " + std::to_string(peer) + " at " + address).c_str()));
       zmq_close(s);
       return;
     }
@@ -299,9 +301,9 @@ class ZmqTransport : public Transport {
   std::map<NodeId, Dealer> dealers_;
 
   std::mutex mu_;
-  std::deque<Outgoing> outbox_;                                  // guarded by mu_
+  std::deque<Outgoing> outbox_;                                   // guarded by mu_
   std::vector<std::pair<NodeId, std::string>> pending_connects_;  // guarded by mu_
-  bool stopping_ = false;                                        // guarded by mu_
+  bool stopping_ = false;                                         // guarded by mu_
 };
 
 }  // namespace

@@ -35,25 +35,44 @@ Buffer AlignedCopy(const Buffer& b) { return Buffer::Copy(b.data(), b.size()); }
 
 const char* MsgTypeName(MsgType t) {
   switch (t) {
-    case MsgType::kInvalid: return "invalid";
-    case MsgType::kRegister: return "register";
-    case MsgType::kRegisterReply: return "register-reply";
-    case MsgType::kHeartbeat: return "heartbeat";
-    case MsgType::kBarrier: return "barrier";
-    case MsgType::kBarrierRelease: return "barrier-release";
-    case MsgType::kMembership: return "membership";
-    case MsgType::kDone: return "done";
-    case MsgType::kShutdown: return "shutdown";
-    case MsgType::kAbort: return "abort";
-    case MsgType::kCheckpoint: return "checkpoint";
-    case MsgType::kPush: return "push";
-    case MsgType::kPushAck: return "push-ack";
-    case MsgType::kPull: return "pull";
-    case MsgType::kPullReply: return "pull-reply";
-    case MsgType::kPushPull: return "push-pull";
-    case MsgType::kKvError: return "kv-error";
-    case MsgType::kClock: return "clock";
-    case MsgType::kMaxType: break;
+    case MsgType::kInvalid:
+      return "invalid";
+    case MsgType::kRegister:
+      return "register";
+    case MsgType::kRegisterReply:
+      return "register-reply";
+    case MsgType::kHeartbeat:
+      return "heartbeat";
+    case MsgType::kBarrier:
+      return "barrier";
+    case MsgType::kBarrierRelease:
+      return "barrier-release";
+    case MsgType::kMembership:
+      return "membership";
+    case MsgType::kDone:
+      return "done";
+    case MsgType::kShutdown:
+      return "shutdown";
+    case MsgType::kAbort:
+      return "abort";
+    case MsgType::kCheckpoint:
+      return "checkpoint";
+    case MsgType::kPush:
+      return "push";
+    case MsgType::kPushAck:
+      return "push-ack";
+    case MsgType::kPull:
+      return "pull";
+    case MsgType::kPullReply:
+      return "pull-reply";
+    case MsgType::kPushPull:
+      return "push-pull";
+    case MsgType::kKvError:
+      return "kv-error";
+    case MsgType::kClock:
+      return "clock";
+    case MsgType::kMaxType:
+      break;
   }
   return "unknown";
 }
@@ -85,8 +104,8 @@ std::vector<Buffer> EncodeFrames(const Message& msg) {
 
 Result<Message> DecodeFrames(std::vector<Buffer> frames, const WireLimits& limits) {
   if (frames.size() != kFramesPerMessage) {
-    return InvalidArgumentError("expected " + std::to_string(kFramesPerMessage) +
-                                " frames, got " + std::to_string(frames.size()));
+    return InvalidArgumentError("expected " + std::to_string(kFramesPerMessage) + " frames, got " +
+                                std::to_string(frames.size()));
   }
   if (frames[0].size() != kHeaderSize) {
     return InvalidArgumentError("header frame is " + std::to_string(frames[0].size()) +
@@ -133,8 +152,7 @@ Result<Message> DecodeFrames(std::vector<Buffer> frames, const WireLimits& limit
   }
   if (frames[3].size() != h.num_values * sizeof(float)) {
     return InvalidArgumentError("values frame is " + std::to_string(frames[3].size()) +
-                                " bytes, header says " + std::to_string(h.num_values) +
-                                " floats");
+                                " bytes, header says " + std::to_string(h.num_values) + " floats");
   }
   if (h.offset > limits.max_values * 64) {
     return InvalidArgumentError("offset " + std::to_string(h.offset) + " is out of range");

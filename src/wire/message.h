@@ -41,13 +41,13 @@ enum class MsgType : uint8_t {
   kAbort = 9,           // node -> coordinator: fatal error, stop the job
   kCheckpoint = 10,     // server -> coordinator: my files of checkpoint N are durable
   // kv
-  kPush = 16,           // worker -> server: gradients (dense slice or sparse rows)
+  kPush = 16,  // worker -> server: gradients (dense slice or sparse rows)
   kPushAck = 17,
-  kPull = 18,           // worker -> server: parameters wanted (slice or keys)
+  kPull = 18,  // worker -> server: parameters wanted (slice or keys)
   kPullReply = 19,
-  kPushPull = 20,       // push then pull the same keys at clock+1
-  kKvError = 21,        // server -> worker: request refused (body: reason)
-  kClock = 22,          // worker -> server: clock advanced without a push
+  kPushPull = 20,  // push then pull the same keys at clock+1
+  kKvError = 21,   // server -> worker: request refused (body: reason)
+  kClock = 22,     // worker -> server: clock advanced without a push
   kMaxType = 23,
 };
 
@@ -64,11 +64,11 @@ struct Message {
   uint64_t request_id = 0;  // echoed in replies; retries reuse it
   int64_t clock = 0;        // worker clock (step) for kv messages
   uint32_t table = 0;
-  uint32_t status = 0;      // StatusCode on replies
-  uint64_t offset = 0;      // dense: first element of the slice
+  uint32_t status = 0;  // StatusCode on replies
+  uint64_t offset = 0;  // dense: first element of the slice
   Buffer body;
-  Buffer keys;              // uint64 array
-  Buffer values;            // float array
+  Buffer keys;    // uint64 array
+  Buffer values;  // float array
 
   size_t num_keys() const { return keys.size() / sizeof(uint64_t); }
   size_t num_values() const { return values.size() / sizeof(float); }

@@ -1,9 +1,9 @@
 #include "wire/message.h"
 
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <functional>
-
-#include <gtest/gtest.h>
 
 namespace distopt {
 namespace {
@@ -68,21 +68,50 @@ TEST(WireTest, RejectsTruncatedOversizedAndInconsistentMessages) {
       {"too few frames", [](auto& f) { f.pop_back(); }, "expected 4 frames"},
       {"too many frames", [](auto& f) { f.push_back(Buffer()); }, "expected 4 frames"},
       {"truncated header", [](auto& f) { f[0] = f[0].Slice(0, 40); }, "header frame is 40"},
-      {"bad magic", [](auto& f) { uint32_t x = 1; PatchHeader(f, 0, &x, 4); }, "bad magic"},
-      {"future version", [](auto& f) { uint8_t v = 9; PatchHeader(f, 4, &v, 1); },
+      {"bad magic",
+       [](auto& f) {
+         uint32_t x = 1;
+         PatchHeader(f, 0, &x, 4);
+       },
+       "bad magic"},
+      {"future version",
+       [](auto& f) {
+         uint8_t v = 9;
+         PatchHeader(f, 4, &v, 1);
+       },
        "unsupported wire version 9"},
-      {"unknown type", [](auto& f) { uint8_t t = 200; PatchHeader(f, 5, &t, 1); },
+      {"unknown type",
+       [](auto& f) {
+         uint8_t t = 200;
+         PatchHeader(f, 5, &t, 1);
+       },
        "unknown message type 200"},
       {"keys count disagrees",
-       [](auto& f) { uint64_t n = 3; PatchHeader(f, 40, &n, 8); }, "keys frame is 16 bytes"},
+       [](auto& f) {
+         uint64_t n = 3;
+         PatchHeader(f, 40, &n, 8);
+       },
+       "keys frame is 16 bytes"},
       {"values truncated", [](auto& f) { f[3] = f[3].Slice(0, 6); }, "values frame is 6 bytes"},
       {"oversized values count",
-       [](auto& f) { uint64_t n = 1ull << 40; PatchHeader(f, 48, &n, 8); }, "exceed the limit"},
+       [](auto& f) {
+         uint64_t n = 1ull << 40;
+         PatchHeader(f, 48, &n, 8);
+       },
+       "exceed the limit"},
       {"oversized keys count",
-       [](auto& f) { uint64_t n = 1ull << 40; PatchHeader(f, 40, &n, 8); }, "exceed the limit"},
+       [](auto& f) {
+         uint64_t n = 1ull << 40;
+         PatchHeader(f, 40, &n, 8);
+       },
+       "exceed the limit"},
       {"body size disagrees", [](auto& f) { f[1] = Buffer::FromString("x"); },
        "body frame is 1 bytes"},
-      {"reserved set", [](auto& f) { uint32_t r = 1; PatchHeader(f, 68, &r, 4); },
+      {"reserved set",
+       [](auto& f) {
+         uint32_t r = 1;
+         PatchHeader(f, 68, &r, 4);
+       },
        "reserved header field"},
   };
   for (const auto& c : cases) {
