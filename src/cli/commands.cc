@@ -111,7 +111,7 @@ Status RunCoordinatorNode(const JobConfig& cfg, const Flags& f, const Logger& lo
   co.startup_timeout = seconds(cfg.cluster.startup_timeout_s);
   CheckpointOptions ck;
   ck.run_dir = f.Get("run-dir");
-  ck.every_steps = cfg.train.checkpoint_every_steps;
+  ck.enabled = cfg.train.checkpoint_every_steps > 0 || cfg.train.checkpoint_every_s > 0;
   ck.keep = cfg.train.keep_checkpoints;
   ck.resume = f.Has("resume");
   Status s = RunCoordinator(co, tables, transport.get(), log, ck);
@@ -165,6 +165,7 @@ Status RunWorkerNode(const JobConfig& cfg, const std::string& coordinator, int32
   to.eval_every_epochs = cfg.train.eval_every_epochs;
   to.log_every_steps = cfg.train.log_every_steps;
   to.request_timeout = seconds(cfg.cluster.request_timeout_s);
+  if (!run_dir.empty()) to.checkpoint_every = seconds(cfg.train.checkpoint_every_s);
   to.run_name = cfg.name;
   if (!run_dir.empty()) {
     to.metrics_path = run_dir + "/metrics.jsonl";

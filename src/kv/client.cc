@@ -48,6 +48,11 @@ Status KvClient::OnViewChange(const ClusterView& view) {
   return Status::Ok();
 }
 
+void KvClient::RequestCheckpointAt(int64_t clock) {
+  std::lock_guard<std::mutex> lock(mu_);
+  checkpoint_clock_ = clock;
+}
+
 uint32_t KvClient::generation() const {
   std::lock_guard<std::mutex> lock(mu_);
   return generation_;
@@ -206,6 +211,9 @@ void KvClient::SendPart(uint64_t id, Part part) {
   // mu_ is held by the caller.
   part.msg.request_id = id;
   part.msg.sender = self_id_;
+  if (part.msg.clock == checkpoint_clock_ && part.msg.type != MsgType::kPull) {
+    part.msg.flags |= kFlagCheckpoint;
+  }
   part.msg.epoch = epoch_;
   part.sent = std::chrono::steady_clock::now();
   NodeId server = server_ids_[part.server_rank];

@@ -98,6 +98,10 @@ class KvClient {
   // deadline came first. Never cancels (for loops that also watch shutdown).
   bool WaitDone(const KvHandle& h, Deadline deadline);
 
+  // Marks this worker's pushes of `clock` as asking the servers for a
+  // checkpoint once that clock is applied (time-based checkpoints).
+  void RequestCheckpointAt(int64_t clock);
+
   // The layout generation: it changes when the job rolls back to a
   // checkpoint (requests in flight then fail with kAborted).
   uint32_t generation() const;
@@ -143,6 +147,7 @@ class KvClient {
   NodeId self_id_ = kUnassignedId;               // guarded by mu_
   uint32_t epoch_ = 0;                           // guarded by mu_
   uint32_t generation_ = 0;                      // guarded by mu_
+  int64_t checkpoint_clock_ = -1;  // guarded by mu_
   bool has_layout_ = false;                      // guarded by mu_
   uint64_t next_id_ = 1;                         // guarded by mu_
   std::unordered_map<uint64_t, Part> inflight_;  // guarded by mu_

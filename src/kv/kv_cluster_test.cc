@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <cmath>
 #include <mutex>
 #include <random>
@@ -325,6 +326,39 @@ TEST(KvFaultTest, DropAndDuplicateLeaveTheBspResultIdentical) {
     EXPECT_EQ(faulty[0], clean[0]) << "seed " << seed;
     EXPECT_EQ(faulty_rows, clean_rows) << "seed " << seed;
   }
+}
+
+// Time-based checkpoints: worker 0 marks its pushes of a clock, and every
+// server writes its shards once that clock is applied (and only then).
+TEST(KvCheckpointTest, AWorkerRequestedCheckpointIsWrittenAtThatClock) {
+  char tmpl[] = "/tmp/distopt-kvckpt-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  InProcClusterOptions o;
+  o.servers = 2;
+  o.workers = 2;
+  o.tables = DenseTables();
+  o.run_dir = tmpl;
+  InProcCluster cluster(o);
+  Status s = cluster.Run([&](WorkerNode& node) -> Status {
+    KvClient& kv = node.kv();
+    if (node.rank() == 0) kv.RequestCheckpointAt(2);
+    // Every table, every step (a server checkpoints once all it holds are there).
+    std::vector<float> p(kBig), g(kBig, 0.01f), ps(kSmall), gs(kSmall, 0.01f);
+    for (int k = 0; k < 4; ++k) {
+      auto h0 = kv.PushPull(0, Buffer::Borrow(g.data(), kBig * 4), p.data(), k);
+      auto h1 = kv.PushPull(1, Buffer::Borrow(gs.data(), kSmall * 4), ps.data(), k);
+      RETURN_IF_ERROR(kv.Wait(h0, Deadline::After(std::chrono::seconds(30))));
+      RETURN_IF_ERROR(kv.Wait(h1, Deadline::After(std::chrono::seconds(30))));
+    }
+    return Status::Ok();
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  const std::string dir = std::string(tmpl) + "/checkpoints/step-0000000003";
+  for (int server = 0; server < 2; ++server) {
+    EXPECT_TRUE(std::ifstream(dir + "/server-" + std::to_string(server) + ".table-0.shard").good())
+        << server;
+  }
+  EXPECT_FALSE(std::ifstream(std::string(tmpl) + "/checkpoints/step-0000000002").good());
 }
 
 // Requests that break the protocol are refused with a reason and the server

@@ -74,7 +74,7 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
   Coordinator* self = nullptr;
   std::map<uint32_t, NodeId> server_ids;
   uint32_t generation = 0;
-  const bool can_roll_back = !ckpt.run_dir.empty() && ckpt.every_steps > 0;
+  const bool can_roll_back = !ckpt.run_dir.empty() && ckpt.enabled;
   options.tolerate_server_loss = can_roll_back;
   options.on_view_change = [&, tables, servers](const ClusterView& v) {
     bool replaced = false, complete = true;

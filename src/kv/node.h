@@ -33,7 +33,7 @@ struct NodeOptions {
 // Where checkpoints go and whether the job starts from one.
 struct CheckpointOptions {
   std::string run_dir;      // empty: no checkpoints
-  int64_t every_steps = 0;  // 0: none
+  bool enabled = false;     // servers write checkpoints (by steps or by time)
   int64_t keep = 3;         // the newest K good ones are kept
   bool resume = false;      // start from the newest good checkpoint
 };

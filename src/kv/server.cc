@@ -218,6 +218,9 @@ void KvServer::HandlePush(Message&& m, bool then_pull) {
   Table& t = **table;
   if (Status s = CheckPayload(t, m, true); !s.ok()) return Reject(m.sender, m, s);
   ++stats_.pushes;
+  if ((m.flags & kFlagCheckpoint) != 0) {
+    requested_checkpoint_ = std::max(requested_checkpoint_, m.clock + 1);
+  }
   Accept(t, *rank, m);
   if (then_pull) {
     // The pull half asks for the parameters of the next clock; its reply
@@ -510,7 +513,7 @@ std::string KvServer::WhoIsSlow(const Table& t, int64_t clock) const {
 
 void KvServer::MaybeCheckpoint() {
   const int64_t every = options_.checkpoint_every_steps;
-  if (every <= 0 || options_.run_dir.empty()) return;
+  if (options_.run_dir.empty() || (every <= 0 && requested_checkpoint_ < 0)) return;
   // This server's clock: the slowest of the tables it holds (under BSP all
   // of them reach clock t before any sees a push of t + 1).
   int64_t clock = INT64_MAX;
@@ -519,7 +522,10 @@ void KvServer::MaybeCheckpoint() {
     clock = std::min(
         clock, options_.consistency.mode == Consistency::kBsp ? t.applied_clock : MinClock(t));
   }
-  if (clock == INT64_MAX || clock <= last_checkpoint_ || clock % every != 0) return;
+  const bool periodic = every > 0 && clock % every == 0;
+  const bool requested = requested_checkpoint_ >= 0 && clock >= requested_checkpoint_;
+  if (clock == INT64_MAX || clock <= last_checkpoint_ || !(periodic || requested)) return;
+  requested_checkpoint_ = -1;
   last_checkpoint_ = clock;
   Status s = WriteCheckpoint(clock);
   if (!s.ok()) log_.Error("checkpoint ", clock, " failed: ", s.message());

@@ -143,6 +143,7 @@ class KvServer {
   uint32_t epoch_ = 0;
   NodeId self_id_ = kUnassignedId;
   int64_t last_checkpoint_ = 0;
+  int64_t requested_checkpoint_ = -1;  // a clock worker 0 asked to checkpoint at
   uint32_t generation_ = 0;
   KvServerStats stats_;
 };

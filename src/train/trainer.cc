@@ -282,6 +282,7 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
   bool stop = false;
   std::string end_reason;
   float grad_scale = 1.0f;
+  SteadyTime last_checkpoint_request = std::chrono::steady_clock::now();
 
   if (start_clock > 0) {
     log.Info("joining the job at clock ", start_clock, " (epoch ",
@@ -328,6 +329,11 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
           return InvalidArgumentError("the loss became " + std::to_string(loss) + " at step " +
                                       std::to_string(clock) +
                                       " (learning rate too high?); stopping the job");
+        }
+        if (lead && options.checkpoint_every > Duration::zero() &&
+            std::chrono::steady_clock::now() - last_checkpoint_request >= options.checkpoint_every) {
+          kv.RequestCheckpointAt(clock);
+          last_checkpoint_request = std::chrono::steady_clock::now();
         }
         for (size_t t = 0; t < num_tables; ++t) {
           auto& g = grads.values[t];

@@ -35,6 +35,9 @@ struct TrainerOptions {
   int64_t eval_every_epochs = 1;
   int64_t log_every_steps = 50;
   Duration request_timeout = std::chrono::seconds(120);
+  // Worker 0 asks the servers for a checkpoint this often (0: never); the
+  // step-based schedule is the servers' own (KvServerOptions).
+  Duration checkpoint_every = Duration::zero();
   std::string metrics_path;  // worker 0 appends JSON lines here (empty: none)
   std::string model_path;    // worker 0 saves the final model here (empty: none)
   std::string run_name;

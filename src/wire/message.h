@@ -55,6 +55,9 @@ const char* MsgTypeName(MsgType t);
 
 // Header flags.
 inline constexpr uint16_t kFlagSparse = 1u << 0;  // keys frame carries sparse keys
+// On a push of clock t: checkpoint once clock t is applied (time-based
+// checkpoints, decided by worker 0).
+inline constexpr uint16_t kFlagCheckpoint = 1u << 1;
 
 struct Message {
   MsgType type = MsgType::kInvalid;

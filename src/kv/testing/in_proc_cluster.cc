@@ -40,6 +40,8 @@ Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
   kv.tables = options_.tables;
   kv.consistency = options_.consistency;
   kv.on_pull = options_.on_pull;
+  kv.run_dir = options_.run_dir;
+  kv.checkpoint_every_steps = options_.checkpoint_every_steps;
   servers_.clear();
   std::vector<std::future<Status>> server_runs;
   for (uint32_t s = 0; s < options_.servers; ++s) {

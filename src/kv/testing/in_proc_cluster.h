@@ -32,6 +32,10 @@ struct InProcClusterOptions {
   std::function<std::unique_ptr<Transport>(const std::string& name, std::unique_ptr<Transport>)>
       wrap_transport;
   Duration shutdown_grace = std::chrono::milliseconds(500);
+  // Checkpoints (servers' shard files; no manifest: the coordinator here
+  // writes none).
+  std::string run_dir;
+  int64_t checkpoint_every_steps = 0;
 };
 
 class InProcCluster {
