@@ -332,6 +332,7 @@ Result<double> RunRaw(const Case& c, const std::string& dir) {
   std::vector<std::string> addrs;
   for (uint32_t s = 0; s < c.servers; ++s) {
     std::string af = dir + "/echo" + std::to_string(s) + ".addr";
+    std::remove(af.c_str());  // the previous case's echo left its address here
     ASSIGN_OR_RETURN(auto p,
                      Subprocess::Spawn({self, "bench-node", "--role", "echo", "--addr-file", af},
                                        {.log = dir + "/echo" + std::to_string(s) + ".log"}));
