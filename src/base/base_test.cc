@@ -2,7 +2,10 @@
 
 #include <thread>
 
+#include <map>
+
 #include "base/buffer.h"
+#include "base/flat_map.h"
 #include "base/bytes.h"
 #include "base/logging.h"
 #include "base/queue.h"
@@ -98,6 +101,36 @@ TEST(LoggingTest, MemorySinkRecordsNamedLines) {
   log.Info("waiting for ", 3, " workers");
   ASSERT_EQ(sink->Lines().size(), 1u);
   EXPECT_TRUE(sink->Contains("[server/1] waiting for 3 workers"));
+}
+
+}  // namespace
+}  // namespace distopt
+
+namespace distopt {
+namespace {
+
+TEST(FlatMapTest, InsertsFindsAndKeepsFirstValueAcrossRehashes) {
+  FlatMap m;
+  std::map<uint64_t, uint32_t> ref;
+  uint64_t x = 12345;
+  for (uint32_t i = 0; i < 50000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t key = (x >> 20) % 20000;  // many repeats
+    auto [slot, fresh] = m.Insert(key, i);
+    auto [it, ref_fresh] = ref.try_emplace(key, i);
+    ASSERT_EQ(fresh, ref_fresh);
+    ASSERT_EQ(*slot, it->second);
+  }
+  EXPECT_EQ(m.size(), ref.size());
+  for (const auto& [k, v] : ref) {
+    const uint32_t* f = m.Find(k);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(*f, v);
+  }
+  EXPECT_EQ(m.Find(1ull << 40), nullptr);
+  m.Clear();
+  EXPECT_EQ(m.size(), 0u);
+  EXPECT_EQ(m.Find(ref.begin()->first), nullptr);
 }
 
 }  // namespace

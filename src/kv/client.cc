@@ -1,5 +1,7 @@
 #include "kv/client.h"
 
+#include "base/flat_map.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -158,23 +160,28 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   auto plan = std::make_shared<SparsePlan>();
   plan->dim = dim;
   plan->by_server.resize(num_servers);
-  std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> seen;
-  seen.reserve(keys.size() * 2);
+  // Unique key u -> (its server, its row in that server's request).
+  FlatMap seen;
+  seen.Reserve(keys.size());
+  std::vector<std::pair<uint32_t, uint32_t>> where;
+  where.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    auto [it, fresh] = seen.try_emplace(keys[i]);
+    auto [slot, fresh] = seen.Insert(keys[i], static_cast<uint32_t>(where.size()));
     if (fresh) {
       uint32_t s = SparseServerOf(keys[i], num_servers);
-      it->second = {s, static_cast<uint32_t>(skeys[s].size())};
+      where.emplace_back(s, static_cast<uint32_t>(skeys[s].size()));
       skeys[s].push_back(keys[i]);
-      if (pushes)
+      if (pushes) {
         svals[s].insert(svals[s].end(), grads.begin() + i * dim, grads.begin() + (i + 1) * dim);
+      }
     } else if (pushes) {
-      auto [s, pos] = it->second;
+      auto [s, pos] = where[*slot];
       float* dst = svals[s].data() + static_cast<size_t>(pos) * dim;
       for (uint32_t j = 0; j < dim; ++j) dst[j] += grads[i * dim + j];
     }
     if (out != nullptr) {
-      plan->by_server[it->second.first].push_back({static_cast<uint32_t>(i), it->second.second});
+      const auto& w = where[*slot];
+      plan->by_server[w.first].push_back({static_cast<uint32_t>(i), w.second});
     }
   }
   auto h = std::make_shared<KvRequest>();

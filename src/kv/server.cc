@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "base/file_util.h"
+#include "base/flat_map.h"
 #include "kv/checkpoint.h"
 
 namespace distopt {
@@ -300,19 +301,19 @@ void KvServer::ApplyAggregation(Table& t, Aggregation& a) {
   const float scale = 1.0f / static_cast<float>(a.count);
   if (t.spec.sparse) {
     const uint32_t dim = t.spec.dim;
-    std::unordered_map<uint64_t, uint32_t> row;
+    FlatMap row;
     std::vector<uint64_t> keys;
     std::vector<float> sum;
     for (const Message& p : a.pushes) {
       auto pk = p.keys.as<uint64_t>();
       const float* v = p.values.as<float>().data();
       for (size_t i = 0; i < pk.size(); ++i) {
-        auto [it, fresh] = row.try_emplace(pk[i], static_cast<uint32_t>(keys.size()));
+        auto [slot, fresh] = row.Insert(pk[i], static_cast<uint32_t>(keys.size()));
         if (fresh) {
           keys.push_back(pk[i]);
           sum.insert(sum.end(), v + i * dim, v + (i + 1) * dim);
         } else {
-          float* dst = sum.data() + static_cast<size_t>(it->second) * dim;
+          float* dst = sum.data() + static_cast<size_t>(*slot) * dim;
           for (uint32_t j = 0; j < dim; ++j) dst[j] += v[i * dim + j];
         }
       }

@@ -56,7 +56,7 @@ SparseShard::SparseShard(const TableSpec& spec, const Optimizer* opt)
     : opt_(opt), spec_(spec), dim_(spec.dim), slots_(opt->state_slots()) {}
 
 uint32_t SparseShard::Row(uint64_t key) {
-  auto [it, inserted] = index_.try_emplace(key, static_cast<uint32_t>(keys_.size()));
+  auto [slot, inserted] = index_.Insert(key, static_cast<uint32_t>(keys_.size()));
   if (inserted) {
     keys_.push_back(key);
     size_t r = keys_.size() - 1;
@@ -66,7 +66,7 @@ uint32_t SparseShard::Row(uint64_t key) {
     if (slots_ > 0) opt_->InitState(state_.data() + r * dim_ * slots_, dim_);
     steps_.push_back(0);
   }
-  return it->second;
+  return *slot;
 }
 
 void SparseShard::Gather(std::span<const uint64_t> keys, float* out) {
@@ -84,13 +84,13 @@ void SparseShard::Apply(uint64_t key, const float* grad) {
 }
 
 const float* SparseShard::Find(uint64_t key) const {
-  auto it = index_.find(key);
-  return it == index_.end() ? nullptr : values_.data() + static_cast<size_t>(it->second) * dim_;
+  const uint32_t* row = index_.Find(key);
+  return row == nullptr ? nullptr : values_.data() + static_cast<size_t>(*row) * dim_;
 }
 
 int64_t SparseShard::RowSteps(uint64_t key) const {
-  auto it = index_.find(key);
-  return it == index_.end() ? 0 : steps_[it->second];
+  const uint32_t* row = index_.Find(key);
+  return row == nullptr ? 0 : steps_[*row];
 }
 
 }  // namespace distopt
@@ -104,9 +104,9 @@ Status SparseShard::Restore(std::vector<uint64_t> keys, std::vector<float> value
       row_steps.size() != n) {
     return DataLossError("checkpoint rows do not match the table's dim or optimizer");
   }
-  index_.clear();
-  index_.reserve(n);
-  for (size_t i = 0; i < n; ++i) index_.emplace(keys[i], static_cast<uint32_t>(i));
+  index_ = FlatMap();
+  index_.Reserve(n);
+  for (size_t i = 0; i < n; ++i) index_.Insert(keys[i], static_cast<uint32_t>(i));
   keys_ = std::move(keys);
   values_ = std::move(values);
   state_ = std::move(state);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/buffer.h"
+#include "base/flat_map.h"
 #include "distopt/status.h"
 #include "kv/layout.h"
 #include "optim/optimizer.h"
@@ -87,7 +88,7 @@ class SparseShard {
   const TableSpec spec_;
   const uint32_t dim_;
   const int slots_;
-  std::unordered_map<uint64_t, uint32_t> index_;
+  FlatMap index_;  // key -> row
   std::vector<uint64_t> keys_;
   std::vector<float> values_;  // rows * dim
   std::vector<float> state_;   // rows * dim * slots, slot-major within a row
