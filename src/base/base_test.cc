@@ -1,12 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <map>
 #include <thread>
 
-#include <map>
-
 #include "base/buffer.h"
-#include "base/flat_map.h"
 #include "base/bytes.h"
+#include "base/flat_map.h"
 #include "base/logging.h"
 #include "base/queue.h"
 #include "distopt/status.h"

@@ -1,9 +1,9 @@
 #include "kv/client.h"
 
-#include "base/flat_map.h"
-
 #include <algorithm>
 #include <cstring>
+
+#include "base/flat_map.h"
 
 namespace distopt {
 

@@ -210,19 +210,33 @@ Status KvServer::CheckPayload(const Table& t, const Message& m, bool has_values)
 
 // ---- requests ----
 
+KvServer::Table* KvServer::Admit(const Message& m, uint32_t* rank) {
+  auto r = WorkerRank(m);
+  if (!r.ok()) {
+    Reject(m.sender, m, r.status());
+    return nullptr;
+  }
+  auto table = FindTable(m);
+  if (!table.ok()) {
+    Reject(m.sender, m, table.status());
+    return nullptr;
+  }
+  *rank = *r;
+  return *table;
+}
+
 void KvServer::HandlePush(Message&& m, bool then_pull) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto rank = WorkerRank(m);
-  if (!rank.ok()) return Reject(m.sender, m, rank.status());
-  auto table = FindTable(m);
-  if (!table.ok()) return Reject(m.sender, m, table.status());
-  Table& t = **table;
+  uint32_t rank = 0;
+  Table* found = Admit(m, &rank);
+  if (found == nullptr) return;
+  Table& t = *found;
   if (Status s = CheckPayload(t, m, true); !s.ok()) return Reject(m.sender, m, s);
   ++stats_.pushes;
   if ((m.flags & kFlagCheckpoint) != 0) {
     requested_checkpoint_ = std::max(requested_checkpoint_, m.clock + 1);
   }
-  Accept(t, *rank, m);
+  Accept(t, rank, m);
   if (then_pull) {
     // The pull half asks for the parameters of the next clock; its reply
     // doubles as the push's acknowledgement.
@@ -231,11 +245,11 @@ void KvServer::HandlePush(Message&& m, bool then_pull) {
     pull.clock = m.clock + 1;
     ++stats_.pulls;
     if (Ready(t, pull.clock)) {
-      Answer(t, pull, *rank, m.sender, MsgType::kPullReply, false);
+      Answer(t, pull, rank, m.sender, MsgType::kPullReply, false);
     } else {
       ++stats_.parked_pulls;
       auto now = std::chrono::steady_clock::now();
-      t.parked.push_back({std::move(pull), *rank, m.sender, MsgType::kPullReply, now, now});
+      t.parked.push_back({std::move(pull), rank, m.sender, MsgType::kPullReply, now, now});
     }
   } else {
     Reply(m.sender, m, MsgType::kPushAck);
@@ -364,11 +378,10 @@ void KvServer::ApplyNow(Table& t, const Message& m) {
 void KvServer::HandlePull(Message&& m) {
   log_.Debug("pull from ", m.sender, " table ", m.table, " clock ", m.clock);
   std::lock_guard<std::mutex> lock(mu_);
-  auto rank = WorkerRank(m);
-  if (!rank.ok()) return Reject(m.sender, m, rank.status());
-  auto table = FindTable(m);
-  if (!table.ok()) return Reject(m.sender, m, table.status());
-  Table& t = **table;
+  uint32_t rank = 0;
+  Table* found = Admit(m, &rank);
+  if (found == nullptr) return;
+  Table& t = *found;
   if (Status s = CheckPayload(t, m, false); !s.ok()) return Reject(m.sender, m, s);
   ++stats_.pulls;
   if (m.clock < 0) {
@@ -381,31 +394,30 @@ void KvServer::HandlePull(Message&& m) {
       for (uint32_t r = 0; r < live_.size(); ++r) {
         if (live_[r]) frontier = std::max(frontier, t.worker_clock[r]);
       }
-      t.worker_clock[*rank] = std::max(t.worker_clock[*rank], frontier);
+      t.worker_clock[rank] = std::max(t.worker_clock[rank], frontier);
       m.clock = frontier;
     }
-    Answer(t, m, *rank, m.sender, MsgType::kPullReply, false);
+    Answer(t, m, rank, m.sender, MsgType::kPullReply, false);
     return;
   }
   if (Ready(t, m.clock)) {
-    Answer(t, m, *rank, m.sender, MsgType::kPullReply, false);
+    Answer(t, m, rank, m.sender, MsgType::kPullReply, false);
     return;
   }
   ++stats_.parked_pulls;
   auto now = std::chrono::steady_clock::now();
   NodeId node = m.sender;
-  t.parked.push_back({std::move(m), *rank, node, MsgType::kPullReply, now, now});
+  t.parked.push_back({std::move(m), rank, node, MsgType::kPullReply, now, now});
 }
 
 void KvServer::HandleClock(Message&& m) {
   // A worker announcing it reached a clock without pushing to this server.
   std::lock_guard<std::mutex> lock(mu_);
-  auto rank = WorkerRank(m);
-  if (!rank.ok()) return Reject(m.sender, m, rank.status());
-  auto table = FindTable(m);
-  if (!table.ok()) return Reject(m.sender, m, table.status());
-  Table& t = **table;
-  t.worker_clock[*rank] = std::max(t.worker_clock[*rank], m.clock + 1);
+  uint32_t rank = 0;
+  Table* found = Admit(m, &rank);
+  if (found == nullptr) return;
+  Table& t = *found;
+  t.worker_clock[rank] = std::max(t.worker_clock[rank], m.clock + 1);
   ServeParked(t);
   Reply(m.sender, m, MsgType::kPushAck);
 }

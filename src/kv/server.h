@@ -114,6 +114,8 @@ class KvServer {
   Status RestoreCheckpoint(int64_t step);
 
   // Validation; on failure the request is answered with kKvError.
+  // The sender's worker rank and the addressed table, or nullptr (rejected).
+  Table* Admit(const Message& m, uint32_t* rank);
   Result<uint32_t> WorkerRank(const Message& m) const;
   Result<Table*> FindTable(const Message& m);
   Status CheckPayload(const Table& t, const Message& m, bool has_values) const;
