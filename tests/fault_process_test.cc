@@ -69,6 +69,26 @@ batch_size = 32
   return path;
 }
 
+// Starts `distopt run --role coordinator` with `args` and returns it with the
+// address it listens on (empty if it did not start in 30 s).
+std::pair<Result<Subprocess>, std::string> StartCoordinator(const std::string& addr_file,
+                                                            const std::vector<std::string>& args,
+                                                            const std::string& log) {
+  std::vector<std::string> c = {Distopt(),     "run",    "--role",
+                                "coordinator", "--bind", "tcp://127.0.0.1:0",
+                                "--addr-file", addr_file};
+  c.insert(c.end(), args.begin(), args.end());
+  auto coord = Subprocess::Spawn(c, {.log = log});
+  std::string addr;
+  Deadline d = Deadline::After(seconds(30));
+  while (coord.ok() && addr.empty() && !d.expired()) {
+    std::ifstream in(addr_file);
+    if (in) std::getline(in, addr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return {std::move(coord), addr};
+}
+
 struct RunResult {
   int code = -1;
   double accuracy = -1;
@@ -186,19 +206,8 @@ TEST(FaultProcessTest, CoordinatorCrashStopsEveryNodeAndTheJobResumes) {
   std::string addr_file = run + "/coordinator.addr";
   std::vector<std::string> common = {"--run-dir", run, run + "/config.toml", "--set",
                                      "train.checkpoint_every_steps=100"};
-  std::vector<std::string> c = {Distopt(),     "run",    "--role",
-                                "coordinator", "--bind", "tcp://127.0.0.1:0",
-                                "--addr-file", addr_file};
-  c.insert(c.end(), common.begin(), common.end());
-  auto coord = Subprocess::Spawn(c, {.log = run + "/logs/coordinator.log"});
+  auto [coord, addr] = StartCoordinator(addr_file, common, run + "/logs/coordinator.log");
   ASSERT_TRUE(coord.ok());
-  std::string addr;
-  Deadline d = Deadline::After(seconds(30));
-  while (addr.empty() && !d.expired()) {
-    std::ifstream in(addr_file);
-    if (in) std::getline(in, addr);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
   ASSERT_FALSE(addr.empty());
   std::vector<Subprocess> nodes;
   for (int i = 0; i < 6; ++i) {
@@ -213,7 +222,7 @@ TEST(FaultProcessTest, CoordinatorCrashStopsEveryNodeAndTheJobResumes) {
     nodes.push_back(std::move(*p));
   }
   // Crash the coordinator once a checkpoint beyond the first exists.
-  d = Deadline::After(seconds(120));
+  Deadline d = Deadline::After(seconds(120));
   while (!std::ifstream(run + "/checkpoints/step-0000000200/MANIFEST").good() && !d.expired()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -256,19 +265,8 @@ TEST(FaultProcessTest, AWorkerThatNeverArrivesIsNamedAndNothingIsLeftBehind) {
                                      "cluster.servers=1",
                                      "--set",
                                      "cluster.startup_timeout_s=4"};
-  std::vector<std::string> c = {Distopt(),     "run",    "--role",
-                                "coordinator", "--bind", "tcp://127.0.0.1:0",
-                                "--addr-file", addr_file};
-  c.insert(c.end(), common.begin(), common.end());
-  auto coord = Subprocess::Spawn(c, {.log = dir + "/coordinator.log"});
+  auto [coord, addr] = StartCoordinator(addr_file, common, dir + "/coordinator.log");
   ASSERT_TRUE(coord.ok());
-  std::string addr;
-  Deadline d = Deadline::After(seconds(30));
-  while (addr.empty() && !d.expired()) {
-    std::ifstream in(addr_file);
-    if (in) std::getline(in, addr);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
   ASSERT_FALSE(addr.empty());
   std::vector<Subprocess> nodes;
   for (auto [role, rank] : {std::pair<std::string, int>{"server", 0}, {"worker", 0}}) {

@@ -147,7 +147,7 @@ class KvClient {
   NodeId self_id_ = kUnassignedId;               // guarded by mu_
   uint32_t epoch_ = 0;                           // guarded by mu_
   uint32_t generation_ = 0;                      // guarded by mu_
-  int64_t checkpoint_clock_ = -1;  // guarded by mu_
+  int64_t checkpoint_clock_ = -1;                // guarded by mu_
   bool has_layout_ = false;                      // guarded by mu_
   uint64_t next_id_ = 1;                         // guarded by mu_
   std::unordered_map<uint64_t, Part> inflight_;  // guarded by mu_

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <fstream>
 #include <cmath>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <thread>

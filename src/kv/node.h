@@ -32,10 +32,10 @@ struct NodeOptions {
 
 // Where checkpoints go and whether the job starts from one.
 struct CheckpointOptions {
-  std::string run_dir;      // empty: no checkpoints
-  bool enabled = false;     // servers write checkpoints (by steps or by time)
-  int64_t keep = 3;         // the newest K good ones are kept
-  bool resume = false;      // start from the newest good checkpoint
+  std::string run_dir;   // empty: no checkpoints
+  bool enabled = false;  // servers write checkpoints (by steps or by time)
+  int64_t keep = 3;      // the newest K good ones are kept
+  bool resume = false;   // start from the newest good checkpoint
 };
 
 // The coordinator of a job over `tables`: publishes their layout over the

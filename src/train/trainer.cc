@@ -331,7 +331,8 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
                                       " (learning rate too high?); stopping the job");
         }
         if (lead && options.checkpoint_every > Duration::zero() &&
-            std::chrono::steady_clock::now() - last_checkpoint_request >= options.checkpoint_every) {
+            std::chrono::steady_clock::now() - last_checkpoint_request >=
+                options.checkpoint_every) {
           kv.RequestCheckpointAt(clock);
           last_checkpoint_request = std::chrono::steady_clock::now();
         }
