@@ -4,6 +4,13 @@
 
 namespace distopt {
 
+Result<Message> PopInbox(BlockingQueue<Message>& inbox, Deadline deadline) {
+  auto m = inbox.Pop(deadline);
+  if (m.has_value()) return std::move(*m);
+  if (inbox.closed()) return AbortedError("transport is shut down");
+  return DeadlineExceededError("no message before the deadline");
+}
+
 TransportStats TransportCounters::Snapshot() const {
   TransportStats s;
   s.messages_sent = messages_sent.load(std::memory_order_relaxed);
@@ -54,17 +61,11 @@ class InProcTransport : public Transport {
       counters_.unroutable.fetch_add(1, std::memory_order_relaxed);
       return Status::Ok();
     }
-    counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
-    counters_.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+    counters_.CountSent(bytes);
     return Status::Ok();
   }
 
-  Result<Message> Recv(Deadline deadline) override {
-    auto m = inbox_.Pop(deadline);
-    if (m.has_value()) return std::move(*m);
-    if (inbox_.closed()) return AbortedError("transport is shut down");
-    return DeadlineExceededError("no message before the deadline");
-  }
+  Result<Message> Recv(Deadline deadline) override { return PopInbox(inbox_, deadline); }
 
   void Shutdown() override {
     {
@@ -88,8 +89,7 @@ class InProcTransport : public Transport {
       log_.Warn("dropped a bad message from ", from, ": ", m.status().message());
       return;
     }
-    counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
-    counters_.bytes_received.fetch_add(bytes, std::memory_order_relaxed);
+    counters_.CountReceived(bytes);
     inbox_.Push(std::move(*m));
   }
 

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "base/queue.h"
 #include "base/time.h"
 #include "distopt/status.h"
 #include "wire/message.h"
@@ -41,7 +42,19 @@ struct TransportCounters {
   std::atomic<uint64_t> bad_messages{0};
   std::atomic<uint64_t> unroutable{0};
   TransportStats Snapshot() const;
+  void CountSent(uint64_t bytes) {
+    messages_sent.fetch_add(1, std::memory_order_relaxed);
+    bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void CountReceived(uint64_t bytes) {
+    messages_received.fetch_add(1, std::memory_order_relaxed);
+    bytes_received.fetch_add(bytes, std::memory_order_relaxed);
+  }
 };
+
+// Recv() of the implementations that queue decoded messages for the node:
+// the next one, kDeadlineExceeded, or kAborted once the queue is closed.
+Result<Message> PopInbox(BlockingQueue<Message>& inbox, Deadline deadline);
 
 class Transport {
  public:

@@ -111,18 +111,12 @@ class ZmqTransport : public Transport {
       if (stopping_) return AbortedError("transport is shut down");
       outbox_.push_back(Outgoing{peer, EncodeFrames(msg)});
     }
-    counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
-    counters_.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+    counters_.CountSent(bytes);
     Wake();
     return Status::Ok();
   }
 
-  Result<Message> Recv(Deadline deadline) override {
-    auto m = inbox_.Pop(deadline);
-    if (m.has_value()) return std::move(*m);
-    if (inbox_.closed()) return AbortedError("transport is shut down");
-    return DeadlineExceededError("no message before the deadline");
-  }
+  Result<Message> Recv(Deadline deadline) override { return PopInbox(inbox_, deadline); }
 
   void Shutdown() override {
     {
@@ -269,8 +263,7 @@ class ZmqTransport : public Transport {
                 m.status().message());
       return true;
     }
-    counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
-    counters_.bytes_received.fetch_add(bytes, std::memory_order_relaxed);
+    counters_.CountReceived(bytes);
     inbox_.Push(std::move(*m));
     return true;
   }
