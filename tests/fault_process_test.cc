@@ -142,7 +142,9 @@ TEST(FaultProcessTest, WorkerKilledAtARandomStepTheJobFinishesAsAccurate) {
     EXPECT_NE(r.output.find("worker/" + std::to_string(rank) + " (pid"), std::string::npos)
         << "the worker was not killed (seed " << seed << "):\n"
         << r.output;
-    EXPECT_NEAR(r.accuracy, clean.accuracy, 0.005)
+    // Losing a worker must not cost more than 0.5 point; landing above the
+    // fault-free run (a different but equally valid trajectory) is no fault.
+    EXPECT_GE(r.accuracy, clean.accuracy - 0.005)
         << "seed " << seed << " killed worker/" << rank << " after " << after << " messages";
   }
 }
