@@ -132,5 +132,40 @@ TEST(FlatMapTest, InsertsFindsAndKeepsFirstValueAcrossRehashes) {
   EXPECT_EQ(m.Find(ref.begin()->first), nullptr);
 }
 
+// Keys that share their low hash bits probe into each other's runs; a
+// rehash must find every one of them a slot again, and Prefetch (on
+// present, absent and colliding keys) must not change anything.
+TEST(FlatMapTest, RehashAndReserveKeepEveryKeyIncludingCollidingRuns) {
+  FlatMap grown;
+  FlatMap reserved;
+  reserved.Reserve(30000);
+  std::vector<uint64_t> keys;
+  for (uint64_t i = 0; i < 20000; ++i) keys.push_back(i);                        // consecutive ids
+  for (uint64_t i = 0; i < 10000; ++i) keys.push_back(((i + 1) << 40) | 0xabc);  // high bits only
+  for (size_t i = 0; i < keys.size(); ++i) {
+    grown.Prefetch(keys[i]);
+    grown.Prefetch(keys[i] + (1ull << 63));
+    auto [slot, fresh] = grown.Insert(keys[i], static_cast<uint32_t>(i));
+    ASSERT_TRUE(fresh) << i;
+    EXPECT_EQ(*slot, i);
+    reserved.Insert(keys[i], static_cast<uint32_t>(i));
+  }
+  ASSERT_EQ(grown.size(), keys.size());
+  ASSERT_EQ(reserved.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const uint32_t* g = grown.Find(keys[i]);
+    const uint32_t* r = reserved.Find(keys[i]);
+    ASSERT_NE(g, nullptr) << keys[i];
+    ASSERT_NE(r, nullptr) << keys[i];
+    EXPECT_EQ(*g, i);
+    EXPECT_EQ(*r, i);
+    auto [slot, fresh] = grown.Insert(keys[i], 0);
+    EXPECT_FALSE(fresh);
+    EXPECT_EQ(*slot, i);
+  }
+  EXPECT_EQ(grown.Find(1ull << 62), nullptr);
+  EXPECT_EQ(grown.size(), keys.size());
+}
+
 }  // namespace
 }  // namespace distopt

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "base/init.h"
+
 namespace distopt {
 
 DenseShard::DenseShard(const TableSpec& spec, const DenseSlice& slice, const Optimizer* opt)
@@ -59,21 +61,59 @@ uint32_t SparseShard::Row(uint64_t key) {
   auto [slot, inserted] = index_.Insert(key, static_cast<uint32_t>(keys_.size()));
   if (inserted) {
     keys_.push_back(key);
-    size_t r = keys_.size() - 1;
-    values_.resize(values_.size() + dim_);
-    InitFill(spec_.init, spec_.id, key * dim_, values_.data() + r * dim_, dim_);
-    state_.resize(state_.size() + static_cast<size_t>(dim_) * slots_);
-    if (slots_ > 0) opt_->InitState(state_.data() + r * dim_ * slots_, dim_);
-    steps_.push_back(0);
+    InitRows(keys_.size() - 1);
   }
   return *slot;
 }
 
+void SparseShard::InitRows(size_t first) {
+  const size_t n = keys_.size();
+  // resize value-initializes (zeros) and grows geometrically.
+  values_.resize(n * dim_);
+  if (spec_.init.kind != InitKind::kZeros) {
+    for (size_t r = first; r < n; ++r) {
+      InitFill(spec_.init, spec_.id, keys_[r] * dim_, values_.data() + r * dim_, dim_);
+    }
+  }
+  if (slots_ > 0) {
+    const size_t row_state = static_cast<size_t>(dim_) * slots_;
+    state_.resize(n * row_state);
+    for (size_t r = first; r < n; ++r) opt_->InitState(state_.data() + r * row_state, dim_);
+  }
+  steps_.resize(n, 0);
+}
+
+// The index is far larger than the cache once a table is trained for a
+// while, and a lookup is a cache miss: looking up kAhead keys ahead lets
+// those misses overlap instead of running one after the other.
+void SparseShard::ResolveRows(std::span<const uint64_t> keys) {
+  constexpr size_t kAhead = 16;
+  const size_t n = keys.size();
+  const size_t first = keys_.size();
+  rows_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) index_.Prefetch(keys[i + kAhead]);
+    auto [slot, inserted] = index_.Insert(keys[i], static_cast<uint32_t>(keys_.size()));
+    if (inserted) keys_.push_back(keys[i]);
+    rows_[i] = *slot;
+  }
+  if (keys_.size() > first) InitRows(first);
+}
+
 void SparseShard::Gather(std::span<const uint64_t> keys, float* out) {
-  for (size_t i = 0; i < keys.size(); ++i) {
-    uint32_t r = Row(keys[i]);
-    std::memcpy(out + i * dim_, values_.data() + static_cast<size_t>(r) * dim_,
-                dim_ * sizeof(float));
+  ResolveRows(keys);
+  constexpr size_t kAhead = 8;
+  const size_t n = keys.size();
+  const size_t row_bytes = dim_ * sizeof(float);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) {
+      // A row of 64 bytes may straddle two cache lines.
+      const char* ahead = reinterpret_cast<const char*>(
+          values_.data() + static_cast<size_t>(rows_[i + kAhead]) * dim_);
+      __builtin_prefetch(ahead);
+      __builtin_prefetch(ahead + row_bytes - 1);
+    }
+    std::memcpy(out + i * dim_, values_.data() + static_cast<size_t>(rows_[i]) * dim_, row_bytes);
   }
 }
 
@@ -81,6 +121,12 @@ void SparseShard::Apply(uint64_t key, const float* grad) {
   uint32_t r = Row(key);
   float* state = slots_ > 0 ? state_.data() + static_cast<size_t>(r) * dim_ * slots_ : nullptr;
   opt_->Update(values_.data() + static_cast<size_t>(r) * dim_, grad, state, dim_, ++steps_[r]);
+}
+
+void SparseShard::ApplyBatch(std::span<const uint64_t> keys, const float* grads) {
+  ResolveRows(keys);
+  opt_->UpdateRows(values_.data(), slots_ > 0 ? state_.data() : nullptr, steps_.data(),
+                   rows_.data(), keys.size(), grads, dim_);
 }
 
 const float* SparseShard::Find(uint64_t key) const {

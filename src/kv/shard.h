@@ -69,6 +69,12 @@ class SparseShard {
   void Gather(std::span<const uint64_t> keys, float* out);
   // One optimizer step on the row of `key` with gradient `grad` (dim floats).
   void Apply(uint64_t key, const float* grad);
+  // Apply(keys[i], grads + i * dim) for i = 0, 1, ... in order, bit for bit
+  // (repeated keys included), at a fraction of the cost on a table larger
+  // than the cache: the lookups and the row updates of later keys are
+  // prefetched, new rows are made in one go, and the optimizer is called
+  // once (Optimizer::UpdateRows) rather than once per key.
+  void ApplyBatch(std::span<const uint64_t> keys, const float* grads);
   // The row of `key` if it exists (tests), else nullptr.
   const float* Find(uint64_t key) const;
   int64_t RowSteps(uint64_t key) const;
@@ -83,6 +89,11 @@ class SparseShard {
 
  private:
   uint32_t Row(uint64_t key);
+  // rows_[i] = the row of keys[i], created if missing.
+  void ResolveRows(std::span<const uint64_t> keys);
+  // Sizes values_, state_ and steps_ for keys_ and initializes the rows from
+  // `first` on (those keys_ just appended).
+  void InitRows(size_t first);
 
   const Optimizer* const opt_;
   const TableSpec spec_;
@@ -93,6 +104,7 @@ class SparseShard {
   std::vector<float> values_;  // rows * dim
   std::vector<float> state_;   // rows * dim * slots, slot-major within a row
   std::vector<int64_t> steps_;
+  std::vector<uint32_t> rows_;  // scratch of ResolveRows, kept to reuse its memory
 };
 
 }  // namespace distopt

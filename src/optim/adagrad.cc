@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "optim/optimizer.h"
+#include "optim/rows.h"
 #include "optim/rules.h"
 #include "optim/vectorize.h"
 
@@ -36,7 +37,20 @@ class Adagrad final : public Optimizer {
   }
 
   void Update(float* w, const float* g, float* state, size_t n, int64_t step) const override {
-    AdagradKernel(w, g, state, n, LearningRate(step), options_.weight_decay, options_.eps);
+    Run(w, g, state, n, LearningRate(step));
+  }
+
+  void UpdateRows(float* params, float* state, int64_t* steps, const uint32_t* rows,
+                  size_t num_rows, const float* grads, size_t dim) const override {
+    ForEachRow(
+        params, state, steps, rows, num_rows, grads, dim, state_slots(),
+        [this](int64_t step) { return LearningRate(step); },
+        [this](float* w, const float* g, float* st, size_t n, float lr) { Run(w, g, st, n, lr); });
+  }
+
+ private:
+  void Run(float* w, const float* g, float* state, size_t n, float lr) const {
+    AdagradKernel(w, g, state, n, lr, options_.weight_decay, options_.eps);
   }
 };
 

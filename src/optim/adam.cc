@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "optim/optimizer.h"
+#include "optim/rows.h"
 #include "optim/rules.h"
 #include "optim/vectorize.h"
 
@@ -49,6 +50,29 @@ class Adam final : public Optimizer {
   int state_slots() const override { return 2; }
 
   void Update(float* w, const float* g, float* state, size_t n, int64_t step) const override {
+    Run(w, g, state, n, Prepare(step));
+  }
+
+  void UpdateRows(float* params, float* state, int64_t* steps, const uint32_t* rows,
+                  size_t num_rows, const float* grads, size_t dim) const override {
+    ForEachRow(
+        params, state, steps, rows, num_rows, grads, dim, state_slots(),
+        [this](int64_t step) { return Prepare(step); },
+        [this](float* w, const float* g, float* st, size_t n, const StepScalars& s) {
+          Run(w, g, st, n, s);
+        });
+  }
+
+ private:
+  // What one step count gives the kernel.
+  struct StepScalars {
+    float step_size = 0;
+    float inv_sqrt_bc2 = 0;
+    float coupled_wd = 0;
+    float decay = 0;
+  };
+
+  StepScalars Prepare(int64_t step) const {
     const float lr = LearningRate(step);
     const double t = static_cast<double>(std::max<int64_t>(step, 1));
     // 1 - beta^t as -expm1(t * log(beta)) in double: no cancellation (1 -
@@ -57,16 +81,20 @@ class Adam final : public Optimizer {
     // runs once per short row. beta = 0 gives log = -inf, a correction of 1.
     const double bc1 = -std::expm1(t * log_beta1_);
     const double bc2 = -std::expm1(t * log_beta2_);
-    const float step_size = static_cast<float>(lr / bc1);
-    const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
     const float wd = options_.weight_decay;
-    const float coupled_wd = decoupled_ ? 0.0f : wd;
-    const float decay = decoupled_ ? 1.0f - lr * wd : 1.0f;
-    AdamKernel(w, g, state, state + n, n, options_.beta1, options_.beta2, step_size, inv_sqrt_bc2,
-               options_.eps, coupled_wd, decay);
+    StepScalars s;
+    s.step_size = static_cast<float>(lr / bc1);
+    s.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+    s.coupled_wd = decoupled_ ? 0.0f : wd;
+    s.decay = decoupled_ ? 1.0f - lr * wd : 1.0f;
+    return s;
   }
 
- private:
+  void Run(float* w, const float* g, float* state, size_t n, const StepScalars& s) const {
+    AdamKernel(w, g, state, state + n, n, options_.beta1, options_.beta2, s.step_size,
+               s.inv_sqrt_bc2, options_.eps, s.coupled_wd, s.decay);
+  }
+
   const bool decoupled_;
   const double log_beta1_;
   const double log_beta2_;

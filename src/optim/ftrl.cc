@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "optim/optimizer.h"
+#include "optim/rows.h"
 #include "optim/rules.h"
 #include "optim/vectorize.h"
 
@@ -46,7 +47,21 @@ class Ftrl final : public Optimizer {
   int state_slots() const override { return 2; }
 
   void Update(float* w, const float* g, float* state, size_t n, int64_t step) const override {
-    const float alpha = LearningRate(step);
+    Run(w, g, state, n, LearningRate(step));
+  }
+
+  void UpdateRows(float* params, float* state, int64_t* steps, const uint32_t* rows,
+                  size_t num_rows, const float* grads, size_t dim) const override {
+    ForEachRow(
+        params, state, steps, rows, num_rows, grads, dim, state_slots(),
+        [this](int64_t step) { return LearningRate(step); },
+        [this](float* w, const float* g, float* st, size_t n, float alpha) {
+          Run(w, g, st, n, alpha);
+        });
+  }
+
+ private:
+  void Run(float* w, const float* g, float* state, size_t n, float alpha) const {
     // A schedule can reach 0 (cosine with min_lr = 0) or underflow (step
     // decay); 1 / alpha would then be inf and turn z into inf or NaN. A zero
     // learning rate means no update, as it does for the other rules.

@@ -119,4 +119,16 @@ void Optimizer::InitState(float* state, size_t n) const {
   std::fill(state, state + static_cast<size_t>(state_slots()) * n, 0.0f);
 }
 
+// The definition of UpdateRows; every rule overrides it with ForEachRow
+// (rows.h), which the tests check against this.
+void Optimizer::UpdateRows(float* params, float* state, int64_t* steps, const uint32_t* rows,
+                           size_t num_rows, const float* grads, size_t dim) const {
+  const size_t state_floats = dim * static_cast<size_t>(state_slots());
+  for (size_t i = 0; i < num_rows; ++i) {
+    const size_t r = rows[i];
+    float* row_state = state_floats > 0 ? state + r * state_floats : nullptr;
+    Update(params + r * dim, grads + i * dim, row_state, dim, ++steps[r]);
+  }
+}
+
 }  // namespace distopt

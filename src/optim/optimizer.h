@@ -71,6 +71,20 @@ class Optimizer {
   // w, g and state must not overlap.
   virtual void Update(float* w, const float* g, float* state, size_t n, int64_t step) const = 0;
 
+  // A batch of rows of a sparse table, each of `dim` parameters: row r holds
+  // its parameters at params + r * dim, its state at state + r * dim *
+  // state_slots() (the layout above with n = dim; state may be null when
+  // state_slots() is 0) and its update count at steps[r]. For i = 0, 1, ...,
+  // num_rows - 1 in order, with r = rows[i]:
+  //   Update(params + r * dim, grads + i * dim, state + r * dim * slots, dim, ++steps[r])
+  // and bit for bit the same, repeated rows included. The rules do it with
+  // one virtual call per batch instead of per row, the step's scalars (the
+  // schedule, Adam's bias corrections) computed once per distinct step count,
+  // and the rows some iterations ahead prefetched (they are scattered over a
+  // table much larger than the cache).
+  virtual void UpdateRows(float* params, float* state, int64_t* steps, const uint32_t* rows,
+                          size_t num_rows, const float* grads, size_t dim) const;
+
   // The learning rate the schedule gives at `step` (1-based; below 1 reads as 1).
   // Warmup (if any) comes first: lr * step / warmup_steps up to warmup_steps.
   // After it, with W = warmup_steps and T = total_steps:

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "optim/optimizer.h"
+#include "optim/rows.h"
 #include "optim/rules.h"
 #include "optim/vectorize.h"
 
@@ -48,15 +49,44 @@ class Sgd final : public Optimizer {
 
   void Update(float* w, const float* g, float* state, size_t n, int64_t step) const override {
     const float lr = LearningRate(step);
-    const float wd = options_.weight_decay;
-    const float momentum = options_.momentum;
-    if (momentum == 0.0f) {
-      PlainKernel(w, g, n, lr, wd);
+    if (options_.momentum == 0.0f) {
+      Plain(w, g, state, n, lr);
     } else if (options_.nesterov) {
-      MomentumKernel<true>(w, g, state, n, lr, wd, momentum);
+      Momentum<true>(w, g, state, n, lr);
     } else {
-      MomentumKernel<false>(w, g, state, n, lr, wd, momentum);
+      Momentum<false>(w, g, state, n, lr);
     }
+  }
+
+  // The variant is chosen once per batch, not per row.
+  void UpdateRows(float* params, float* state, int64_t* steps, const uint32_t* rows,
+                  size_t num_rows, const float* grads, size_t dim) const override {
+    auto prepare = [this](int64_t step) { return LearningRate(step); };
+    auto run = [&](const auto& kernel) {
+      ForEachRow(params, state, steps, rows, num_rows, grads, dim, state_slots(), prepare, kernel);
+    };
+    if (options_.momentum == 0.0f) {
+      run([this](float* w, const float* g, float* st, size_t n, float lr) {
+        Plain(w, g, st, n, lr);
+      });
+    } else if (options_.nesterov) {
+      run([this](float* w, const float* g, float* st, size_t n, float lr) {
+        Momentum<true>(w, g, st, n, lr);
+      });
+    } else {
+      run([this](float* w, const float* g, float* st, size_t n, float lr) {
+        Momentum<false>(w, g, st, n, lr);
+      });
+    }
+  }
+
+ private:
+  void Plain(float* w, const float* g, float* /*state*/, size_t n, float lr) const {
+    PlainKernel(w, g, n, lr, options_.weight_decay);
+  }
+  template <bool kNesterov>
+  void Momentum(float* w, const float* g, float* state, size_t n, float lr) const {
+    MomentumKernel<kNesterov>(w, g, state, n, lr, options_.weight_decay, options_.momentum);
   }
 };
 
