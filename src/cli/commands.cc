@@ -114,7 +114,8 @@ Status RunCoordinatorNode(const JobConfig& cfg, const Flags& f, const Logger& lo
   ck.enabled = cfg.train.checkpoint_every_steps > 0 || cfg.train.checkpoint_every_s > 0;
   ck.keep = cfg.train.keep_checkpoints;
   ck.resume = f.Has("resume");
-  Status s = RunCoordinator(co, tables, transport.get(), log, ck);
+  Status s = RunCoordinator(co, tables, transport.get(), log, ck,
+                            static_cast<uint32_t>(cfg.cluster.replication));
   // Let the shutdown order reach every node before the sockets close.
   std::this_thread::sleep_for(milliseconds(200));
   transport->Shutdown();

@@ -24,6 +24,7 @@ void ClusterClient::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
+  std::lock_guard<std::mutex> lock(join_mu_);
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
 }
 
@@ -216,11 +217,14 @@ Status ClusterClient::FinishAndWait(const std::string& end_job_reason, Deadline 
 
 Status ClusterClient::WaitShutdown(Deadline deadline) {
   std::unique_lock<std::mutex> lock(mu_);
+  // Stop() (the node is killed) ends the wait too.
+  auto over = [&] { return shutdown_.has_value() || stop_; };
   if (deadline.is_never()) {
-    cv_.wait(lock, [&] { return shutdown_.has_value(); });
-  } else if (!cv_.wait_until(lock, deadline.when(), [&] { return shutdown_.has_value(); })) {
+    cv_.wait(lock, over);
+  } else if (!cv_.wait_until(lock, deadline.when(), over)) {
     return DeadlineExceededError("the coordinator did not end the job in time");
   }
+  if (!shutdown_.has_value()) return AbortedError("this node was stopped before the job ended");
   return *shutdown_;
 }
 

@@ -101,6 +101,7 @@ class ClusterClient {
   bool stop_ = false;                                // guarded by mu_
   std::function<void(const ClusterView&)> on_view_;  // guarded by mu_
   std::thread heartbeat_thread_;
+  std::mutex join_mu_;  // Stop() may run on two threads at once (a kill during Run)
 };
 
 }  // namespace distopt

@@ -113,6 +113,11 @@ void Coordinator::Handle(Message&& m) {
     case MsgType::kCheckpoint:
       if (options_.on_checkpoint && MemberOf(m.sender) != nullptr) options_.on_checkpoint(m);
       return;
+    case MsgType::kReplicaSynced:
+      if (options_.on_replica_synced && MemberOf(m.sender) != nullptr) {
+        options_.on_replica_synced(m);
+      }
+      return;
     default:
       log_.Warn("ignored a ", MsgTypeName(m.type), " message from node ", m.sender);
   }
@@ -335,6 +340,10 @@ void Coordinator::CheckHeartbeats() {
     if (dead.empty()) return;
     for (Member* d : dead) {
       if (started_ && d->role == Role::kServer) {
+        if (options_.tolerate_server_loss && !options_.server_rejoin_required) {
+          log_.Warn(Describe(*d), " is gone; its partitions fail over to their backups");
+          continue;
+        }
         if (options_.tolerate_server_loss) {
           log_.Warn("waiting up to ", ToMillis(options_.server_rejoin_timeout) / 1000, " s for ",
                     Describe(*d),

@@ -38,8 +38,13 @@ struct CoordinatorOptions {
   // e.g. from a checkpoint) instead of ending the job, if it rejoins in time.
   bool tolerate_server_loss = false;
   Duration server_rejoin_timeout = std::chrono::seconds(60);
+  // With replicas the job goes on without the lost server (its partitions
+  // fail over to their backups; on_view_change decides): no rejoin needed.
+  bool server_rejoin_required = true;
   // Called on the coordinator thread with each server's checkpoint report.
   std::function<void(const Message&)> on_checkpoint;
+  // Called on the coordinator thread when a server reports a backup copy complete.
+  std::function<void(const Message&)> on_replica_synced;
   // Called on the coordinator thread after each membership change.
   std::function<void(const ClusterView&)> on_view_change;
 };
@@ -57,6 +62,8 @@ class Coordinator {
   // Replaces the layout blob and publishes a new epoch (coordinator thread
   // only: from the option callbacks).
   void SetLayout(std::string layout);
+  // Ends the job with `result` (coordinator thread only: from the callbacks).
+  void Fail(Status result) { Finish(std::move(result)); }
 
  private:
   void Handle(Message&& m);

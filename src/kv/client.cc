@@ -47,7 +47,39 @@ Status KvClient::OnViewChange(const ClusterView& view) {
   for (const Member* s : view.Live(Role::kServer)) {
     RETURN_IF_ERROR(transport_->Connect(s->id, s->address));
   }
+  // A partition changed hands (its owner died and the backup took over):
+  // what the old owner did not answer goes to the new one, which applies a
+  // push it already has once.
+  auto now = std::chrono::steady_clock::now();
+  int moved = 0;
+  for (auto& [id, part] : inflight_) {
+    NodeId owner = OwnerNode(part.partition);
+    if (owner == part.sent_to || owner == kUnassignedId) continue;
+    ++moved;
+    part.sent_to = owner;
+    part.sent = now;
+    ++stats_.retries;
+    Message copy = part.msg;
+    copy.epoch = epoch_;
+    transport_->Send(owner, std::move(copy)).IgnoreError();
+  }
+  if (moved > 0) {
+    log_.Info("epoch ", epoch_, ": re-sent ", moved, " unanswered request part(s) to new owners");
+  }
   return Status::Ok();
+}
+
+NodeId KvClient::OwnerNode(uint32_t p) const {
+  if (p >= layout_.replicas.size()) return kUnassignedId;
+  uint32_t rank = layout_.OwnerOf(p);
+  return rank < server_ids_.size() ? server_ids_[rank] : kUnassignedId;
+}
+
+std::string KvClient::Describe(uint32_t p) const {
+  uint32_t rank = p < layout_.replicas.size() ? layout_.OwnerOf(p) : p;
+  std::string out = "server/" + std::to_string(rank);
+  if (rank != p) out += " (partition " + std::to_string(p) + ")";
+  return out;
 }
 
 void KvClient::RequestCheckpointAt(int64_t clock) {
@@ -115,7 +147,7 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, Buffer grads, float* out,
   for (const DenseSlice& s : slices) {
     Part p;
     p.req = h;
-    p.server_rank = s.server;
+    p.partition = s.partition;
     p.msg.type = type;
     p.msg.table = table;
     p.msg.clock = clock;
@@ -159,7 +191,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   std::vector<std::vector<float>> svals(pushes ? num_servers : 0);
   auto plan = std::make_shared<SparsePlan>();
   plan->dim = dim;
-  plan->by_server.resize(num_servers);
+  plan->by_partition.resize(num_servers);
   // Unique key u -> (its server, its row in that server's request).
   FlatMap seen;
   seen.Reserve(keys.size());
@@ -168,7 +200,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   for (size_t i = 0; i < keys.size(); ++i) {
     auto [slot, fresh] = seen.Insert(keys[i], static_cast<uint32_t>(where.size()));
     if (fresh) {
-      uint32_t s = SparseServerOf(keys[i], num_servers);
+      uint32_t s = SparsePartitionOf(keys[i], num_servers);
       where.emplace_back(s, static_cast<uint32_t>(skeys[s].size()));
       skeys[s].push_back(keys[i]);
       if (pushes) {
@@ -181,7 +213,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
     }
     if (out != nullptr) {
       const auto& w = where[*slot];
-      plan->by_server[w.first].push_back({static_cast<uint32_t>(i), w.second});
+      plan->by_partition[w.first].push_back({static_cast<uint32_t>(i), w.second});
     }
   }
   auto h = std::make_shared<KvRequest>();
@@ -191,13 +223,14 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   h->pending_ = static_cast<int>(num_servers);
   ++stats_.requests;
   for (uint32_t s = 0; s < num_servers; ++s) {
-    // Every server hears from us each clock, keys or not: BSP and SSP
-    // count a worker's clocks per server.
+    // Every partition hears from us each clock, keys or not: BSP and SSP
+    // count a worker's clocks per partition.
     Part p;
     p.req = h;
-    p.server_rank = s;
+    p.partition = s;
     p.msg.type = type;
     p.msg.flags = kFlagSparse;
+    p.msg.offset = s;  // sparse requests name their partition here
     p.msg.table = table;
     p.msg.clock = clock;
     p.expect = skeys[s].size() * dim;
@@ -223,7 +256,8 @@ void KvClient::SendPart(uint64_t id, Part part) {
   }
   part.msg.epoch = epoch_;
   part.sent = std::chrono::steady_clock::now();
-  NodeId server = server_ids_[part.server_rank];
+  NodeId server = OwnerNode(part.partition);
+  part.sent_to = server;
   Message copy = part.msg;  // shares the payload buffers
   auto [it, inserted] = inflight_.emplace(id, std::move(part));
   ++stats_.messages;
@@ -245,19 +279,24 @@ void KvClient::OnReply(Message&& m) {
   }
   Part& p = it->second;
   Status s;
+  if (m.type == MsgType::kKvError && m.status == static_cast<uint32_t>(StatusCode::kUnavailable)) {
+    // Sent by a stale view to a server that does not serve the partition:
+    // it goes to the owner of the next view (or with the next retry).
+    log_.Debug("node ", m.sender, " redirects request ", m.request_id, ": ", m.body.ToString());
+    return;
+  }
   if (m.type == MsgType::kKvError) {
-    s = Status(static_cast<StatusCode>(m.status), "server/" + std::to_string(p.server_rank) +
-                                                      " refused the " + p.req->what_ + ": " +
-                                                      m.body.ToString());
+    s = Status(static_cast<StatusCode>(m.status),
+               Describe(p.partition) + " refused the " + p.req->what_ + ": " + m.body.ToString());
   } else if (m.type == MsgType::kPullReply) {
     if (m.num_values() != p.expect) {
-      s = InternalError("server/" + std::to_string(p.server_rank) + " answered the " +
-                        p.req->what_ + " with " + std::to_string(m.num_values()) +
-                        " floats, expected " + std::to_string(p.expect));
+      s = InternalError(Describe(p.partition) + " answered the " + p.req->what_ + " with " +
+                        std::to_string(m.num_values()) + " floats, expected " +
+                        std::to_string(p.expect));
     } else if (p.plan) {
       const float* src = m.values.as<float>().data();
       const uint32_t dim = p.plan->dim;
-      for (auto [row, pos] : p.plan->by_server[p.server_rank]) {
+      for (auto [row, pos] : p.plan->by_partition[p.partition]) {
         std::memcpy(p.out + static_cast<size_t>(row) * dim, src + static_cast<size_t>(pos) * dim,
                     dim * sizeof(float));
       }
@@ -295,9 +334,11 @@ Status KvClient::Wait(const KvHandle& h, Deadline deadline) {
     for (uint64_t id : h->parts_) {
       auto it = inflight_.find(id);
       if (it == inflight_.end()) continue;
-      uint32_t r = it->second.server_rank;
+      uint32_t p = it->second.partition;
       if (!waiting.empty()) waiting += ", ";
-      waiting += "server/" + std::to_string(r) + " (node " + std::to_string(server_ids_[r]) + ")";
+      NodeId node = OwnerNode(p);
+      waiting += Describe(p) +
+                 (node == kUnassignedId ? " (not alive)" : " (node " + std::to_string(node) + ")");
       inflight_.erase(it);
     }
   }
@@ -318,8 +359,9 @@ void KvClient::Tick() {
   auto now = std::chrono::steady_clock::now();
   for (auto& [id, p] : inflight_) {
     if (now - p.sent < options_.retry_interval) continue;
-    NodeId server = server_ids_[p.server_rank];
+    NodeId server = OwnerNode(p.partition);
     p.sent = now;
+    p.sent_to = server;
     if (server == kUnassignedId) continue;
     ++stats_.retries;
     Message copy = p.msg;

@@ -2,8 +2,10 @@
 // push-pull are asynchronous: each returns a handle at once, and Wait() blocks
 // until every server involved has answered. A request on a dense table is cut
 // along the layout's slices; on a sparse table, duplicate keys are merged
-// (pushed rows summed), keys are split by owning server, and pulled rows are
-// reassembled in the caller's key order (duplicates included). Values leave
+// (pushed rows summed), keys are split by partition, and pulled rows are
+// reassembled in the caller's key order (duplicates included). Each part goes
+// to its partition's owner; when the owner changes (a failover) the parts
+// still unanswered are sent to the new one. Values leave
 // from the caller's memory without a copy: a pushed Buffer (or borrowed
 // memory) and a pull destination must stay untouched until Wait returns.
 // Thread-safe; replies are handled on the node's Dispatcher thread.
@@ -111,15 +113,16 @@ class KvClient {
   KvClientStats stats() const;
 
  private:
-  // Where each server's rows of a sparse pull go: (caller's row, row in
-  // that server's reply), by server rank.
+  // Where each partition's rows of a sparse pull go: (caller's row, row in
+  // that partition's reply), by partition.
   struct SparsePlan {
-    std::vector<std::vector<std::pair<uint32_t, uint32_t>>> by_server;
+    std::vector<std::vector<std::pair<uint32_t, uint32_t>>> by_partition;
     uint32_t dim = 0;
   };
   struct Part {
     KvHandle req;
-    uint32_t server_rank = 0;
+    uint32_t partition = 0;
+    NodeId sent_to = kUnassignedId;
     Message msg;           // kept for retries
     float* out = nullptr;  // dense pull: where this slice goes
     uint64_t expect = 0;   // floats the reply must carry
@@ -132,6 +135,9 @@ class KvClient {
                   std::span<const float> grads, float* out, int64_t clock);
   KvHandle Failed(Status s);
   void SendPart(uint64_t id, Part part);
+  // The node serving partition p (kUnassignedId: none alive now); mu_ held.
+  NodeId OwnerNode(uint32_t p) const;
+  std::string Describe(uint32_t partition) const;  // "server/1 (partition 2)"; mu_ held
   void OnReply(Message&& m);
   void Tick();
   void Finish(KvRequest& r, const Status& s, int64_t clock);

@@ -25,9 +25,20 @@ Status ValidateTables(const std::vector<TableSpec>& tables) {
   return Status::Ok();
 }
 
-Layout Layout::Compute(const std::vector<TableSpec>& tables, uint32_t num_servers) {
+Layout Layout::Compute(const std::vector<TableSpec>& tables, uint32_t num_servers,
+                       uint32_t replication) {
   Layout l;
   l.num_servers = num_servers;
+  l.replication = replication;
+  l.replicas.resize(num_servers);
+  for (uint32_t p = 0; p < num_servers; ++p) {
+    l.replicas[p].owner = p;
+    if (replication > 1 && num_servers > 1) {
+      // Every replica starts from the same initializers: in sync from step 0.
+      l.replicas[p].backup = (p + 1) % num_servers;
+      l.replicas[p].synced = true;
+    }
+  }
   // Bytes already placed per server, so whole small tables go where there is least.
   std::vector<uint64_t> load(num_servers, 0);
   for (const TableSpec& t : tables) {
@@ -59,18 +70,32 @@ Layout Layout::Compute(const std::vector<TableSpec>& tables, uint32_t num_server
   return l;
 }
 
-uint32_t Layout::SparseServer(uint64_t key) const { return SparseServerOf(key, num_servers); }
+uint32_t Layout::SparsePartition(uint64_t key) const { return SparsePartitionOf(key, num_servers); }
+
+uint32_t Layout::DensePartition(uint32_t table, uint64_t begin) const {
+  if (table >= tables.size()) return kNoServer;
+  for (const DenseSlice& s : tables[table].slices) {
+    if (s.begin == begin) return s.partition;
+  }
+  return kNoServer;
+}
 
 std::string Layout::Encode() const {
   ByteWriter w;
   w.U32(num_servers);
+  w.U32(replication);
+  for (const Replica& r : replicas) {
+    w.U32(r.owner);
+    w.U32(r.backup);
+    w.U8(r.synced ? 1 : 0);
+  }
   w.U32(static_cast<uint32_t>(tables.size()));
   for (const auto& t : tables) {
     w.U32(t.table);
     w.U8(t.sparse ? 1 : 0);
     w.U32(static_cast<uint32_t>(t.slices.size()));
     for (const auto& s : t.slices) {
-      w.U32(s.server);
+      w.U32(s.partition);
       w.U64(s.begin);
       w.U64(s.end);
     }
@@ -86,7 +111,25 @@ Result<Layout> Layout::Decode(const std::string& bytes) {
   Layout l;
   uint32_t n = 0;
   RETURN_IF_ERROR(r.U32(&l.num_servers));
-  if (l.num_servers == 0) return InvalidArgumentError("layout with zero servers");
+  if (l.num_servers == 0 || l.num_servers > (1u << 16)) {
+    return InvalidArgumentError("layout with " + std::to_string(l.num_servers) + " servers");
+  }
+  RETURN_IF_ERROR(r.U32(&l.replication));
+  if (l.replication < 1 || l.replication > 2) {
+    return InvalidArgumentError("layout with replication " + std::to_string(l.replication));
+  }
+  l.replicas.resize(l.num_servers);
+  for (Replica& rep : l.replicas) {
+    uint8_t synced = 0;
+    RETURN_IF_ERROR(r.U32(&rep.owner));
+    RETURN_IF_ERROR(r.U32(&rep.backup));
+    RETURN_IF_ERROR(r.U8(&synced));
+    rep.synced = synced != 0;
+    if (rep.owner >= l.num_servers || (rep.backup != kNoServer && rep.backup >= l.num_servers) ||
+        rep.backup == rep.owner) {
+      return InvalidArgumentError("layout replica out of range");
+    }
+  }
   RETURN_IF_ERROR(r.Count(&n, 9, 1 << 20, "tables"));
   l.tables.resize(n);
   for (auto& t : l.tables) {
@@ -98,10 +141,10 @@ Result<Layout> Layout::Decode(const std::string& bytes) {
     RETURN_IF_ERROR(r.Count(&ns, 20, 1 << 20, "slices"));
     t.slices.resize(ns);
     for (auto& s : t.slices) {
-      RETURN_IF_ERROR(r.U32(&s.server));
+      RETURN_IF_ERROR(r.U32(&s.partition));
       RETURN_IF_ERROR(r.U64(&s.begin));
       RETURN_IF_ERROR(r.U64(&s.end));
-      if (s.server >= l.num_servers || s.end < s.begin) {
+      if (s.partition >= l.num_servers || s.end < s.begin) {
         return InvalidArgumentError("layout slice out of range");
       }
     }

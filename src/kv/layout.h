@@ -1,12 +1,14 @@
 // Tables and their placement. A TableSpec is one table of the job (dense
 // float vector or sparse key -> row, its initializer and optimizer). The
-// Layout says which server rank holds what: a dense table is cut into
-// contiguous slices (at most one per server, balanced by size; small tables
-// live whole on one server, rotated to spread them), and a sparse table is
-// cut into contiguous ranges of the 64-bit hash space, one per server, so a
-// range can later be split or moved without rehashing every key. Layouts are
-// computed by the coordinator's owner and travel inside the cluster view.
-// Values; pure functions; thread-safe.
+// Layout cuts the model into partitions, one per server the job started
+// with: a dense table into contiguous slices (at most one per partition,
+// balanced by size; small tables live whole in one partition, rotated to
+// spread them), a sparse table into contiguous ranges of the 64-bit hash
+// space, so a range can later be split or moved without rehashing every key.
+// Each partition has an owner (the server rank that serves it) and, with
+// replication 2, a backup rank that applies every update too and takes over
+// when the owner dies. Layouts are computed by the coordinator's owner and
+// travel inside the cluster view. Values; pure functions; thread-safe.
 #ifndef DISTOPT_KV_LAYOUT_H_
 #define DISTOPT_KV_LAYOUT_H_
 
@@ -33,7 +35,7 @@ struct TableSpec {
 Status ValidateTables(const std::vector<TableSpec>& tables);
 
 struct DenseSlice {
-  uint32_t server = 0;  // server rank
+  uint32_t partition = 0;
   uint64_t begin = 0;
   uint64_t end = 0;
   uint64_t size() const { return end - begin; }
@@ -45,9 +47,22 @@ struct TableLayout {
   std::vector<DenseSlice> slices;  // dense only, ascending, covering [0, size)
 };
 
+inline constexpr uint32_t kNoServer = 0xFFFFFFFFu;
+
+// Who holds a partition. A backup is `synced` once it holds everything the
+// owner acknowledged (from the start, or after a snapshot); only a synced
+// backup may take over.
+struct Replica {
+  uint32_t owner = 0;
+  uint32_t backup = kNoServer;
+  bool synced = false;
+};
+
 struct Layout {
-  uint32_t num_servers = 0;
+  uint32_t num_servers = 0;         // = partitions: the servers the job started with
+  uint32_t replication = 1;         // 1 or 2 copies of each partition
   std::vector<TableLayout> tables;  // indexed by table id
+  std::vector<Replica> replicas;    // by partition
   // The checkpoint every server starts from (-1: the initializers).
   int64_t restore_step = -1;
   // Bumped each time the job rolls back to restore_step (a server was lost
@@ -58,10 +73,16 @@ struct Layout {
   // cost more in messages than it saves in bandwidth).
   static constexpr uint64_t kMinSliceFloats = 16384;
 
-  static Layout Compute(const std::vector<TableSpec>& tables, uint32_t num_servers);
+  // Partition p owned by server p; with replication 2 backed up by p + 1.
+  static Layout Compute(const std::vector<TableSpec>& tables, uint32_t num_servers,
+                        uint32_t replication = 1);
 
-  // The server rank owning sparse `key`.
-  uint32_t SparseServer(uint64_t key) const;
+  // The partition holding sparse `key`.
+  uint32_t SparsePartition(uint64_t key) const;
+  // The partition of dense `table` whose slice starts at `begin`, or kNoServer.
+  uint32_t DensePartition(uint32_t table, uint64_t begin) const;
+  // The server rank serving partition p.
+  uint32_t OwnerOf(uint32_t p) const { return replicas[p].owner; }
 
   std::string Encode() const;
   static Result<Layout> Decode(const std::string& bytes);
@@ -81,11 +102,11 @@ inline uint64_t KeyHash(uint64_t key) {
   return key;
 }
 
-// The server rank owning sparse `key` among `num_servers`: multiply-high
-// maps the hash space onto [0, num_servers) as contiguous ranges.
+// The partition of sparse `key` among `partitions`: multiply-high maps the
+// hash space onto [0, partitions) as contiguous ranges.
 __extension__ typedef unsigned __int128 Uint128;
-inline uint32_t SparseServerOf(uint64_t key, uint32_t num_servers) {
-  return static_cast<uint32_t>((static_cast<Uint128>(KeyHash(key)) * num_servers) >> 64);
+inline uint32_t SparsePartitionOf(uint64_t key, uint32_t partitions) {
+  return static_cast<uint32_t>((static_cast<Uint128>(KeyHash(key)) * partitions) >> 64);
 }
 
 }  // namespace distopt

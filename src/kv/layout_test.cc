@@ -25,7 +25,7 @@ TEST(LayoutTest, DenseSlicesCoverTheTableAndAreBalanced) {
       next = s.end;
       min = std::min(min, s.size());
       max = std::max(max, s.size());
-      owners.insert(s.server);
+      owners.insert(s.partition);
     }
     EXPECT_EQ(next, 1000003u);
     EXPECT_LE(max - min, 1u);
@@ -37,7 +37,7 @@ TEST(LayoutTest, DenseSlicesCoverTheTableAndAreBalanced) {
 TEST(LayoutTest, SparseKeysSpreadOverServers) {
   Layout l = Layout::Compute(Tables(), 4);
   std::vector<int> count(4, 0);
-  for (uint64_t k = 0; k < 40000; ++k) ++count[l.SparseServer(k)];
+  for (uint64_t k = 0; k < 40000; ++k) ++count[l.SparsePartition(k)];
   for (int c : count) EXPECT_NEAR(c, 10000, 600);
 }
 
@@ -51,6 +51,33 @@ TEST(LayoutTest, EncodeDecodeRoundTripAndRejectsGarbage) {
   std::string bad = l.Encode();
   bad.resize(bad.size() - 3);
   EXPECT_FALSE(Layout::Decode(bad).ok());
+}
+
+TEST(LayoutTest, ReplicationPutsEachBackupOnAnotherServerAndRoundTrips) {
+  Layout plain = Layout::Compute(Tables(), 3);
+  for (const Replica& r : plain.replicas) EXPECT_EQ(r.backup, kNoServer);
+  Layout l = Layout::Compute(Tables(), 3, 2);
+  ASSERT_EQ(l.replicas.size(), 3u);
+  std::set<uint32_t> backups;
+  for (uint32_t p = 0; p < 3; ++p) {
+    EXPECT_EQ(l.OwnerOf(p), p);
+    EXPECT_NE(l.replicas[p].backup, p);
+    EXPECT_TRUE(l.replicas[p].synced);
+    backups.insert(l.replicas[p].backup);
+  }
+  EXPECT_EQ(backups.size(), 3u);  // each server backs up exactly one partition
+  l.replicas[1] = {.owner = 2, .backup = kNoServer, .synced = false};
+  auto d = Layout::Decode(l.Encode());
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->replication, 2u);
+  EXPECT_EQ(d->OwnerOf(1), 2u);
+  EXPECT_EQ(d->replicas[1].backup, kNoServer);
+  EXPECT_EQ(d->replicas[0].backup, 1u);
+  EXPECT_EQ(d->DensePartition(0, d->tables[0].slices[1].begin), d->tables[0].slices[1].partition);
+  EXPECT_EQ(d->DensePartition(0, 17), kNoServer);
+  // A backup on its own owner is no backup: refused.
+  l.replicas[0] = {.owner = 0, .backup = 0, .synced = true};
+  EXPECT_FALSE(Layout::Decode(l.Encode()).ok());
 }
 
 TEST(LayoutTest, ValidateTablesNamesTheBadTable) {

@@ -1,7 +1,9 @@
 #include "kv/node.h"
 
 #include <map>
+#include <set>
 
+#include "base/bytes.h"
 #include "kv/checkpoint.h"
 
 namespace distopt {
@@ -20,9 +22,14 @@ ClusterClientOptions ClientOptions(const NodeOptions& n, Role role) {
 }  // namespace
 
 Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& tables,
-                      Transport* transport, Logger log, const CheckpointOptions& ckpt) {
+                      Transport* transport, Logger log, const CheckpointOptions& ckpt,
+                      uint32_t replication) {
   RETURN_IF_ERROR(ValidateTables(tables));
   const uint32_t servers = options.num_servers;
+  if (replication < 1 || replication > 2 || (replication == 2 && servers < 2)) {
+    return InvalidArgumentError("replication " + std::to_string(replication) + " with " +
+                                std::to_string(servers) + " server(s): need 1, or 2 with >= 2");
+  }
   const uint64_t hash = TablesHash(tables, servers);
   int64_t restore = -1;
   if (ckpt.resume) {
@@ -32,13 +39,16 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
     restore = m.step;
     log.Info("resuming from ", *dir, " (step ", restore, ")");
   }
-  options.layout = [tables, servers, restore](const ClusterView&) {
-    Layout l = Layout::Compute(tables, servers);
-    l.restore_step = restore;
-    return l.Encode();
+  // The layout as last published; the callbacks below (all on the
+  // coordinator thread) keep it current.
+  Layout current;
+  options.layout = [&](const ClusterView&) {
+    current = Layout::Compute(tables, servers, replication);
+    current.restore_step = restore;
+    return current.Encode();
   };
   // Checkpoint reports by step; the manifest is written last, once every
-  // server's files are durable, so only complete checkpoints ever load.
+  // partition's files are durable, so only complete checkpoints ever load.
   std::map<int64_t, std::map<uint32_t, std::vector<ManifestEntry>>> reports;
   options.on_checkpoint = [&](const Message& m) {
     auto r = DecodeCheckpointReport(m.body.data(), m.body.size());
@@ -46,14 +56,14 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
       log.Warn("ignored a bad checkpoint report from node ", m.sender);
       return;
     }
-    auto& by_server = reports[r->step];
-    by_server[r->server_rank] = r->files;
-    if (by_server.size() < servers) return;
+    auto& by_partition = reports[r->step];
+    by_partition[r->server_rank] = r->files;
+    if (by_partition.size() < servers) return;
     Manifest man;
     man.step = r->step;
     man.config_hash = hash;
     man.num_servers = servers;
-    for (auto& [rank, files] : by_server) {
+    for (auto& [rank, files] : by_partition) {
       man.files.insert(man.files.end(), files.begin(), files.end());
     }
     std::string dir = CheckpointDir(ckpt.run_dir, r->step);
@@ -67,17 +77,40 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
     }
     reports.erase(reports.begin(), reports.upper_bound(r->step));
   };
-  // Rollback: a server lost without a replica comes back empty. Once every
-  // server rank is live again, the job returns to the newest good
-  // checkpoint: a new layout generation tells servers to reload it and
-  // workers to drop what was in flight and rejoin at its clock.
   Coordinator* self = nullptr;
-  std::map<uint32_t, NodeId> server_ids;
+  std::map<uint32_t, NodeId> server_ids;  // the node last seen holding each rank
   uint32_t generation = 0;
   const bool can_roll_back = !ckpt.run_dir.empty() && ckpt.enabled;
-  options.tolerate_server_loss = can_roll_back;
-  options.on_view_change = [&, tables, servers](const ClusterView& v) {
-    bool replaced = false, complete = true;
+  options.tolerate_server_loss = can_roll_back || replication > 1;
+  options.server_rejoin_required = replication == 1;
+  // Rollback: when a partition lost every copy (a server died without a
+  // replica, it comes back empty) and every server rank is live again, the
+  // job returns to the newest good checkpoint: a new layout generation
+  // tells servers to reload it and workers to drop what was in flight and
+  // rejoin at its clock.
+  auto roll_back = [&]() {
+    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log);
+    if (!dir.ok()) {
+      self->Fail(
+          DataLossError("a partition lost every copy and there is no good checkpoint to "
+                        "roll back to: " +
+                        dir.status().message()));
+      return;
+    }
+    auto m = ReadManifest(*dir);
+    if (!m.ok()) return;
+    current = Layout::Compute(tables, servers, replication);
+    current.restore_step = m->step;
+    current.generation = ++generation;
+    log.Warn("rolling the job back to checkpoint ", m->step, " (generation ", generation, ")");
+    self->SetLayout(current.Encode());
+  };
+  options.on_view_change = [&](const ClusterView& v) {
+    if (self == nullptr) return;
+    // Ranks whose data is here: live, and the same process as before (a
+    // restarted server holds nothing until it is given a copy).
+    std::set<uint32_t> up;
+    bool complete = true;
     for (uint32_t r = 0; r < servers; ++r) {
       const Member* m = v.FindRank(Role::kServer, r);
       if (m == nullptr) {
@@ -85,23 +118,87 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
         continue;
       }
       auto it = server_ids.find(r);
-      if (it != server_ids.end() && it->second != m->id) replaced = true;
+      if (it == server_ids.end() || it->second == m->id) up.insert(r);
       server_ids[r] = m->id;
     }
-    if (!replaced || !complete || !can_roll_back || self == nullptr) return;
-    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log);
-    if (!dir.ok()) {
-      log.Error("a server was replaced but there is no good checkpoint to roll back to: ",
-                dir.status().message());
+    bool changed = false;
+    std::vector<uint32_t> lost;
+    for (uint32_t p = 0; p < servers; ++p) {
+      Replica& rep = current.replicas[p];
+      if (!up.count(rep.owner)) {
+        if (rep.backup != kNoServer && up.count(rep.backup) && rep.synced) {
+          log.Warn("partition ", p, " fails over from server/", rep.owner, " to its backup server/",
+                   rep.backup);
+          rep.owner = rep.backup;
+          rep.backup = kNoServer;
+          rep.synced = false;
+          changed = true;
+        } else {
+          lost.push_back(p);
+        }
+      } else if (rep.backup != kNoServer && !up.count(rep.backup)) {
+        log.Warn("partition ", p, " lost its backup server/", rep.backup);
+        rep.backup = kNoServer;
+        rep.synced = false;
+        changed = true;
+      }
+    }
+    if (!lost.empty()) {
+      std::string which;
+      for (uint32_t p : lost) which += (which.empty() ? "" : ", ") + std::to_string(p);
+      if (!can_roll_back) {
+        self->Fail(UnavailableError("partition(s) " + which +
+                                    " lost every copy (no live replica and no checkpoints); the "
+                                    "job stops"));
+      } else if (complete) {
+        roll_back();
+      } else {
+        log.Warn("partition(s) ", which,
+                 " lost every copy; waiting for the servers to be "
+                 "restarted to roll back to the last checkpoint");
+      }
       return;
     }
-    auto m = ReadManifest(*dir);
-    if (!m.ok()) return;
-    Layout l = Layout::Compute(tables, servers);
-    l.restore_step = m->step;
-    l.generation = ++generation;
-    log.Warn("rolling the job back to checkpoint ", m->step, " (generation ", generation, ")");
-    self->SetLayout(l.Encode());
+    if (replication > 1) {
+      // A partition without a backup gets one on the live server that
+      // holds the fewest copies (a restarted server, typically).
+      std::map<uint32_t, int> load;
+      for (uint32_t r : up) load[r] = 0;
+      for (uint32_t r = 0; r < servers; ++r) {
+        if (v.FindRank(Role::kServer, r) != nullptr) load.emplace(r, 0);
+      }
+      for (const Replica& rep : current.replicas) {
+        if (load.count(rep.owner)) ++load[rep.owner];
+        if (rep.backup != kNoServer && load.count(rep.backup)) ++load[rep.backup];
+      }
+      for (uint32_t p = 0; p < servers; ++p) {
+        Replica& rep = current.replicas[p];
+        if (rep.backup != kNoServer) continue;
+        uint32_t best = kNoServer;
+        for (auto [r, n] : load) {
+          if (r != rep.owner && (best == kNoServer || n < load[best])) best = r;
+        }
+        if (best == kNoServer) continue;
+        log.Info("partition ", p, " gets a new backup: server/", best, " (syncing from server/",
+                 rep.owner, ")");
+        rep.backup = best;
+        rep.synced = false;
+        ++load[best];
+        changed = true;
+      }
+    }
+    if (changed) self->SetLayout(current.Encode());
+  };
+  options.on_replica_synced = [&](const Message& m) {
+    ByteReader r(m.body.data(), m.body.size());
+    uint32_t p = 0;
+    if (!r.U32(&p).ok() || p >= current.replicas.size()) return;
+    Replica& rep = current.replicas[p];
+    auto it = server_ids.find(rep.backup);
+    if (rep.synced || it == server_ids.end() || it->second != m.sender) return;
+    rep.synced = true;
+    log.Info("partition ", p, ": backup server/", rep.backup, " is in sync");
+    self->SetLayout(current.Encode());
   };
   Coordinator c(std::move(options), transport, log);  // the callbacks above log too
   self = &c;
@@ -116,7 +213,8 @@ ServerNode::ServerNode(NodeOptions node, KvServerOptions kv, std::unique_ptr<Tra
       log_(std::move(log)),
       dispatcher_(transport_.get(), log_),
       cluster_(ClientOptions(node_, Role::kServer), transport_.get(), &dispatcher_, log_) {
-  for (MsgType t : {MsgType::kPush, MsgType::kPull, MsgType::kPushPull, MsgType::kClock}) {
+  for (MsgType t : {MsgType::kPush, MsgType::kPull, MsgType::kPushPull, MsgType::kClock,
+                    MsgType::kReplicate, MsgType::kReplicateAck}) {
     dispatcher_.Handle(t, [this](Message&& m) {
       std::lock_guard<std::mutex> lock(mu_);
       if (server_) {
@@ -131,13 +229,13 @@ ServerNode::ServerNode(NodeOptions node, KvServerOptions kv, std::unique_ptr<Tra
   });
 }
 
-ServerNode::~ServerNode() { Kill(); }
+ServerNode::~ServerNode() { Stop(); }
 
 Status ServerNode::Run() {
   dispatcher_.Start();
   Status s = cluster_.Register(Deadline::After(node_.register_timeout));
   if (!s.ok()) {
-    Kill();
+    Stop();
     return s;
   }
   ClusterView view = cluster_.view();
@@ -148,7 +246,7 @@ Status ServerNode::Run() {
   if (!server.ok()) {
     cluster_.SendAbort("server/" + std::to_string(cluster_.rank()) + ": " +
                        server.status().message());
-    Kill();
+    Stop();
     return server.status();
   }
   KvServer* raw = server->get();
@@ -162,11 +260,16 @@ Status ServerNode::Run() {
   raw->OnViewChange(cluster_.view());  // in case the view moved on meanwhile
   ready_.store(true);
   Status end = cluster_.WaitShutdown(Deadline::Never());
-  Kill();
+  Stop();
   return end;
 }
 
 void ServerNode::Kill() {
+  killed_.store(true);
+  Stop();
+}
+
+void ServerNode::Stop() {
   cluster_.Stop();
   dispatcher_.Stop();
 }

@@ -40,10 +40,15 @@ struct CheckpointOptions {
 
 // The coordinator of a job over `tables`: publishes their layout over the
 // servers (with the checkpoint to restore, on resume), writes each
-// checkpoint's manifest once every server reported its files durable, and
+// checkpoint's manifest once every partition's files are durable, and
 // prunes old checkpoints. Returns when the job is over.
+// With replication 2 it also keeps every partition's (owner, backup) pair:
+// a dead owner's backup takes over, a partition without a backup gets one on
+// the least loaded live server, and a partition that lost every copy rolls
+// the job back to the last checkpoint (or ends it, without checkpoints).
 Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& tables,
-                      Transport* transport, Logger log, const CheckpointOptions& ckpt = {});
+                      Transport* transport, Logger log, const CheckpointOptions& ckpt = {},
+                      uint32_t replication = 1);
 
 class ServerNode {
  public:
@@ -53,8 +58,9 @@ class ServerNode {
 
   // Registers, serves until the coordinator ends the job, returns its verdict.
   Status Run();
-  // Stops at once, as if the process died (tests).
+  // Stops at once, as if the process died (tests); Run then returns kAborted.
   void Kill();
+  bool killed() const { return killed_.load(); }
 
   // Valid once Run has registered (tests inspect the server through it).
   KvServer* server() { return server_.get(); }
@@ -73,6 +79,9 @@ class ServerNode {
   std::vector<Message> early_;        // guarded by mu_
   std::unique_ptr<KvServer> server_;  // set once under mu_
   std::atomic<bool> ready_{false};
+  std::atomic<bool> killed_{false};
+
+  void Stop();
 };
 
 class WorkerNode {

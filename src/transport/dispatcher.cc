@@ -8,6 +8,7 @@ void Dispatcher::Start() {
 
 void Dispatcher::Stop() {
   transport_->Shutdown();
+  std::lock_guard<std::mutex> lock(join_mu_);
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 

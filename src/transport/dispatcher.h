@@ -8,6 +8,7 @@
 
 #include <array>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "base/logging.h"
@@ -44,6 +45,7 @@ class Dispatcher {
   Duration tick_ = std::chrono::milliseconds(100);
   TickHandler tick_handler_;
   std::thread thread_;
+  std::mutex join_mu_;  // Stop() may run on two threads at once
 };
 
 }  // namespace distopt

@@ -57,6 +57,12 @@ const char* MsgTypeName(MsgType t) {
       return "abort";
     case MsgType::kCheckpoint:
       return "checkpoint";
+    case MsgType::kReplicaSynced:
+      return "replica-synced";
+    case MsgType::kReplicate:
+      return "replicate";
+    case MsgType::kReplicateAck:
+      return "replicate-ack";
     case MsgType::kPush:
       return "push";
     case MsgType::kPushAck:

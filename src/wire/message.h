@@ -40,6 +40,7 @@ enum class MsgType : uint8_t {
   kShutdown = 8,        // coordinator -> all: exit now (body: reason)
   kAbort = 9,           // node -> coordinator: fatal error, stop the job
   kCheckpoint = 10,     // server -> coordinator: my files of checkpoint N are durable
+  kReplicaSynced = 11,  // server -> coordinator: my backup copy of a partition is complete
   // kv
   kPush = 16,  // worker -> server: gradients (dense slice or sparse rows)
   kPushAck = 17,
@@ -48,7 +49,10 @@ enum class MsgType : uint8_t {
   kPushPull = 20,  // push then pull the same keys at clock+1
   kKvError = 21,   // server -> worker: request refused (body: reason)
   kClock = 22,     // worker -> server: clock advanced without a push
-  kMaxType = 23,
+  // replication (server -> server)
+  kReplicate = 23,     // owner -> backup: an applied update or a snapshot (seq in body)
+  kReplicateAck = 24,  // backup -> owner: everything up to seq is applied
+  kMaxType = 25,
 };
 
 const char* MsgTypeName(MsgType t);

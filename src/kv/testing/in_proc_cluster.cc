@@ -28,7 +28,8 @@ Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
   co.startup_timeout = std::chrono::seconds(60);
   co.shutdown_grace = options_.shutdown_grace;
   auto coord = std::async(std::launch::async, [&] {
-    return RunCoordinator(co, options_.tables, coord_transport.get(), Log("coordinator"));
+    return RunCoordinator(co, options_.tables, coord_transport.get(), Log("coordinator"), {},
+                          options_.replication);
   });
 
   NodeOptions node;
@@ -79,9 +80,9 @@ Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
     if (!s.ok() && first.ok()) first = s;
   }
   Status cs = coord.get();
-  for (auto& f : server_runs) {
-    Status s = f.get();
-    if (!s.ok() && first.ok()) first = s;
+  for (size_t i = 0; i < server_runs.size(); ++i) {
+    Status s = server_runs[i].get();
+    if (!s.ok() && first.ok() && !servers_[i]->killed()) first = s;  // a test killed it
   }
   if (!first.ok()) return first;
   return cs;
@@ -91,8 +92,9 @@ std::vector<float> InProcCluster::DenseTable(uint32_t table) const {
   std::vector<float> out(options_.tables[table].size, 0.0f);
   for (const auto& s : servers_) {
     if (s->server() == nullptr) continue;
-    auto [begin, values] = s->server()->DenseValues(table);
-    std::copy(values.begin(), values.end(), out.begin() + begin);
+    for (const auto& [begin, values] : s->server()->DenseValues(table)) {
+      std::copy(values.begin(), values.end(), out.begin() + static_cast<ptrdiff_t>(begin));
+    }
   }
   return out;
 }

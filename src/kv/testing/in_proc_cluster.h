@@ -20,6 +20,7 @@ namespace distopt {
 struct InProcClusterOptions {
   uint32_t servers = 1;
   uint32_t workers = 1;
+  uint32_t replication = 1;
   std::vector<TableSpec> tables;
   ConsistencyOptions consistency;
   std::function<void(const PullTrace&)> on_pull;
