@@ -189,6 +189,34 @@ TEST(FaultProcessTest, ServerKilledWithoutReplicationRollsBackToTheCheckpoint) {
   EXPECT_EQ(r.accuracy, clean.accuracy);
 }
 
+// A server SIGKILLed with replication 2: the backup of its partition takes
+// over at once (no rollback), the launcher restarts it and it comes back as
+// a new backup (a snapshot), and since no acknowledged update was lost BSP
+// ends with exactly the fault-free run's model.
+TEST(FaultProcessTest, ServerKilledWithReplicationFailsOverWithoutLosingAnUpdate) {
+  if (!HaveFashionMnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  std::string dir = TempDir();
+  std::string config = SmallConfig(dir);
+  std::vector<std::string> repl = {"--set", "cluster.replication=2"};
+  RunResult clean = Train(config, dir + "/clean", repl);
+  ASSERT_EQ(clean.code, 0) << clean.output;
+  std::vector<std::string> kill = repl;
+  kill.insert(kill.end(), {"--set", "faults.role=server", "--set", "faults.rank=0", "--set",
+                           "faults.kill_after_messages=1500", "--set", "cluster.max_restarts=1"});
+  RunResult r = Train(config, dir + "/failover", kill);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::ifstream log(dir + "/failover/logs/coordinator.log");
+  std::stringstream ss;
+  ss << log.rdbuf();
+  const std::string c = ss.str();
+  EXPECT_NE(c.find("partition 0 fails over from server/0 to its backup server/1"),
+            std::string::npos)
+      << c;
+  EXPECT_NE(c.find("backup server/0 is in sync"), std::string::npos) << c;  // rejoined as backup
+  EXPECT_EQ(c.find("rolling the job back"), std::string::npos) << c;
+  EXPECT_EQ(r.accuracy, clean.accuracy);
+}
+
 // The coordinator's promise: if it dies, every node notices its silence and
 // exits non-zero (nothing hangs), and `distopt train --resume RUN_DIR`
 // continues from the last checkpoint to the same final model.

@@ -1,6 +1,7 @@
 #include "scenario.h"
 
 #include <cmath>
+#include <random>
 
 namespace distopt::scenario {
 
@@ -41,6 +42,25 @@ std::vector<double> Reference(uint32_t workers) {
     opt->Update(p.data(), sum.data(), nullptr, t.size, k + 1);
   }
   return std::vector<double>(p.begin(), p.end());
+}
+
+std::vector<TableSpec> CounterTables() {
+  std::vector<TableSpec> t(2);
+  t[0] = {.id = 0, .name = "count", .sparse = false, .size = kCounterDense};
+  t[1] = {.id = 1, .name = "rows", .sparse = true, .dim = kCounterDim};
+  for (auto& spec : t) {
+    spec.init = {InitKind::kZeros, 0.0f, 1};
+    spec.optimizer.kind = "sgd";
+    spec.optimizer.lr = 1.0f;
+  }
+  return t;
+}
+
+std::vector<uint64_t> CounterKeys(uint32_t w, int k) {
+  std::mt19937_64 rng(static_cast<uint64_t>(k) * 1000003 + w);
+  std::vector<uint64_t> keys(200);
+  for (auto& key : keys) key = rng() % kCounterKeys;
+  return keys;
 }
 
 }  // namespace distopt::scenario

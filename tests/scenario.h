@@ -35,6 +35,16 @@ Status TrainBsp(WorkerNode& node, uint32_t workers);
 // rule the servers run; only the order of the sum over workers may differ.
 std::vector<double> Reference(uint32_t workers);
 
+// The counting scenario of the replication test: every push is -1 under
+// SGD with lr 1 and zero initial values, so a parameter counts the pushes
+// applied to it. A dense table cut over the servers and a sparse one.
+inline constexpr uint64_t kCounterDense = 3 * 16384 + 11;
+inline constexpr uint32_t kCounterDim = 2;
+inline constexpr uint64_t kCounterKeys = 5000;
+std::vector<TableSpec> CounterTables();
+// The sparse keys worker w pushes at step k (duplicates included).
+std::vector<uint64_t> CounterKeys(uint32_t w, int k);
+
 }  // namespace distopt::scenario
 
 #endif  // DISTOPT_TESTS_SCENARIO_H_

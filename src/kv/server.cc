@@ -294,6 +294,11 @@ void KvServer::ApplyAssignment() {
       }
       const NodeId backup = node_of(rep.backup);
       if (rep.backup == part.backup_rank && backup == part.backup_node) continue;
+      // Only the backup of the job's start holds the initializers' state;
+      // any other node (a new backup, or a restarted process of the same
+      // rank, whatever the layout's flag still says) gets a snapshot.
+      const bool initial = part.backup_rank == kNoServer && part.backup_node == kUnassignedId &&
+                           part.seq == 0 && rep.synced;
       // Whatever the previous backup had not confirmed now has only this
       // copy: release it (degraded until the new backup is in sync).
       Confirm(part, part.seq);
@@ -306,7 +311,7 @@ void KvServer::ApplyAssignment() {
         }
         continue;
       }
-      if (!rep.synced) SendSnapshot(part);
+      if (!initial) SendSnapshot(part);
       log_.Info("partition ", p, ": backup is server/", rep.backup, " (node ", backup, ")",
                 rep.synced ? "" : ", syncing");
     } else if (rep.backup == rank_) {
@@ -1242,11 +1247,14 @@ void KvServer::Tick() {
       for (Parked& p : t.parked) {
         if (now - p.last_log < options_.wait_log_interval) continue;
         p.last_log = now;
-        if (p.need_seq > part.confirmed) {
+        const bool bsp_confirm = options_.consistency.mode == Consistency::kBsp &&
+                                 p.need_clock > t.confirmed_clock &&
+                                 p.need_clock <= t.applied_clock;
+        if (p.need_seq > part.confirmed || bsp_confirm) {
           log_.Info("reply to worker/", p.rank, " for table '", t.spec.name, "' has waited ",
                     ToMillis(now - p.since), " ms for backup server/", part.backup_rank,
-                    " to confirm update ", p.need_seq, " of partition ", part.id, " (confirmed ",
-                    part.confirmed, ")");
+                    " to confirm partition ", part.id, " up to update ",
+                    std::max(p.need_seq, part.seq), " (confirmed ", part.confirmed, ")");
         } else {
           log_.Info("pull from worker/", p.rank, " for clock ", p.need_clock, " of table '",
                     t.spec.name, "' has waited ", ToMillis(now - p.since), " ms for ",
