@@ -156,7 +156,9 @@ TEST(KvReplicationProcessTest, SigkillOfAPrimaryLosesNoAcknowledgedPush) {
   for (int s = 0; s < kServers; ++s) {
     auto code = servers[s].Wait(Deadline::After(std::chrono::seconds(30)));
     ASSERT_TRUE(code.ok()) << "a server hung; logs in " << dir;
-    if (s != victim) EXPECT_EQ(*code, 0) << "logs in " << dir;
+    if (s != victim) {
+      EXPECT_EQ(*code, 0) << "logs in " << dir;
+    }
   }
   auto code = coord->Wait(Deadline::After(std::chrono::seconds(30)));
   ASSERT_TRUE(code.ok());

@@ -248,7 +248,7 @@ def _size_arg(nbytes):
     return f"{nbytes // MiB}MiB" if nbytes % MiB == 0 else str(nbytes)
 
 
-def kv_bench(ctx, what, sizes_bytes, servers, workers, reps=None, sparse=False):
+def kv_bench(ctx, what, sizes_bytes, servers, workers, reps=None, sparse=False, colocate=False):
     """distopt bench kv, one launch per case (size x servers x workers).
 
     One case per launch on purpose: within one launch, RunRaw (src/cli/bench_kv.cc) spawns the
@@ -267,6 +267,8 @@ def kv_bench(ctx, what, sizes_bytes, servers, workers, reps=None, sparse=False):
                  "--no-dense" if sparse else "--no-sparse", "--json", jf]
         if reps:
             argv += ["--reps", str(reps)]
+        if colocate:
+            argv += ["--colocate"]  # one server in each worker's process (S = W)
         big = (b or 0) * w >= 256 * MiB
         res = ctx.runner.run(argv, timeout=1200 if big else 300, cwd=ctx.tmp,
                              what=f"{what}: {' '.join(argv[2:-2])}")
@@ -289,7 +291,12 @@ def _add(series, key, **fields):
 
 def _collect_kv(series, cases):
     for c in cases:
-        if c["kind"] == "dense":
+        if c["kind"] == "dense" and c.get("colocated"):
+            floats = int(c["bytes_per_step"] / c["workers"] / 8)
+            _add(series, f"distopt-colo|w{c['workers']}|{floats}", system="distopt_colo",
+                 servers=c["servers"], workers=c["workers"], floats=floats, inner_reps=c["reps"],
+                 step_ms=[c["step_ms"]], gbps=[c["gbps"]])
+        elif c["kind"] == "dense":
             key = f"distopt|s{c['servers']}|w{c['workers']}|{int(c['bytes_per_step'] / c['workers'] / 8)}"
             _add(series, key, system="distopt", servers=c["servers"], workers=c["workers"],
                  floats=int(c["bytes_per_step"] / c["workers"] / 8), inner_reps=c["reps"],
@@ -348,11 +355,17 @@ def run_dense(ctx, workers=None):
                                [1] + workers, reps=plan.kv_reps)
         runs += base
         _collect_kv(series, cases)
+        ctx.runner.log(f"dense {tag}: distopt bench kv --colocate (a server in each worker's "
+                       f"process), workers {workers}")
+        base, cases = kv_bench(ctx, f"dense distopt co-located {tag}", sizes, [1], workers,
+                               reps=plan.kv_reps, colocate=True)
+        runs += base
+        _collect_kv(series, cases)
         for w in workers:
             ctx.runner.log(f"dense {tag}: gloo all_reduce and MPI_Allreduce, W={w}")
             peers_allreduce(ctx, series, w, plan.dense_floats, plan.peer_reps, f"dense {tag}")
     return {"floats": plan.dense_floats, "workers": workers, "servers": plan.dense_servers,
-            "series": series, "kv_runs": runs}
+            "colocate": True, "series": series, "kv_runs": runs}
 
 
 def run_sparse(ctx):

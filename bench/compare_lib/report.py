@@ -230,19 +230,22 @@ def build(results, out_dir, stem):
                 tcp = ss.get(f"mpi_tcp|w{w}|{n}")
                 shm = ss.get(f"mpi_default|w{w}|{n}")
                 gl = ss.get(f"gloo|w{w}|{n}")
-                for srv in d["servers"]:
-                    ours = ss.get(f"distopt|s{srv}|w{w}|{n}")
+                placements = list(d["servers"]) + (["colo"] if d.get("colocate") else [])
+                for srv in placements:
+                    colo = srv == "colo"
+                    ours = ss.get(f"distopt-colo|w{w}|{n}" if colo else f"distopt|s{srv}|w{w}|{n}")
                     om = ours and ours["step_ms"]["median"]
-                    rows.append([floats_name(n), w, srv,
+                    rows.append([floats_name(n), w, f"{w}, co-located" if colo else srv,
                                  f_ratio(ratio(om, tcp and tcp["step_ms"]["median"])),
                                  f_ratio(ratio(om, shm and shm["step_ms"]["median"])),
                                  f_ratio(ratio(om, gl and gl["step_ms"]["median"])),
                                  f_stat(ours and ours["step_ms"]), f_stat(tcp and tcp["step_ms"]),
                                  f_stat(shm and shm["step_ms"]), f_stat(gl and gl["step_ms"]),
-                                 f_stat(ours and ours["ratio_raw"])])
+                                 f_stat(ours and ours.get("ratio_raw"))])
                     if n == 16 << 20 and w == 4 and ours:
-                        targets.append([f"dense 16M floats, 4 workers: distopt step ({srv} server"
-                                        f"{'s' if srv > 1 else ''}) / OpenMPI tcp",
+                        where = ("4 servers co-located in the workers' processes" if colo else
+                                 f"{srv} server{'s' if srv > 1 else ''}")
+                        targets.append([f"dense 16M floats, 4 workers: distopt step ({where}) / OpenMPI tcp",
                                         f_ratio(ratio(om, tcp and tcp["step_ms"]["median"])), "<= 1.0x",
                                         met(ratio(om, tcp and tcp["step_ms"]["median"]), 1.0, False),
                                         f_stat(ours["step_ms"], " ms"), f_stat(tcp and tcp["step_ms"], " ms")])
@@ -269,7 +272,10 @@ def build(results, out_dir, stem):
             + ", ".join(f"{4 * n >> 20}MiB" for n in d["floats"]) + ", S in "
             + ", ".join(map(str, d["servers"])) + ", W in 1, " + ", ".join(map(str, d["workers"]))
             + " (one launch per case): BSP push of the gradient + pull of the updated parameters (SGD on the "
-            "servers), separate processes over ZeroMQ tcp on 127.0.0.1; step time = the slowest "
+            "servers), separate processes over ZeroMQ tcp on 127.0.0.1; rows `W, co-located`: the "
+            "same with `--colocate`: every worker process also hosts one of W servers and reaches "
+            "it without a socket (its slice never leaves the process), the others over tcp; "
+            "step time = the slowest "
             "worker's mean over the launch's timed steps (3 untimed first). Peers: "
             "`MPI_Allreduce` / gloo `all_reduce` of the same floats (SUM, in place), one launch = 2 "
             "untimed + " + str(results["meta"]["plan"]["peer_reps"]) + " timed calls, each after a "

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
+#include <random>
 #include <thread>
 
 #include "base/buffer.h"
@@ -8,6 +10,7 @@
 #include "base/flat_map.h"
 #include "base/logging.h"
 #include "base/queue.h"
+#include "base/vector_ops.h"
 #include "distopt/status.h"
 
 namespace distopt {
@@ -165,6 +168,43 @@ TEST(FlatMapTest, RehashAndReserveKeepEveryKeyIncludingCollidingRuns) {
   }
   EXPECT_EQ(grown.Find(1ull << 62), nullptr);
   EXPECT_EQ(grown.size(), keys.size());
+}
+
+}  // namespace
+}  // namespace distopt
+
+namespace distopt {
+namespace {
+
+// The vectorized sum equals the plain left-to-right sum bit for bit, for
+// lengths around the vector and block sizes, with and without scaling and
+// accumulating in place into the first input.
+TEST(VectorOpsTest, SumScaledEqualsThePlainLoopBitForBit) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  for (size_t n : {0u, 1u, 15u, 16u, 17u, 4095u, 4096u, 4097u, 10000u}) {
+    for (size_t k : {1u, 2u, 4u}) {
+      for (float scale : {1.0f, 0.25f, 1.0f / 3.0f}) {
+        std::vector<std::vector<float>> in(k, std::vector<float>(n));
+        for (auto& v : in) {
+          for (float& x : v) x = u(rng);
+        }
+        std::vector<const float*> ptrs;
+        for (auto& v : in) ptrs.push_back(v.data());
+        std::vector<float> want(n);
+        for (size_t i = 0; i < n; ++i) {
+          float s = in[0][i];
+          for (size_t j = 1; j < k; ++j) s += in[j][i];
+          want[i] = scale == 1.0f ? s : s * scale;
+        }
+        std::vector<float> out(n, 99.0f);
+        SumScaled(ptrs, n, scale, out.data());
+        EXPECT_EQ(0, std::memcmp(out.data(), want.data(), n * 4)) << n << " " << k << " " << scale;
+        SumScaled(ptrs, n, scale, in[0].data());  // in place
+        EXPECT_EQ(0, std::memcmp(in[0].data(), want.data(), n * 4)) << n << " " << k;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <future>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "base/subprocess.h"
 #include "cli/flags.h"
 #include "kv/node.h"
+#include "transport/local_peers.h"
 #include "transport/zmq_transport.h"
 
 namespace distopt {
@@ -35,23 +37,27 @@ struct Case {
   uint32_t servers = 1;
   uint32_t workers = 1;
   int64_t reps = 20;
+  // Each worker process also hosts a server (servers == workers): the share
+  // of the model it holds never crosses a socket.
+  bool colocate = false;
   // Bytes a worker sends and receives per step.
   uint64_t push_bytes() const { return kind == "dense" ? floats * 4 : keys * 8 + keys * dim * 4; }
   uint64_t pull_bytes() const { return kind == "dense" ? floats * 4 : keys * dim * 4; }
   std::vector<std::string> Args() const {
-    return {"--kind",    kind,
-            "--floats",  std::to_string(floats),
-            "--keys",    std::to_string(keys),
-            "--dim",     std::to_string(dim),
-            "--servers", std::to_string(servers),
-            "--workers", std::to_string(workers),
-            "--reps",    std::to_string(reps)};
+    return {"--kind",     kind,
+            "--floats",   std::to_string(floats),
+            "--keys",     std::to_string(keys),
+            "--dim",      std::to_string(dim),
+            "--servers",  std::to_string(servers),
+            "--workers",  std::to_string(workers),
+            "--reps",     std::to_string(reps),
+            "--colocate", colocate ? "1" : "0"};
   }
 };
 
-const std::set<std::string> kNodeFlags = {"role", "coordinator", "rank",     "kind",    "floats",
-                                          "keys", "dim",         "servers",  "workers", "reps",
-                                          "out",  "peers",       "addr-file"};
+const std::set<std::string> kNodeFlags = {"role", "coordinator", "rank",      "kind",    "floats",
+                                          "keys", "dim",         "servers",   "workers", "reps",
+                                          "out",  "peers",       "addr-file", "colocate"};
 
 Result<Case> CaseFromFlags(const Flags& f) {
   Case c;
@@ -62,6 +68,7 @@ Result<Case> CaseFromFlags(const Flags& f) {
   ASSIGN_OR_RETURN(int64_t servers, f.GetInt("servers", 1));
   ASSIGN_OR_RETURN(int64_t workers, f.GetInt("workers", 1));
   ASSIGN_OR_RETURN(c.reps, f.GetInt("reps", 20));
+  c.colocate = f.Get("colocate", "0") == "1";
   c.floats = floats;
   c.keys = keys;
   c.dim = static_cast<uint32_t>(dim);
@@ -103,10 +110,8 @@ Status BenchServer(const Flags& f, const Case& c) {
   return node.Run();
 }
 
-Status BenchWorker(const Flags& f, const Case& c) {
-  ASSIGN_OR_RETURN(int64_t rank, f.GetInt("rank", -1));
-  Logger log = Logger::Stderr("worker/" + std::to_string(rank), LogLevel::kWarning);
-  ASSIGN_OR_RETURN(auto t, CreateZmqTransport({}, log));
+Status BenchWorker(const Flags& f, const Case& c, std::unique_ptr<Transport> t, int64_t rank,
+                   const Logger& log) {
   NodeOptions n;
   n.coordinator_address = f.Get("coordinator");
   n.rank = static_cast<int32_t>(rank);
@@ -146,6 +151,35 @@ Status BenchWorker(const Flags& f, const Case& c) {
   }
   RETURN_IF_ERROR(WriteResult(f.Get("out"), elapsed));
   return node.Finish();
+}
+
+Status BenchWorker(const Flags& f, const Case& c) {
+  ASSIGN_OR_RETURN(int64_t rank, f.GetInt("rank", -1));
+  Logger log = Logger::Stderr("worker/" + std::to_string(rank), LogLevel::kWarning);
+  ASSIGN_OR_RETURN(auto t, CreateZmqTransport({}, log));
+  return BenchWorker(f, c, std::move(t), rank, log);
+}
+
+// A worker and the server of the same rank in one process; they reach each
+// other without a socket (WithLocalPeers), everyone else over ZeroMQ.
+Status BenchColocated(const Flags& f, const Case& c) {
+  ASSIGN_OR_RETURN(int64_t rank, f.GetInt("rank", -1));
+  Logger slog = Logger::Stderr("server/" + std::to_string(rank), LogLevel::kWarning);
+  Logger wlog = Logger::Stderr("worker/" + std::to_string(rank), LogLevel::kWarning);
+  ASSIGN_OR_RETURN(auto st, CreateZmqTransport({}, slog));
+  ASSIGN_OR_RETURN(auto wt, CreateZmqTransport({}, wlog));
+  NodeOptions n;
+  n.coordinator_address = f.Get("coordinator");
+  n.rank = static_cast<int32_t>(rank);
+  KvServerOptions kv;
+  kv.tables = BenchTables(c);
+  ServerNode server(n, kv, WithLocalPeers(std::move(st)), slog);
+  auto served = std::async(std::launch::async, [&] { return server.Run(); });
+  Status w = BenchWorker(f, c, WithLocalPeers(std::move(wt)), rank, wlog);
+  if (!w.ok()) server.Kill();
+  Status s = served.get();
+  RETURN_IF_ERROR(w);
+  return s;
 }
 
 // ---- raw ZeroMQ roles: the ceiling ----
@@ -310,8 +344,12 @@ Result<double> RunOurs(const Case& c, const std::string& dir) {
     into->push_back(std::move(p));
     return Status::Ok();
   };
-  for (uint32_t s = 0; s < c.servers; ++s) RETURN_IF_ERROR(spawn("server", s, &servers));
-  for (uint32_t w = 0; w < c.workers; ++w) RETURN_IF_ERROR(spawn("worker", w, &workers));
+  if (!c.colocate) {
+    for (uint32_t s = 0; s < c.servers; ++s) RETURN_IF_ERROR(spawn("server", s, &servers));
+  }
+  for (uint32_t w = 0; w < c.workers; ++w) {
+    RETURN_IF_ERROR(spawn(c.colocate ? "colocated" : "worker", w, &workers));
+  }
   Status ws = WaitAll(workers, "worker", dir);
   Status ss = WaitAll(servers, "server", dir);
   Status cs = coord.get();
@@ -320,7 +358,8 @@ Result<double> RunOurs(const Case& c, const std::string& dir) {
   RETURN_IF_ERROR(cs);
   double worst = 0;
   for (uint32_t w = 0; w < c.workers; ++w) {
-    ASSIGN_OR_RETURN(double s, ReadSeconds(dir + "/worker" + std::to_string(w) + ".json"));
+    ASSIGN_OR_RETURN(double s, ReadSeconds(dir + (c.colocate ? "/colocated" : "/worker") +
+                                           std::to_string(w) + ".json"));
     worst = std::max(worst, s);
   }
   return worst / static_cast<double>(c.reps);
@@ -376,7 +415,8 @@ std::string CaseName(const Case& c) {
                          ? (c.floats * 4 >= (1u << 20) ? std::to_string(c.floats * 4 >> 20) + "MiB"
                                                        : std::to_string(c.floats * 4 >> 10) + "KiB")
                          : std::to_string(c.keys / 1000) + "kx" + std::to_string(c.dim);
-  return c.kind + "-" + size + "-s" + std::to_string(c.servers) + "w" + std::to_string(c.workers);
+  return c.kind + "-" + size + "-s" + std::to_string(c.servers) + "w" + std::to_string(c.workers) +
+         (c.colocate ? "-colo" : "");
 }
 
 }  // namespace
@@ -388,6 +428,7 @@ Status RunBenchNode(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(Case c, CaseFromFlags(f));
   if (role == "server") return BenchServer(f, c);
   if (role == "worker") return BenchWorker(f, c);
+  if (role == "colocated") return BenchColocated(f, c);
   if (role == "raw-client") return BenchRawClient(f, c);
   return InvalidArgumentError("bench-node: unknown --role '" + role + "'");
 }
@@ -396,7 +437,7 @@ Status RunKvBench(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(Flags f, Flags::Parse(args,
                                          {"size", "servers", "workers", "reps", "json",
                                           "sparse-keys", "sparse-dim"},
-                                         {"no-sparse", "no-dense"}));
+                                         {"no-sparse", "no-dense", "colocate"}));
   std::vector<uint64_t> sizes;
   if (f.Has("size")) {
     for (const auto& s : f.GetAll("size")) {
@@ -412,8 +453,11 @@ Status RunKvBench(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(int64_t sparse_keys, f.GetInt("sparse-keys", 100000));
   ASSIGN_OR_RETURN(int64_t sparse_dim, f.GetInt("sparse-dim", 16));
   std::vector<Case> cases;
+  const bool colocate = f.Has("colocate");
+  if (colocate) servers = {0};  // one per worker, in the workers' processes
   for (int64_t s : servers) {
     for (int64_t w : workers) {
+      if (colocate) s = w;
       if (s < 1 || w < 1) return InvalidArgumentError("--servers and --workers must be >= 1");
       if (!f.Has("no-dense")) {
         for (uint64_t b : sizes) {
@@ -422,6 +466,7 @@ Status RunKvBench(const std::vector<std::string>& args) {
           c.floats = b / 4;
           c.servers = s;
           c.workers = w;
+          c.colocate = colocate;
           c.reps = reps > 0 ? reps : (b >= (8u << 20) ? 15 : 60);
           cases.push_back(c);
         }
@@ -433,6 +478,7 @@ Status RunKvBench(const std::vector<std::string>& args) {
         c.dim = static_cast<uint32_t>(sparse_dim);
         c.servers = s;
         c.workers = w;
+        c.colocate = colocate;
         c.reps = reps > 0 ? reps : 15;
         cases.push_back(c);
       }
@@ -452,20 +498,21 @@ Status RunKvBench(const std::vector<std::string>& args) {
   Json results = Json::array();
   for (const Case& c : cases) {
     ASSIGN_OR_RETURN(double ours, RunOurs(c, dir));
-    ASSIGN_OR_RETURN(double raw, RunRaw(c, dir));
+    // Co-located cases have no raw twin (echo servers are separate processes).
+    double raw = std::numeric_limits<double>::quiet_NaN();
+    if (!c.colocate) {
+      ASSIGN_OR_RETURN(raw, RunRaw(c, dir));
+    }
     double bytes = static_cast<double>(c.push_bytes() + c.pull_bytes()) * c.workers;
     double gbps = bytes / ours / 1e9, ceiling = bytes / raw / 1e9;
-    Json j = {{"name", CaseName(c)},
-              {"kind", c.kind},
-              {"servers", c.servers},
-              {"workers", c.workers},
-              {"bytes_per_step", bytes},
-              {"step_ms", ours * 1e3},
-              {"raw_step_ms", raw * 1e3},
-              {"gbps", gbps},
-              {"ceiling_gbps", ceiling},
-              {"ratio", gbps / ceiling},
-              {"reps", c.reps}};
+    Json j = {{"name", CaseName(c)},  {"kind", c.kind},          {"servers", c.servers},
+              {"workers", c.workers}, {"bytes_per_step", bytes}, {"step_ms", ours * 1e3},
+              {"gbps", gbps},         {"colocated", c.colocate}, {"reps", c.reps}};
+    if (!c.colocate) {
+      j["raw_step_ms"] = raw * 1e3;
+      j["ceiling_gbps"] = ceiling;
+      j["ratio"] = gbps / ceiling;
+    }
     std::string keys_col = "-";
     if (c.kind == "sparse") {
       double kps = static_cast<double>(c.keys) * c.workers / ours;

@@ -1,5 +1,7 @@
 // The `distopt` command: parses argv once, dispatches to a subcommand, and
 // turns a failed Status into a message on stderr and a non-zero exit code.
+#include <malloc.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -23,6 +25,11 @@ commands:
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Every step receives and frees one buffer per model slice (MBs each).
+  // glibc would serve them with fresh mmaps: page faults and zeroing of every
+  // page, every step. Keep them on the heap and the freed memory mapped.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     std::fputs(kUsage, args.empty() ? stderr : stdout);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -11,6 +12,7 @@
 
 #include "kv/testing/in_proc_cluster.h"
 #include "transport/faulty_transport.h"
+#include "transport/local_peers.h"
 
 namespace distopt {
 namespace {
@@ -392,6 +394,52 @@ TEST(KvServerTest, MalformedRequestsAreRejectedAndTheServerKeepsServing) {
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(cluster.servers()[0]->server()->stats().rejected, 1u);
   EXPECT_TRUE(sink->Contains("holds no slice starting at 3"));
+}
+
+}  // namespace
+}  // namespace distopt
+
+namespace distopt {
+namespace {
+
+// Nodes that share a process (WithLocalPeers: messages handed over without
+// the transport's wire encoding) train to the very same parameters as nodes
+// talking through the transport.
+TEST(KvColocatedTest, LocalDeliveryTrainsBitForBitLikeTheTransport) {
+  auto run = [](bool local, std::shared_ptr<LocalPeerStats> stats) {
+    InProcClusterOptions o;
+    o.servers = 2;
+    o.workers = 2;
+    o.tables = DenseTables();
+    if (local) {
+      o.wrap_transport = [stats](const std::string&, std::unique_ptr<Transport> t) {
+        return WithLocalPeers(std::move(t), stats);
+      };
+    }
+    InProcCluster cluster(o);
+    auto tables = o.tables;
+    Status s = cluster.Run([&](WorkerNode& node) -> Status {
+      KvClient& kv = node.kv();
+      std::vector<float> params(tables[0].size), grads(tables[0].size);
+      RETURN_IF_ERROR(
+          kv.Wait(kv.Pull(0, params.data(), 0), Deadline::After(std::chrono::seconds(30))));
+      for (int k = 0; k < kSteps; ++k) {
+        for (uint64_t i = 0; i < grads.size(); ++i) grads[i] = Grad(node.rank(), k, i, params[i]);
+        RETURN_IF_ERROR(kv.Wait(
+            kv.PushPull(0, Buffer::Borrow(grads.data(), grads.size() * 4), params.data(), k),
+            Deadline::After(std::chrono::seconds(30))));
+      }
+      return Status::Ok();
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return cluster.DenseTable(0);
+  };
+  auto stats = std::make_shared<LocalPeerStats>();
+  std::vector<float> via_transport = run(false, nullptr);
+  std::vector<float> local = run(true, stats);
+  EXPECT_GT(stats->local_messages, 0u);
+  ASSERT_EQ(local.size(), via_transport.size());
+  EXPECT_EQ(std::memcmp(local.data(), via_transport.data(), local.size() * 4), 0);
 }
 
 }  // namespace

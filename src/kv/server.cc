@@ -6,6 +6,7 @@
 #include "base/bytes.h"
 #include "base/file_util.h"
 #include "base/flat_map.h"
+#include "base/vector_ops.h"
 #include "kv/checkpoint.h"
 
 namespace distopt {
@@ -709,7 +710,7 @@ Message KvServer::ApplyAggregation(Table& t, Aggregation& a) {
     return update;
   }
   const size_t n = t.dense->size();
-  float* __restrict out = nullptr;
+  float* out = nullptr;
   if (replicated) {
     // The backup gets the mean itself: a buffer of its own, not the scratch.
     uint8_t* bytes = nullptr;
@@ -719,18 +720,9 @@ Message KvServer::ApplyAggregation(Table& t, Aggregation& a) {
     t.scratch.resize(n);
     out = t.scratch.data();
   }
-  // Blocked so each block of the output stays in cache across the inputs.
-  constexpr size_t kBlock = 4096;
-  for (size_t b = 0; b < n; b += kBlock) {
-    const size_t e = std::min(n, b + kBlock);
-    const float* __restrict first = in[0]->as<float>().data();
-    for (size_t i = b; i < e; ++i) out[i] = first[i];
-    for (size_t k = 1; k < in.size(); ++k) {
-      const float* __restrict x = in[k]->as<float>().data();
-      for (size_t i = b; i < e; ++i) out[i] += x[i];
-    }
-    for (size_t i = b; i < e; ++i) out[i] *= scale;
-  }
+  std::vector<const float*> ptrs;
+  for (const Buffer* b : in) ptrs.push_back(b->as<float>().data());
+  SumScaled(ptrs, n, scale, out);  // in rank order: bit-reproducible
   t.dense->Apply(out);
   return update;
 }

@@ -79,8 +79,18 @@ class InProcTransport : public Transport {
 
   TransportStats Stats() const override { return counters_.Snapshot(); }
 
+  Status Deliver(Message msg) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return AbortedError("transport is shut down");
+    }
+    counters_.CountReceived(msg.ByteSize());
+    inbox_.Push(std::move(msg));
+    return Status::Ok();
+  }
+
   // Called by the hub on the sender's thread.
-  void Deliver(std::vector<Buffer> frames, const std::string& from) {
+  void DeliverFrames(std::vector<Buffer> frames, const std::string& from) {
     size_t bytes = 0;
     for (const auto& f : frames) bytes += f.size();
     auto m = DecodeFrames(std::move(frames), limits_);
@@ -123,7 +133,7 @@ bool InProcHub::Deliver(const std::string& address, std::vector<Buffer> frames,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = nodes_.find(address);
   if (it == nodes_.end()) return false;
-  it->second->Deliver(std::move(frames), from);
+  it->second->DeliverFrames(std::move(frames), from);
   return true;
 }
 

@@ -75,6 +75,13 @@ class Transport {
   // kAborted once the transport is shut down.
   virtual Result<Message> Recv(Deadline deadline) = 0;
 
+  // Hands `msg` to this node's Recv as if it had arrived (a co-located node
+  // of the same process sending without a socket; see local_peers.h).
+  // kUnimplemented where a transport cannot take it, kAborted once shut down.
+  virtual Status Deliver(Message msg) {
+    (void)msg;
+    return UnimplementedError("this transport takes no local deliveries");
+  }
   // Stops the I/O thread and wakes Recv callers. Idempotent.
   virtual void Shutdown() = 0;
 

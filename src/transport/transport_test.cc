@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "transport/inproc_transport.h"
+#include "transport/local_peers.h"
 #include "transport/zmq_transport.h"
 
 namespace distopt {
@@ -134,6 +135,49 @@ TEST(ZmqTransportTest, BadMessagesAreDroppedAndTheNodeKeepsServing) {
   zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof(linger));
   zmq_close(raw);
   zmq_ctx_term(ctx);
+}
+
+}  // namespace
+}  // namespace distopt
+
+namespace distopt {
+namespace {
+
+// Two nodes of one process skip the socket: the receiver gets the sender's
+// very buffer; a node elsewhere is still reached over ZeroMQ.
+TEST(LocalPeersTest, CoLocatedNodesSkipTheSocketAndShareThePayload) {
+  Logger log(StderrSink(), "t", LogLevel::kWarning);
+  // Borrowed by the messages below: must outlive the transports' queues.
+  std::vector<float> values(1 << 18, 1.5f);
+  auto stats = std::make_shared<LocalPeerStats>();
+  auto a = WithLocalPeers(std::move(*CreateZmqTransport({}, log)), stats);
+  auto b = WithLocalPeers(std::move(*CreateZmqTransport({}, log)));
+  auto remote = std::move(*CreateZmqTransport({}, log));  // not registered: another process
+  ASSERT_TRUE(a->Connect(2, b->address()).ok());
+  ASSERT_TRUE(a->Connect(3, remote->address()).ok());
+  Message m;
+  m.type = MsgType::kPush;
+  m.sender = 1;
+  m.values = Buffer::Borrow(values.data(), values.size() * 4);
+  ASSERT_TRUE(a->Send(2, m).ok());
+  auto got = b->Recv(Deadline::After(std::chrono::seconds(5)));
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->values.data(), reinterpret_cast<const uint8_t*>(values.data()));  // no copy
+  EXPECT_EQ(got->sender, 1u);
+  EXPECT_EQ(stats->local_messages, 1u);
+  EXPECT_EQ(b->Stats().messages_received, 1u);
+
+  ASSERT_TRUE(a->Send(3, m).ok());
+  auto far = remote->Recv(Deadline::After(std::chrono::seconds(5)));
+  ASSERT_TRUE(far.ok()) << far.status().message();
+  EXPECT_NE(far->values.data(), reinterpret_cast<const uint8_t*>(values.data()));  // via socket
+  EXPECT_EQ(far->num_values(), values.size());
+  EXPECT_EQ(stats->local_messages, 1u);
+
+  // A co-located node that shut down is a dead peer: the message vanishes.
+  b->Shutdown();
+  EXPECT_TRUE(a->Send(2, m).ok());
+  EXPECT_EQ(stats->local_messages, 1u);
 }
 
 }  // namespace

@@ -118,6 +118,17 @@ class ZmqTransport : public Transport {
 
   Result<Message> Recv(Deadline deadline) override { return PopInbox(inbox_, deadline); }
 
+  Status Deliver(Message msg) override {
+    const size_t bytes = msg.ByteSize();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return AbortedError("transport is shut down");
+    }
+    counters_.CountReceived(bytes);
+    inbox_.Push(std::move(msg));
+    return Status::Ok();
+  }
+
   void Shutdown() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
