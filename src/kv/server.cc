@@ -669,12 +669,27 @@ Message KvServer::ApplyAggregation(Table& t, Aggregation& a) {
   const float scale = 1.0f / static_cast<float>(a.count);
   if (t.spec.sparse) {
     const uint32_t dim = t.spec.dim;
+    if (a.count == 1) {
+      // One push: it is the update as it came (ApplyBatch takes repeated keys).
+      for (const Message& p : a.pushes) {
+        if (p.keys.empty()) continue;
+        t.sparse->ApplyBatch(p.keys.as<uint64_t>(), p.values.as<float>().data());
+        if (replicated) {
+          update.flags = kFlagSparse;
+          update.keys = p.keys;
+          update.values = p.values;
+        }
+      }
+      return update;
+    }
     FlatMap row;
     size_t total = 0;
     for (const Message& p : a.pushes) total += p.keys.as<uint64_t>().size();
     row.Reserve(total);  // no rehash while merging (it grew 16 -> 256k slots every step)
     std::vector<uint64_t> keys;
     std::vector<float> sum;
+    keys.reserve(total);
+    sum.reserve(total * dim);
     for (const Message& p : a.pushes) {
       auto pk = p.keys.as<uint64_t>();
       const float* v = p.values.as<float>().data();
