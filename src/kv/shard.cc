@@ -11,20 +11,32 @@ DenseShard::DenseShard(const TableSpec& spec, const DenseSlice& slice, const Opt
   uint8_t* p = nullptr;
   params_ = Buffer::Allocate(size_ * sizeof(float), &p);
   writable_ = reinterpret_cast<float*>(p);
+  views_ = std::make_shared<std::atomic<int64_t>>(0);
   InitFill(spec.init, spec.id, begin_, writable_, size_);
   state_.resize(static_cast<size_t>(opt_->state_slots()) * size_);
   opt_->InitState(state_.data(), size_);
 }
 
+Buffer DenseShard::Snapshot() const {
+  views_->fetch_add(1, std::memory_order_relaxed);
+  std::shared_ptr<const void> view(writable_,
+                                   [owner = params_.owner(), views = views_](const void*) {
+                                     views->fetch_sub(1, std::memory_order_release);
+                                   });
+  return Buffer(std::move(view), writable_, size_ * sizeof(float));
+}
+
 void DenseShard::MakeWritable() {
-  // Someone (a reply on its way to a socket) still views the current
-  // buffer: write the update into a fresh one instead of under their feet.
-  if (params_.owner().use_count() > 1) {
+  // Someone (a reply on its way to a socket or a worker) still views the
+  // current buffer: write the update into a fresh one instead of under
+  // their feet.
+  if (views_->load(std::memory_order_acquire) > 0) {
     uint8_t* p = nullptr;
     Buffer fresh = Buffer::Allocate(size_ * sizeof(float), &p);
     std::memcpy(p, writable_, size_ * sizeof(float));
     params_ = std::move(fresh);
     writable_ = reinterpret_cast<float*>(p);
+    views_ = std::make_shared<std::atomic<int64_t>>(0);
   }
 }
 

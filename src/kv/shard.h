@@ -8,7 +8,9 @@
 #ifndef DISTOPT_KV_SHARD_H_
 #define DISTOPT_KV_SHARD_H_
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -29,9 +31,9 @@ class DenseShard {
   uint64_t size() const { return size_; }
   int64_t steps() const { return steps_; }
 
-  // The parameters, shared without copying (valid until the next update
-  // only in the sense that later updates go to a new buffer).
-  Buffer Snapshot() const { return params_; }
+  // The parameters, shared without copying: later updates go to a new
+  // buffer while any snapshot is alive.
+  Buffer Snapshot() const;
   const float* data() const { return writable_; }
 
   // One optimizer step with gradient `grad` (size() floats).
@@ -53,6 +55,11 @@ class DenseShard {
   const uint64_t size_;
   Buffer params_;
   float* writable_ = nullptr;
+  // Snapshots of params_ still alive. A snapshot's release (on whatever
+  // thread drops it, e.g. a socket's) is a release store the next update's
+  // acquire load pairs with: reusing the buffer then happens after every
+  // read of it (shared_ptr::use_count is a relaxed load and would not say so).
+  std::shared_ptr<std::atomic<int64_t>> views_;
   std::vector<float> state_;
   int64_t steps_ = 0;
 };

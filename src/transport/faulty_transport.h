@@ -10,6 +10,7 @@
 #ifndef DISTOPT_TRANSPORT_FAULTY_TRANSPORT_H_
 #define DISTOPT_TRANSPORT_FAULTY_TRANSPORT_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 
@@ -31,10 +32,12 @@ struct FaultOptions {
   bool kv_only = false;
 };
 
+// May be shared by the decorators of several nodes (atomics: each counts on
+// its own sending thread).
 struct FaultStats {
-  uint64_t dropped = 0;
-  uint64_t duplicated = 0;
-  uint64_t delayed = 0;
+  std::atomic<uint64_t> dropped{0};
+  std::atomic<uint64_t> duplicated{0};
+  std::atomic<uint64_t> delayed{0};
 };
 
 std::unique_ptr<Transport> WithFaults(std::unique_ptr<Transport> inner, FaultOptions options,
