@@ -22,24 +22,33 @@ std::string NodeBinary() {
   return self.substr(0, self.rfind('/')) + "/kv_scenario_node";
 }
 
+// Starts the scenario's coordinator with `args` and waits for the address it
+// listens on (empty if it did not come up in 30 s).
+std::pair<Result<Subprocess>, std::string> StartCoordinator(const std::string& dir,
+                                                            std::vector<std::string> args) {
+  const std::string addr_file = dir + "/coord.addr";
+  args.insert(args.begin(), {NodeBinary(), "coordinator", addr_file});
+  auto coord = Subprocess::Spawn(args, {.log = dir + "/coordinator.log"});
+  std::string addr;
+  Deadline d = Deadline::After(std::chrono::seconds(30));
+  while (coord.ok() && addr.empty() && !d.expired()) {
+    std::ifstream in(addr_file);
+    if (in) std::getline(in, addr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return {std::move(coord), addr};
+}
+
 class KvProcessTest : public ::testing::TestWithParam<std::pair<uint32_t, uint32_t>> {};
 
 TEST_P(KvProcessTest, BspOverZeroMqEqualsTheSingleProcessReference) {
   auto [servers, workers] = GetParam();
   char tmpl[] = "/tmp/distopt-kvproc-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl, addr_file = dir + "/coord.addr", out = dir + "/final.bin";
+  std::string dir = tmpl, out = dir + "/final.bin";
   std::string s_str = std::to_string(servers), w_str = std::to_string(workers);
-  auto coord = Subprocess::Spawn({NodeBinary(), "coordinator", addr_file, s_str, w_str},
-                                 {.log = dir + "/coordinator.log"});
+  auto [coord, addr] = StartCoordinator(dir, {s_str, w_str});
   ASSERT_TRUE(coord.ok()) << coord.status().ToString();
-  std::string addr;
-  Deadline d = Deadline::After(std::chrono::seconds(30));
-  while (addr.empty() && !d.expired()) {
-    std::ifstream in(addr_file);
-    if (in) std::getline(in, addr);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
   ASSERT_FALSE(addr.empty());
   std::vector<Subprocess> nodes;
   for (uint32_t s = 0; s < servers; ++s) {
@@ -100,18 +109,10 @@ TEST(KvReplicationProcessTest, SigkillOfAPrimaryLosesNoAcknowledgedPush) {
   constexpr int kWorkers = 3, kServers = 3, kSteps = 300;
   char tmpl[] = "/tmp/distopt-kvrepl-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl, addr_file = dir + "/coord.addr", prefix = dir + "/counts";
+  std::string dir = tmpl, prefix = dir + "/counts";
   const std::string s_str = std::to_string(kServers), w_str = std::to_string(kWorkers);
-  auto coord = Subprocess::Spawn({NodeBinary(), "coordinator", addr_file, s_str, w_str, "2"},
-                                 {.log = dir + "/coordinator.log"});
+  auto [coord, addr] = StartCoordinator(dir, {s_str, w_str, "2"});
   ASSERT_TRUE(coord.ok()) << coord.status().ToString();
-  std::string addr;
-  Deadline d = Deadline::After(std::chrono::seconds(30));
-  while (addr.empty() && !d.expired()) {
-    std::ifstream in(addr_file);
-    if (in) std::getline(in, addr);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
   ASSERT_FALSE(addr.empty());
   std::vector<Subprocess> servers, workers;
   for (int s = 0; s < kServers; ++s) {
@@ -129,7 +130,7 @@ TEST(KvReplicationProcessTest, SigkillOfAPrimaryLosesNoAcknowledgedPush) {
   }
   // Mid-run: once a worker had step 60 acknowledged, kill the server that
   // registered as rank 0 (the owner of partition 0).
-  d = Deadline::After(std::chrono::seconds(60));
+  Deadline d = Deadline::After(std::chrono::seconds(60));
   bool mid_run = false;
   while (!mid_run && !d.expired()) {
     for (int w = 0; w < kWorkers; ++w) {

@@ -929,13 +929,7 @@ void KvServer::HandleReplicate(Message&& m) {
   auto ack = [&](uint64_t seq) {
     ByteWriter w;
     w.U64(seq);
-    Message a;
-    a.type = MsgType::kReplicateAck;
-    a.sender = self_id_;
-    a.epoch = epoch_;
-    a.offset = part.id;
-    a.body = Buffer::FromVector(w.Take());
-    transport_->Send(from, std::move(a)).IgnoreError();
+    SendAbout(part, from, MsgType::kReplicateAck, w);
   };
   if (h.kind == ReplKind::kSnapshot) {
     if (part.synced && h.seq <= part.seq) return ack(part.seq);  // a re-send
@@ -958,13 +952,7 @@ void KvServer::HandleReplicate(Message&& m) {
     // The coordinator may now count this copy for a failover.
     ByteWriter w;
     w.U32(part.id);
-    Message done;
-    done.type = MsgType::kReplicaSynced;
-    done.sender = self_id_;
-    done.epoch = epoch_;
-    done.offset = part.id;
-    done.body = Buffer::FromVector(w.Take());
-    transport_->Send(kCoordinatorId, std::move(done)).IgnoreError();
+    SendAbout(part, kCoordinatorId, MsgType::kReplicaSynced, w);
     return;
   }
   if (!part.synced) return;                         // the snapshot comes first (it is re-sent)
@@ -1001,6 +989,16 @@ void KvServer::HandleReplicate(Message&& m) {
   part.seq = h.seq;
   ++stats_.replica_applied;
   ack(part.seq);
+}
+
+void KvServer::SendAbout(const Partition& part, NodeId to, MsgType type, ByteWriter& body) {
+  Message m;
+  m.type = type;
+  m.sender = self_id_;
+  m.epoch = epoch_;
+  m.offset = part.id;
+  m.body = Buffer::FromVector(body.Take());
+  transport_->Send(to, std::move(m)).IgnoreError();
 }
 
 void KvServer::HandleReplicateAck(const Message& m) {

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/logging.h"
 #include "cluster/membership.h"
 #include "kv/checkpoint.h"
@@ -194,6 +195,8 @@ class KvServer {
   uint64_t Replicate(Table& t, Message update, int64_t bsp_clock, uint32_t worker = kNoServer);
   void SendSnapshot(Partition& p);
   void ResendUnconfirmed(Partition& p);
+  // A small control message about partition `p` (its id in `offset`).
+  void SendAbout(const Partition& p, NodeId to, MsgType type, ByteWriter& body);
   void Confirm(Partition& p, uint64_t seq);
   bool Ready(const Table& t, int64_t clock) const;
   bool Ready(const Table& t, const Parked& p) const;
