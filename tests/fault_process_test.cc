@@ -10,9 +10,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <thread>
 
+#include "base/file_util.h"
 #include "base/subprocess.h"
 
 namespace distopt {
@@ -29,6 +29,12 @@ std::string Distopt() {
 std::string TempDir() {
   char tmpl[] = "/tmp/distopt-faultproc-XXXXXX";
   return mkdtemp(tmpl);
+}
+
+// A whole log or output file ("" if it cannot be read).
+std::string Slurp(const std::string& path) {
+  auto text = ReadFile(path, 64 << 20);
+  return text.ok() ? *text : std::string();
 }
 
 bool HaveFashionMnist() {
@@ -106,10 +112,7 @@ RunResult Train(const std::string& config, const std::string& run_dir,
   if (!p.ok()) return r;
   auto code = p->Wait(Deadline::After(seconds(240)));
   r.code = code.ok() ? *code : -2;
-  std::ifstream out(run_dir + ".out");
-  std::stringstream ss;
-  ss << out.rdbuf();
-  r.output = ss.str();
+  r.output = Slurp(run_dir + ".out");
   std::ifstream metrics(run_dir + "/metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
     auto j = nlohmann::json::parse(line, nullptr, false);
@@ -160,10 +163,8 @@ TEST(FaultProcessTest, RestartedWorkerRejoinsAndTheJobFinishes) {
   EXPECT_NE(r.output.find("restarting it (1 of 1)"), std::string::npos) << r.output;
   EXPECT_GT(r.accuracy, 0.8) << r.output;
   // The new incarnation joined the running job rather than starting over.
-  std::ifstream log(dir + "/restart/logs/worker-1.log");
-  std::stringstream ss;
-  ss << log.rdbuf();
-  EXPECT_NE(ss.str().find("joining the job at clock"), std::string::npos) << ss.str();
+  const std::string log = Slurp(dir + "/restart/logs/worker-1.log");
+  EXPECT_NE(log.find("joining the job at clock"), std::string::npos) << log;
 }
 
 // A server SIGKILLed without replication: the launcher restarts it, the job
@@ -182,10 +183,8 @@ TEST(FaultProcessTest, ServerKilledWithoutReplicationRollsBackToTheCheckpoint) {
   RunResult r = Train(config, dir + "/rollback", kill);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("server/1 (pid"), std::string::npos) << r.output;
-  std::ifstream log(dir + "/rollback/logs/coordinator.log");
-  std::stringstream ss;
-  ss << log.rdbuf();
-  EXPECT_NE(ss.str().find("rolling the job back to checkpoint"), std::string::npos) << ss.str();
+  const std::string log = Slurp(dir + "/rollback/logs/coordinator.log");
+  EXPECT_NE(log.find("rolling the job back to checkpoint"), std::string::npos) << log;
   EXPECT_EQ(r.accuracy, clean.accuracy);
 }
 
@@ -205,10 +204,7 @@ TEST(FaultProcessTest, ServerKilledWithReplicationFailsOverWithoutLosingAnUpdate
                            "faults.kill_after_messages=1500", "--set", "cluster.max_restarts=1"});
   RunResult r = Train(config, dir + "/failover", kill);
   ASSERT_EQ(r.code, 0) << r.output;
-  std::ifstream log(dir + "/failover/logs/coordinator.log");
-  std::stringstream ss;
-  ss << log.rdbuf();
-  const std::string c = ss.str();
+  const std::string c = Slurp(dir + "/failover/logs/coordinator.log");
   EXPECT_NE(c.find("partition 0 fails over from server/0 to its backup server/1"),
             std::string::npos)
       << c;
@@ -310,12 +306,9 @@ TEST(FaultProcessTest, AWorkerThatNeverArrivesIsNamedAndNothingIsLeftBehind) {
   auto code = coord->Wait(Deadline::After(seconds(60)));
   ASSERT_TRUE(code.ok()) << "the coordinator did not give up";
   EXPECT_NE(*code, 0);
-  std::ifstream log(dir + "/coordinator.log");
-  std::stringstream ss;
-  ss << log.rdbuf();
-  EXPECT_NE(ss.str().find("waiting for worker rank 1 to register at"), std::string::npos)
-      << ss.str();
-  EXPECT_NE(ss.str().find("never registered: worker rank 1"), std::string::npos) << ss.str();
+  const std::string log = Slurp(dir + "/coordinator.log");
+  EXPECT_NE(log.find("waiting for worker rank 1 to register at"), std::string::npos) << log;
+  EXPECT_NE(log.find("never registered: worker rank 1"), std::string::npos) << log;
   for (auto& n : nodes) {
     auto c2 = n.Wait(Deadline::After(seconds(30)));
     ASSERT_TRUE(c2.ok()) << "a node outlived the failed job (pid " << n.pid() << ")";

@@ -8,9 +8,9 @@
 
 #include <cmath>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "base/file_util.h"
 #include "base/subprocess.h"
 #include "scenario.h"
 
@@ -86,10 +86,8 @@ TEST_P(KvProcessTest, BspOverZeroMqEqualsTheSingleProcessReference) {
 }
 
 std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto text = ReadFile(path, 64 << 20);
+  return text.ok() ? *text : std::string();  // not written yet
 }
 
 std::vector<int64_t> ReadCounts(const std::string& path) {

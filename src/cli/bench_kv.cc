@@ -97,25 +97,30 @@ Status WriteResult(const std::string& path, double seconds_elapsed) {
 
 // ---- parameter-server roles ----
 
+NodeOptions BenchNodeOptions(const Flags& f, int64_t rank) {
+  NodeOptions n;
+  n.coordinator_address = f.Get("coordinator");
+  n.rank = static_cast<int32_t>(rank);
+  return n;
+}
+
+std::unique_ptr<ServerNode> MakeBenchServer(const Flags& f, const Case& c, int64_t rank,
+                                            std::unique_ptr<Transport> t, const Logger& log) {
+  KvServerOptions kv;
+  kv.tables = BenchTables(c);
+  return std::make_unique<ServerNode>(BenchNodeOptions(f, rank), kv, std::move(t), log);
+}
+
 Status BenchServer(const Flags& f, const Case& c) {
   ASSIGN_OR_RETURN(int64_t rank, f.GetInt("rank", -1));
   Logger log = Logger::Stderr("server/" + std::to_string(rank), LogLevel::kWarning);
   ASSIGN_OR_RETURN(auto t, CreateZmqTransport({}, log));
-  NodeOptions n;
-  n.coordinator_address = f.Get("coordinator");
-  n.rank = static_cast<int32_t>(rank);
-  KvServerOptions kv;
-  kv.tables = BenchTables(c);
-  ServerNode node(n, kv, std::move(t), log);
-  return node.Run();
+  return MakeBenchServer(f, c, rank, std::move(t), log)->Run();
 }
 
 Status BenchWorker(const Flags& f, const Case& c, std::unique_ptr<Transport> t, int64_t rank,
                    const Logger& log) {
-  NodeOptions n;
-  n.coordinator_address = f.Get("coordinator");
-  n.rank = static_cast<int32_t>(rank);
-  WorkerNode node(n, BenchTables(c), {}, std::move(t), log);
+  WorkerNode node(BenchNodeOptions(f, rank), BenchTables(c), {}, std::move(t), log);
   RETURN_IF_ERROR(node.Start(Deadline::After(seconds(60))));
   KvClient& kv = node.kv();
   Deadline step_deadline = Deadline::After(seconds(600));
@@ -168,15 +173,10 @@ Status BenchColocated(const Flags& f, const Case& c) {
   Logger wlog = Logger::Stderr("worker/" + std::to_string(rank), LogLevel::kWarning);
   ASSIGN_OR_RETURN(auto st, CreateZmqTransport({}, slog));
   ASSIGN_OR_RETURN(auto wt, CreateZmqTransport({}, wlog));
-  NodeOptions n;
-  n.coordinator_address = f.Get("coordinator");
-  n.rank = static_cast<int32_t>(rank);
-  KvServerOptions kv;
-  kv.tables = BenchTables(c);
-  ServerNode server(n, kv, WithLocalPeers(std::move(st)), slog);
-  auto served = std::async(std::launch::async, [&] { return server.Run(); });
+  auto server = MakeBenchServer(f, c, rank, WithLocalPeers(std::move(st)), slog);
+  auto served = std::async(std::launch::async, [&] { return server->Run(); });
   Status w = BenchWorker(f, c, WithLocalPeers(std::move(wt)), rank, wlog);
-  if (!w.ok()) server.Kill();
+  if (!w.ok()) server->Kill();
   Status s = served.get();
   RETURN_IF_ERROR(w);
   return s;

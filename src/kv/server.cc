@@ -490,9 +490,11 @@ Status KvServer::CheckPayload(const Table& t, const Message& m, bool has_values)
     }
     return Status::Ok();
   }
-  if (!t.dense || m.offset != t.dense->begin()) {
-    return InvalidArgumentError(where + "this server holds no slice starting at " +
-                                std::to_string(m.offset));
+  // Where the slice starts was checked when the partition was found
+  // (FindTable); a replicated update names its partition instead.
+  if (!t.dense) {
+    return InvalidArgumentError(where + "partition " + std::to_string(t.partition) +
+                                " holds no slice of it");
   }
   if (m.num_keys() != 0) return InvalidArgumentError(where + "keys sent to a dense table");
   uint64_t want = has_values ? t.dense->size() : 0;
@@ -610,7 +612,7 @@ uint64_t KvServer::Accept(Table& t, uint32_t rank, const Message& m) {
       ++stats_.duplicate_pushes;
       return Replicated(t) ? part.seq : 0;
     }
-    ApplyNow(t, rank, m);
+    ApplyNow(t, m);
     t.worker_clock[rank] = m.clock + 1;
     const uint64_t seq = Replicate(t, m, -1, rank);
     MaybeCheckpoint();
@@ -653,7 +655,7 @@ void KvServer::TryApplyBsp(Table& t) {
     t.pending.erase(it);
     ++t.applied_clock;
     update.clock = t.applied_clock - 1;
-    if (Replicate(t, std::move(update), t.applied_clock) == 0) t.confirmed_clock = t.applied_clock;
+    if (Replicate(t, update, t.applied_clock) == 0) t.confirmed_clock = t.applied_clock;
     // Before any pull sees the new clock: the checkpoint holds exactly it.
     MaybeCheckpoint();
     ServeParked(t);
@@ -715,13 +717,16 @@ Message KvServer::ApplyAggregation(Table& t, Aggregation& a) {
     }
     return update;
   }
-  std::vector<const Buffer*> in;
+  std::vector<const Message*> in;  // the pushes with values, in rank order
+  std::vector<const float*> grads;
   for (const Message& p : a.pushes) {
-    if (!p.values.empty()) in.push_back(&p.values);
+    if (p.values.empty()) continue;
+    in.push_back(&p);
+    grads.push_back(p.values.as<float>().data());
   }
   if (in.size() == 1) {
-    t.dense->Apply(in[0]->as<float>().data());  // one worker: its push is the update, no copy
-    if (replicated) update.values = *in[0];
+    t.dense->Apply(grads[0]);  // one worker: its push is the update, no copy
+    if (replicated) update.values = in[0]->values;
     return update;
   }
   const size_t n = t.dense->size();
@@ -735,14 +740,12 @@ Message KvServer::ApplyAggregation(Table& t, Aggregation& a) {
     t.scratch.resize(n);
     out = t.scratch.data();
   }
-  std::vector<const float*> ptrs;
-  for (const Buffer* b : in) ptrs.push_back(b->as<float>().data());
-  SumScaled(ptrs, n, scale, out);  // in rank order: bit-reproducible
+  SumScaled(grads, n, scale, out);  // in rank order: bit-reproducible
   t.dense->Apply(out);
   return update;
 }
 
-void KvServer::ApplyNow(Table& t, uint32_t /*rank*/, const Message& m) {
+void KvServer::ApplyNow(Table& t, const Message& m) {
   ++stats_.updates;
   if (t.spec.sparse) {
     auto keys = m.keys.as<uint64_t>();
@@ -809,7 +812,7 @@ bool KvServer::Replicated(const Table& t) const {
   return parts_[t.partition].backup_node != kUnassignedId;
 }
 
-uint64_t KvServer::Replicate(Table& t, Message update, int64_t bsp_clock, uint32_t worker) {
+uint64_t KvServer::Replicate(Table& t, const Message& update, int64_t bsp_clock, uint32_t worker) {
   Partition& part = parts_[t.partition];
   const uint64_t seq = ++part.seq;
   if (part.backup_node == kUnassignedId) {
@@ -822,19 +825,22 @@ uint64_t KvServer::Replicate(Table& t, Message update, int64_t bsp_clock, uint32
   h.worker = worker;
   ByteWriter w;
   WriteReplHeader(w, h);
-  update.type = MsgType::kReplicate;
-  update.sender = self_id_;
-  update.epoch = epoch_;
-  update.request_id = seq;
-  update.table = t.spec.id;
-  update.offset = part.id;
-  update.flags &= kFlagSparse;
-  update.body = Buffer::FromVector(w.Take());
-  Message copy = update;  // shares the payload
-  part.unconfirmed.push_back({seq, std::move(update), bsp_clock});
+  Message m;  // the update's payload buffers are shared, not copied
+  m.type = MsgType::kReplicate;
+  m.flags = update.flags & kFlagSparse;
+  m.sender = self_id_;
+  m.epoch = epoch_;
+  m.request_id = seq;
+  m.clock = update.clock;
+  m.table = t.spec.id;
+  m.offset = part.id;
+  m.body = Buffer::FromVector(w.Take());
+  m.keys = update.keys;
+  m.values = update.values;
+  part.unconfirmed.push_back({seq, m, bsp_clock});
   part.last_send = std::chrono::steady_clock::now();
   ++stats_.replicated;
-  transport_->Send(part.backup_node, std::move(copy)).IgnoreError();
+  transport_->Send(part.backup_node, std::move(m)).IgnoreError();
   return seq;
 }
 
@@ -963,24 +969,8 @@ void KvServer::HandleReplicate(Message&& m) {
   if (!bsp && h.worker >= t.worker_clock.size()) {
     return Reject(from, m, InvalidArgumentError("replicated update of unknown worker"));
   }
-  Status s = t.spec.sparse == ((m.flags & kFlagSparse) != 0)
-                 ? Status::Ok()
-                 : InvalidArgumentError("replicated update with the wrong kind of payload");
-  if (s.ok() && t.spec.sparse) {
-    if (m.num_values() != m.num_keys() * t.spec.dim) {
-      s = InvalidArgumentError("replicated sparse update with " + std::to_string(m.num_values()) +
-                               " values for " + std::to_string(m.num_keys()) + " keys");
-    }
-    for (uint64_t k : m.keys.as<uint64_t>()) {
-      if (s.ok() && layout_.SparsePartition(k) != part.id) {
-        s = InvalidArgumentError("replicated key outside its partition");
-      }
-    }
-  } else if (s.ok() && (!t.dense || m.num_values() != t.dense->size())) {
-    s = InvalidArgumentError("replicated dense update of the wrong size");
-  }
-  if (!s.ok()) return Reject(from, m, s);
-  ApplyNow(t, h.worker, m);
+  if (Status s = CheckPayload(t, m, true); !s.ok()) return Reject(from, m, s);
+  ApplyNow(t, m);
   if (bsp) {
     t.applied_clock = t.confirmed_clock = m.clock + 1;
   } else {

@@ -189,10 +189,11 @@ class KvServer {
   // Applies the mean; returns it as an update for the backup (payload only
   // if the partition has one).
   Message ApplyAggregation(Table& t, Aggregation& a);
-  void ApplyNow(Table& t, uint32_t rank, const Message& m);
+  void ApplyNow(Table& t, const Message& m);
   // Sends an applied update to the partition's backup; returns its sequence
   // number (0: there is no backup, nothing to wait for).
-  uint64_t Replicate(Table& t, Message update, int64_t bsp_clock, uint32_t worker = kNoServer);
+  uint64_t Replicate(Table& t, const Message& update, int64_t bsp_clock,
+                     uint32_t worker = kNoServer);
   void SendSnapshot(Partition& p);
   void ResendUnconfirmed(Partition& p);
   // A small control message about partition `p` (its id in `offset`).

@@ -13,15 +13,19 @@
 #ifndef DISTOPT_TRANSPORT_LOCAL_PEERS_H_
 #define DISTOPT_TRANSPORT_LOCAL_PEERS_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 
 #include "transport/transport.h"
 
 namespace distopt {
 
+// May be shared by several nodes' decorators (atomics: each counts on its
+// own sending thread).
 struct LocalPeerStats {
-  uint64_t local_messages = 0;  // sent to a co-located node without a socket
-  uint64_t local_bytes = 0;
+  std::atomic<uint64_t> local_messages{0};  // sent to a co-located node without a socket
+  std::atomic<uint64_t> local_bytes{0};
 };
 
 std::unique_ptr<Transport> WithLocalPeers(std::unique_ptr<Transport> inner,
