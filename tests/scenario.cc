@@ -3,6 +3,8 @@
 #include <cmath>
 #include <random>
 
+#include "kv/testing/counting.h"
+
 namespace distopt::scenario {
 
 void Grads(uint32_t w, int k, const float* p, float* g, uint64_t n) {
@@ -44,17 +46,7 @@ std::vector<double> Reference(uint32_t workers) {
   return std::vector<double>(p.begin(), p.end());
 }
 
-std::vector<TableSpec> CounterTables() {
-  std::vector<TableSpec> t(2);
-  t[0] = {.id = 0, .name = "count", .sparse = false, .size = kCounterDense};
-  t[1] = {.id = 1, .name = "rows", .sparse = true, .dim = kCounterDim};
-  for (auto& spec : t) {
-    spec.init = {InitKind::kZeros, 0.0f, 1};
-    spec.optimizer.kind = "sgd";
-    spec.optimizer.lr = 1.0f;
-  }
-  return t;
-}
+std::vector<TableSpec> CounterTables() { return CountingTables(kCounterDense, kCounterDim); }
 
 std::vector<uint64_t> CounterKeys(uint32_t w, int k) {
   std::mt19937_64 rng(static_cast<uint64_t>(k) * 1000003 + w);

@@ -55,3 +55,13 @@ def setup_env(port):
 
 def emit(obj):
     print(json.dumps(obj), flush=True)
+
+
+def run_world(fn, args, world):
+    """Runs fn(rank, args, queue) in `world` spawned processes rendezvousing on a
+    free local port; returns what rank 0 put on the queue."""
+    import torch.multiprocessing as mp
+    setup_env(free_port())
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(fn, args=(args, queue), nprocs=world, join=True)
+    return queue.get()

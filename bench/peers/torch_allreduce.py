@@ -11,7 +11,6 @@ import time
 import common  # sets the thread environment before torch is imported
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 
 def run(rank, args, queue):
@@ -62,10 +61,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per size (default 2)")
     args = p.parse_args()
     args.floats = [int(s) for s in args.floats.split(",") if s]
-    common.setup_env(common.free_port())
-    queue = mp.get_context("spawn").SimpleQueue()
-    mp.spawn(run, args=(args, queue), nprocs=args.world, join=True)
-    common.emit(queue.get())
+    common.emit(common.run_world(run, args, args.world))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import common  # sets the thread environment before torch is imported
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
@@ -165,10 +164,7 @@ def main():
     if args.mode == "single":
         common.emit(run(0, args))
     else:
-        common.setup_env(common.free_port())
-        queue = mp.get_context("spawn").SimpleQueue()
-        mp.spawn(spawned, args=(args, queue), nprocs=args.world, join=True)
-        common.emit(queue.get())
+        common.emit(common.run_world(spawned, args, args.world))
 
 
 if __name__ == "__main__":

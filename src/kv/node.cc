@@ -162,8 +162,7 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
     if (replication > 1) {
       // A partition without a backup gets one on the live server that
       // holds the fewest copies (a restarted server, typically).
-      std::map<uint32_t, int> load;
-      for (uint32_t r : up) load[r] = 0;
+      std::map<uint32_t, int> load;  // live ranks (restarted ones included)
       for (uint32_t r = 0; r < servers; ++r) {
         if (v.FindRank(Role::kServer, r) != nullptr) load.emplace(r, 0);
       }

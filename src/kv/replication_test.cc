@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "kv/testing/counting.h"
 #include "kv/testing/in_proc_cluster.h"
 #include "transport/faulty_transport.h"
 
@@ -23,17 +24,7 @@ constexpr uint32_t kDim = 4;
 constexpr uint64_t kKeySpace = 2000;
 constexpr int kKeysPerPush = 300;
 
-std::vector<TableSpec> Tables() {
-  std::vector<TableSpec> t(2);
-  t[0] = {.id = 0, .name = "dense", .sparse = false, .size = kDense};
-  t[1] = {.id = 1, .name = "rows", .sparse = true, .dim = kDim};
-  for (auto& s : t) {
-    s.init = {InitKind::kZeros, 0.0f, 1};
-    s.optimizer.kind = "sgd";
-    s.optimizer.lr = 1.0f;
-  }
-  return t;
-}
+std::vector<TableSpec> Tables() { return CountingTables(kDense, kDim); }
 
 // The sparse keys of step k: the same for every worker under BSP (so the
 // mean of the pushes is -1 per key), per worker under ASP.
