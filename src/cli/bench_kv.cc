@@ -1,9 +1,13 @@
-#include "cli/bench_kv.h"
-
+// `distopt bench kv`: push+pull throughput of the parameter server measured
+// with separate processes over ZeroMQ tcp on loopback, side by side with a
+// raw ZeroMQ round trip of the same bytes between the same processes (the
+// ceiling), in one run. `bench-node` is the hidden subcommand the benchmark
+// starts its processes with. Both run on the calling thread.
 #include <unistd.h>
 #include <zmq.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <future>
@@ -14,7 +18,7 @@
 #include <thread>
 
 #include "base/subprocess.h"
-#include "cli/flags.h"
+#include "cli/commands.h"
 #include "kv/node.h"
 #include "transport/local_peers.h"
 #include "transport/zmq_transport.h"
@@ -26,6 +30,32 @@ using Json = nlohmann::json;
 using std::chrono::seconds;
 
 constexpr int kWarmup = 3;
+
+// "16MiB", "1M", "4096" -> bytes.
+Result<uint64_t> ParseBytes(const std::string& text) {
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || p == text.data()) {
+    return InvalidArgumentError("'" + text + "' is not a size (examples: 4096, 1MiB, 16MiB, 2GiB)");
+  }
+  const std::string unit(p, text.data() + text.size());
+  static const std::pair<const char*, uint64_t> kUnits[] = {{"", 1},
+                                                            {"B", 1},
+                                                            {"K", 1ull << 10},
+                                                            {"k", 1ull << 10},
+                                                            {"KiB", 1ull << 10},
+                                                            {"M", 1ull << 20},
+                                                            {"MiB", 1ull << 20},
+                                                            {"G", 1ull << 30},
+                                                            {"GiB", 1ull << 30},
+                                                            {"KB", 1000},
+                                                            {"MB", 1000000},
+                                                            {"GB", 1000000000}};
+  for (const auto& [name, mult] : kUnits) {
+    if (unit == name) return n * mult;
+  }
+  return InvalidArgumentError("unknown size unit '" + unit + "' in '" + text + "'");
+}
 
 // One benchmark case as the processes see it.
 struct Case {
@@ -55,27 +85,16 @@ struct Case {
   }
 };
 
-const std::set<std::string> kNodeFlags = {"role", "coordinator", "rank",      "kind",    "floats",
-                                          "keys", "dim",         "servers",   "workers", "reps",
-                                          "out",  "peers",       "addr-file", "colocate"};
-
-Result<Case> CaseFromFlags(const Flags& f) {
+// The options of one benchmark process (the hidden `bench-node` subcommand).
+struct BenchNodeArgs {
+  std::string role;
+  std::string coordinator;
+  int64_t rank = -1;
+  std::string out;
+  std::string peers;
+  std::string addr_file;
   Case c;
-  c.kind = f.Get("kind", "dense");
-  ASSIGN_OR_RETURN(int64_t floats, f.GetInt("floats", 0));
-  ASSIGN_OR_RETURN(int64_t keys, f.GetInt("keys", 100000));
-  ASSIGN_OR_RETURN(int64_t dim, f.GetInt("dim", 16));
-  ASSIGN_OR_RETURN(int64_t servers, f.GetInt("servers", 1));
-  ASSIGN_OR_RETURN(int64_t workers, f.GetInt("workers", 1));
-  ASSIGN_OR_RETURN(c.reps, f.GetInt("reps", 20));
-  c.colocate = f.Get("colocate", "0") == "1";
-  c.floats = floats;
-  c.keys = keys;
-  c.dim = static_cast<uint32_t>(dim);
-  c.servers = static_cast<uint32_t>(servers);
-  c.workers = static_cast<uint32_t>(workers);
-  return c;
-}
+};
 
 std::vector<TableSpec> BenchTables(const Case& c) {
   TableSpec t;
@@ -97,29 +116,29 @@ Status WriteResult(const std::string& path, double seconds_elapsed) {
 
 // ---- parameter-server roles ----
 
-NodeOptions BenchNodeOptions(const Flags& f, int64_t rank) {
+NodeOptions BenchNodeOptions(const BenchNodeArgs& f, int64_t rank) {
   NodeOptions n;
-  n.coordinator_address = f.Get("coordinator");
+  n.coordinator_address = f.coordinator;
   n.rank = static_cast<int32_t>(rank);
   return n;
 }
 
-std::unique_ptr<ServerNode> MakeBenchServer(const Flags& f, const Case& c, int64_t rank,
+std::unique_ptr<ServerNode> MakeBenchServer(const BenchNodeArgs& f, const Case& c, int64_t rank,
                                             std::unique_ptr<Transport> t, const Logger& log) {
   KvServerOptions kv;
   kv.tables = BenchTables(c);
   return std::make_unique<ServerNode>(BenchNodeOptions(f, rank), kv, std::move(t), log);
 }
 
-Status BenchServer(const Flags& f, const Case& c) {
-  ASSIGN_OR_RETURN(int64_t rank, f.GetInt("rank", -1));
+Status BenchServer(const BenchNodeArgs& f, const Case& c) {
+  const int64_t rank = f.rank;
   Logger log = Logger::Stderr("server/" + std::to_string(rank), LogLevel::kWarning);
   ASSIGN_OR_RETURN(auto t, CreateZmqTransport({}, log));
   return MakeBenchServer(f, c, rank, std::move(t), log)->Run();
 }
 
-Status BenchWorker(const Flags& f, const Case& c, std::unique_ptr<Transport> t, int64_t rank,
-                   const Logger& log) {
+Status BenchWorker(const BenchNodeArgs& f, const Case& c, std::unique_ptr<Transport> t,
+                   int64_t rank, const Logger& log) {
   WorkerNode node(BenchNodeOptions(f, rank), BenchTables(c), {}, std::move(t), log);
   RETURN_IF_ERROR(node.Start(Deadline::After(seconds(60))));
   KvClient& kv = node.kv();
@@ -154,12 +173,12 @@ Status BenchWorker(const Flags& f, const Case& c, std::unique_ptr<Transport> t, 
       if (k >= kWarmup) elapsed += ToSeconds(std::chrono::steady_clock::now() - start);
     }
   }
-  RETURN_IF_ERROR(WriteResult(f.Get("out"), elapsed));
+  RETURN_IF_ERROR(WriteResult(f.out, elapsed));
   return node.Finish();
 }
 
-Status BenchWorker(const Flags& f, const Case& c) {
-  ASSIGN_OR_RETURN(int64_t rank, f.GetInt("rank", -1));
+Status BenchWorker(const BenchNodeArgs& f, const Case& c) {
+  const int64_t rank = f.rank;
   Logger log = Logger::Stderr("worker/" + std::to_string(rank), LogLevel::kWarning);
   ASSIGN_OR_RETURN(auto t, CreateZmqTransport({}, log));
   return BenchWorker(f, c, std::move(t), rank, log);
@@ -167,8 +186,8 @@ Status BenchWorker(const Flags& f, const Case& c) {
 
 // A worker and the server of the same rank in one process; they reach each
 // other without a socket (WithLocalPeers), everyone else over ZeroMQ.
-Status BenchColocated(const Flags& f, const Case& c) {
-  ASSIGN_OR_RETURN(int64_t rank, f.GetInt("rank", -1));
+Status BenchColocated(const BenchNodeArgs& f, const Case& c) {
+  const int64_t rank = f.rank;
   Logger slog = Logger::Stderr("server/" + std::to_string(rank), LogLevel::kWarning);
   Logger wlog = Logger::Stderr("worker/" + std::to_string(rank), LogLevel::kWarning);
   ASSIGN_OR_RETURN(auto st, CreateZmqTransport({}, slog));
@@ -186,7 +205,7 @@ Status BenchColocated(const Flags& f, const Case& c) {
 
 // Echo: answers each request with its last frame (the values), sent back
 // zero-copy from the received message.
-Status BenchEcho(const Flags& f) {
+Status BenchEcho(const BenchNodeArgs& f) {
   void* ctx = zmq_ctx_new();
   void* router = zmq_socket(ctx, ZMQ_ROUTER);
   if (zmq_bind(router, "tcp://127.0.0.1:0") != 0) return UnavailableError("echo: bind failed");
@@ -194,10 +213,10 @@ Status BenchEcho(const Flags& f) {
   size_t len = sizeof(ep);
   zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &len);
   {
-    std::ofstream out(f.Get("addr-file") + ".tmp");
+    std::ofstream out(f.addr_file + ".tmp");
     out << ep;
   }
-  std::rename((f.Get("addr-file") + ".tmp").c_str(), f.Get("addr-file").c_str());
+  std::rename((f.addr_file + ".tmp").c_str(), f.addr_file.c_str());
   while (true) {
     std::vector<zmq_msg_t> frames;
     // A zmq_msg_t must not move once initialized (received messages may
@@ -222,9 +241,9 @@ Status BenchEcho(const Flags& f) {
   return Status::Ok();
 }
 
-Status BenchRawClient(const Flags& f, const Case& c) {
+Status BenchRawClient(const BenchNodeArgs& f, const Case& c) {
   std::vector<std::string> peers;
-  std::stringstream ss(f.Get("peers"));
+  std::stringstream ss(f.peers);
   for (std::string p; std::getline(ss, p, ',');) peers.push_back(p);
   void* ctx = zmq_ctx_new();
   std::vector<void*> socks;
@@ -276,7 +295,7 @@ Status BenchRawClient(const Flags& f, const Case& c) {
     zmq_close(s);
   }
   zmq_ctx_term(ctx);
-  return WriteResult(f.Get("out"), elapsed);
+  return WriteResult(f.out, elapsed);
 }
 
 Status StopEcho(const std::string& addr) {
@@ -419,47 +438,46 @@ std::string CaseName(const Case& c) {
          (c.colocate ? "-colo" : "");
 }
 
-}  // namespace
-
-Status RunBenchNode(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, kNodeFlags));
-  std::string role = f.Get("role");
-  if (role == "echo") return BenchEcho(f);
-  ASSIGN_OR_RETURN(Case c, CaseFromFlags(f));
-  if (role == "server") return BenchServer(f, c);
-  if (role == "worker") return BenchWorker(f, c);
-  if (role == "colocated") return BenchColocated(f, c);
-  if (role == "raw-client") return BenchRawClient(f, c);
-  return InvalidArgumentError("bench-node: unknown --role '" + role + "'");
+Status RunBenchNode(const BenchNodeArgs& f) {
+  if (f.role == "echo") return BenchEcho(f);
+  if (f.role == "server") return BenchServer(f, f.c);
+  if (f.role == "worker") return BenchWorker(f, f.c);
+  if (f.role == "colocated") return BenchColocated(f, f.c);
+  return BenchRawClient(f, f.c);
 }
 
-Status RunKvBench(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args,
-                                         {"size", "servers", "workers", "reps", "json",
-                                          "sparse-keys", "sparse-dim"},
-                                         {"no-sparse", "no-dense", "colocate"}));
+struct KvBenchArgs {
+  std::vector<std::string> sizes;
+  std::vector<int64_t> servers = {1, 2};
+  std::vector<int64_t> workers = {1, 2, 4};
+  int64_t reps = 0;
+  std::string json;
+  int64_t sparse_keys = 100000;
+  int64_t sparse_dim = 16;
+  bool no_sparse = false;
+  bool no_dense = false;
+  bool colocate = false;
+};
+
+Status RunKvBench(const KvBenchArgs& f) {
   std::vector<uint64_t> sizes;
-  if (f.Has("size")) {
-    for (const auto& s : f.GetAll("size")) {
-      ASSIGN_OR_RETURN(uint64_t b, ParseBytes(s));
-      sizes.push_back(b);
-    }
-  } else {
-    sizes = {1ull << 20, 16ull << 20};
+  for (const auto& s : f.sizes) {
+    auto b = ParseBytes(s);
+    if (!b.ok()) return b.status().WithContext("--size");
+    sizes.push_back(*b);
   }
-  ASSIGN_OR_RETURN(auto servers, f.GetIntList("servers", {1, 2}));
-  ASSIGN_OR_RETURN(auto workers, f.GetIntList("workers", {1, 2, 4}));
-  ASSIGN_OR_RETURN(int64_t reps, f.GetInt("reps", 0));
-  ASSIGN_OR_RETURN(int64_t sparse_keys, f.GetInt("sparse-keys", 100000));
-  ASSIGN_OR_RETURN(int64_t sparse_dim, f.GetInt("sparse-dim", 16));
+  if (sizes.empty()) sizes = {1ull << 20, 16ull << 20};
+  std::vector<int64_t> servers = f.servers;
+  const std::vector<int64_t>& workers = f.workers;
+  const int64_t reps = f.reps, sparse_keys = f.sparse_keys, sparse_dim = f.sparse_dim;
+  const bool colocate = f.colocate;
   std::vector<Case> cases;
-  const bool colocate = f.Has("colocate");
   if (colocate) servers = {0};  // one per worker, in the workers' processes
   for (int64_t s : servers) {
     for (int64_t w : workers) {
       if (colocate) s = w;
       if (s < 1 || w < 1) return InvalidArgumentError("--servers and --workers must be >= 1");
-      if (!f.Has("no-dense")) {
+      if (!f.no_dense) {
         for (uint64_t b : sizes) {
           Case c;
           c.kind = "dense";
@@ -471,7 +489,7 @@ Status RunKvBench(const std::vector<std::string>& args) {
           cases.push_back(c);
         }
       }
-      if (!f.Has("no-sparse")) {
+      if (!f.no_sparse) {
         Case c;
         c.kind = "sparse";
         c.keys = sparse_keys;
@@ -527,17 +545,68 @@ Status RunKvBench(const std::vector<std::string>& args) {
     std::fflush(stdout);
     results.push_back(j);
   }
-  if (f.Has("json")) {
-    std::ofstream out(f.Get("json"));
+  if (!f.json.empty()) {
+    std::ofstream out(f.json);
     out << Json{{"benchmark", "kv"},
                 {"cores", std::thread::hardware_concurrency()},
                 {"cases", results}}
                .dump(2)
         << "\n";
-    if (!out) return UnavailableError("cannot write " + f.Get("json"));
-    std::printf("\nwrote %s\n", f.Get("json").c_str());
+    if (!out) return UnavailableError("cannot write " + f.json);
+    std::printf("\nwrote %s\n", f.json.c_str());
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+void AddBenchCommands(CLI::App& app, Action* action) {
+  CLI::App* bench = app.add_subcommand("bench", "Benchmarks of this build");
+  bench->require_subcommand(1);
+  auto kv = std::make_shared<KvBenchArgs>();
+  CLI::App* c = bench->add_subcommand(
+      "kv", "Push+pull throughput over ZeroMQ tcp on loopback, beside a raw ZeroMQ round trip");
+  c->add_option("--size", kv->sizes, "dense payload per worker (repeatable; default 1MiB, 16MiB)")
+      ->allow_extra_args(false);
+  c->add_option("--servers", kv->servers, "server counts, e.g. 1,2")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64));
+  c->add_option("--workers", kv->workers, "worker counts, e.g. 1,2,4")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64));
+  c->add_option("--reps", kv->reps, "timed steps per case (default by size)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--json", kv->json, "write the results here");
+  c->add_option("--sparse-keys", kv->sparse_keys, "keys per sparse push")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--sparse-dim", kv->sparse_dim, "sparse row width")->check(CLI::Range(1, 65536));
+  c->add_flag("--no-sparse", kv->no_sparse, "skip the sparse cases");
+  c->add_flag("--no-dense", kv->no_dense, "skip the dense cases");
+  c->add_flag("--colocate", kv->colocate, "one server in each worker's process");
+  c->callback([kv, action] { *action = [kv] { return RunKvBench(*kv); }; });
+
+  // The processes the benchmark starts (not for users: hidden from --help).
+  auto node = std::make_shared<BenchNodeArgs>();
+  CLI::App* n = app.add_subcommand("bench-node", "one process of `distopt bench kv`");
+  n->group("");
+  n->add_option("--role", node->role)
+      ->required()
+      ->check(CLI::IsMember({"server", "worker", "colocated", "echo", "raw-client"}));
+  n->add_option("--coordinator", node->coordinator);
+  n->add_option("--rank", node->rank);
+  n->add_option("--out", node->out);
+  n->add_option("--peers", node->peers);
+  n->add_option("--addr-file", node->addr_file);
+  Case& k = node->c;
+  n->add_option("--kind", k.kind)->check(CLI::IsMember({"dense", "sparse"}));
+  n->add_option("--floats", k.floats);
+  n->add_option("--keys", k.keys);
+  n->add_option("--dim", k.dim);
+  n->add_option("--servers", k.servers);
+  n->add_option("--workers", k.workers);
+  n->add_option("--reps", k.reps);
+  n->add_option("--colocate", k.colocate);
+  n->callback([node, action] { *action = [node] { return RunBenchNode(*node); }; });
 }
 
 }  // namespace distopt

@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -12,13 +13,15 @@
 #include "base/file_util.h"
 #include "base/subprocess.h"
 #include "cli/config.h"
-#include "cli/flags.h"
 #include "cli/job.h"
-#include "cli/launcher.h"
+#include "cli/placement.h"
+#include "cluster/role_policy.h"
 #include "kv/node.h"
 #include "train/model_file.h"
 #include "train/trainer.h"
+#include "transport/curve_keys.h"
 #include "transport/faulty_transport.h"
+#include "transport/net_address.h"
 #include "transport/zmq_transport.h"
 
 namespace distopt {
@@ -26,27 +29,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// The CLI is the one place that reads the environment: a scheduler (Slurm,
-// Kubernetes, mpirun) can pass a node's role, rank and coordinator this way.
-std::string FlagOrEnv(const Flags& f, const std::string& flag, const char* env) {
-  if (f.Has(flag)) return f.Get(flag);
-  const char* v = std::getenv(env);
-  return v == nullptr ? "" : v;
-}
-
-std::string TcpAddress(const std::string& host_port) {
-  if (host_port.find("://") != std::string::npos) return host_port;
-  return "tcp://" + host_port;
-}
-
-Result<JobConfig> LoadFromFlags(const Flags& f) {
-  if (f.positional().empty()) return InvalidArgumentError("missing the CONFIG file argument");
-  std::vector<std::string> overrides = f.GetAll("set");
-  if (f.Has("workers")) overrides.push_back("cluster.workers=" + f.Get("workers"));
-  if (f.Has("servers")) overrides.push_back("cluster.servers=" + f.Get("servers"));
-  return LoadConfig(f.positional().back(), overrides);
-}
 
 NodeOptions NodeOpts(const JobConfig& cfg, const std::string& coordinator, int32_t rank) {
   NodeOptions n;
@@ -62,8 +44,10 @@ NodeOptions NodeOpts(const JobConfig& cfg, const std::string& coordinator, int32
 
 // Wraps the node's transport with the config's fault injection when it
 // names this node.
-std::unique_ptr<Transport> MaybeFaulty(const JobConfig& cfg, Role role, int32_t rank,
+std::unique_ptr<Transport> MaybeFaulty(const JobConfig& cfg, const Placement& p,
                                        std::unique_ptr<Transport> t, const Logger& log) {
+  const Role role = p.role;
+  const int32_t rank = p.rank;
   const FaultConfig& f = cfg.faults;
   bool any = f.drop > 0 || f.duplicate > 0 || f.delay_ms > 0 || f.kill_after_messages >= 0;
   if (!any) return t;
@@ -71,8 +55,7 @@ std::unique_ptr<Transport> MaybeFaulty(const JobConfig& cfg, Role role, int32_t 
   if (f.rank >= 0 && f.rank != rank) return t;
   // The launcher marks restarted nodes: a node killed by injection comes
   // back healthy (or it would die again and again).
-  const char* restarts = std::getenv("DISTOPT_RESTARTS");
-  if (restarts != nullptr && std::atoi(restarts) > 0 && f.kill_after_messages >= 0) return t;
+  if (p.restarts > 0 && f.kill_after_messages >= 0) return t;
   FaultOptions o;
   o.drop = f.drop;
   o.duplicate = f.duplicate;
@@ -89,19 +72,137 @@ std::unique_ptr<Transport> MaybeFaulty(const JobConfig& cfg, Role role, int32_t 
   return WithFaults(std::move(t), o, log);
 }
 
-Status RunCoordinatorNode(const JobConfig& cfg, const Flags& f, const Logger& log) {
+// The node's own address as peers should dial it: the flag or the launcher's
+// word, else the address of the interface that routes to the coordinator
+// (asked of the OS), never a loopback address unless the coordinator is one.
+Result<std::string> AdvertiseHost(const Placement& p) {
+  if (!p.advertise_host.empty()) return p.advertise_host;
+  if (!p.interface.empty()) return InterfaceAddress(p.interface, IsIpv6Literal(p.coordinator.host));
+  if (p.role == Role::kCoordinator && (p.coordinator.host == "0.0.0.0" ||
+                                       p.coordinator.host == "*" || p.coordinator.host == "::")) {
+    return std::string("127.0.0.1");  // only its own logs see it: nobody dials a coordinator back
+  }
+  auto a = LocalAddressToward(p.coordinator.host);
+  if (!a.ok()) return a.status().WithContext("finding the address to advertise (--advertise-host)");
+  return a;
+}
+
+// Creates the run folder and proves it writable now, not after the training.
+Status PrepareRunDir(const std::string& dir) {
+  if (dir.empty()) return Status::Ok();
+  Status s = MakeDirs(dir);
+  if (!s.ok()) return s.WithContext("the run folder " + dir);
+  const std::string probe = dir + "/.write-test-" + std::to_string(getpid());
+  std::string text = "ok";
+  s = WriteFileAtomically(probe, {std::span<const uint8_t>(
+                                     reinterpret_cast<const uint8_t*>(text.data()), text.size())});
+  std::remove(probe.c_str());
+  if (!s.ok()) return s.WithContext("the run folder " + dir + " is not writable");
+  return Status::Ok();
+}
+
+// This node's transport security: CURVE with its own key from the job's key
+// folder and the job's allowlist, or none (an explicit choice, warned about).
+Result<ZmqSecurity> NodeSecurity(const JobConfig& cfg, const Placement& p, const std::string& bind,
+                                 const Logger& log) {
+  ZmqSecurity sec;
+  // Where the job lives: the coordinator's address, or where the coordinator
+  // itself was told to listen.
+  std::string job_host = p.coordinator.host;
+  if (p.role == Role::kCoordinator && !bind.empty()) {
+    auto b = ParseHostPort(bind, 1);
+    job_host = b.ok() ? b->host : "";
+  }
+  if (cfg.cluster.security == "auto" && p.keys.empty() && IsLoopbackHost(job_host) &&
+      (p.advertise_host.empty() || IsLoopbackHost(p.advertise_host))) {
+    // Nothing leaves this machine: no CURVE unless asked for (it halves a
+    // loopback job's speed on 2 cores). A multi-host job always has it.
+    log.Info("cluster.security = \"auto\" and every address is on loopback: no CURVE");
+    return sec;
+  }
+  if (cfg.cluster.security == "none") {
+    log.Warn(
+        "cluster.security = \"none\": traffic is neither encrypted nor authenticated; any "
+        "process that can reach this node's port can join the job or send it anything");
+    return sec;
+  }
+  if (p.keys.empty()) {
+    return FailedPreconditionError(
+        "cluster.security = \"" + cfg.cluster.security +
+        "\" needs the job's keys here: run `distopt keygen KEYS CONFIG` "
+        "once, give every node the folder with --keys KEYS (or DISTOPT_KEYS), or set "
+        "cluster.security = \"none\"");
+  }
+  if (p.role != Role::kCoordinator && p.rank < 0) {
+    return FailedPreconditionError(
+        "with cluster.security = \"curve\" a node needs its rank to pick its key file "
+        "(--rank, or a launcher that gives ranks)");
+  }
+  const std::string name = FormatNodeName(p.role, p.rank);
+  ASSIGN_OR_RETURN(sec.keys, ReadKeyFile(p.keys + "/" + KeyFileName(name)));
+  ASSIGN_OR_RETURN(sec.allowlist, ReadAllowlist(p.keys + "/allowlist"));
+  auto listed = sec.allowlist.find(sec.keys.public_key);
+  if (listed == sec.allowlist.end() || listed->second != name) {
+    return FailedPreconditionError(p.keys + "/allowlist does not list " + name + "'s key from " +
+                                   p.keys + "/" + KeyFileName(name) +
+                                   " (revoked, or keys of another job?)");
+  }
+  sec.authorize = MaySend;
+  return sec;
+}
+
+// The coordinator as this node dials it (with its public key under CURVE).
+Result<std::string> CoordinatorAddress(const Placement& p, const ZmqSecurity& sec) {
+  std::string a = TcpEndpoint(p.coordinator.host, p.coordinator.port);
+  if (!sec.enabled()) return a;
+  auto key = AllowlistKeyOf(sec.allowlist, "coordinator");
+  if (!key.ok()) return key.status().WithContext(p.keys + "/allowlist");
+  return a + "?curve=" + *key;
+}
+
+struct RunArgs {
+  PlacementFlags placement;
+  std::string config;
+  std::vector<std::string> set;
+  std::string bind;  // empty: all interfaces (the coordinator on its port, others on any)
+  std::string addr_file;
+  bool resume = false;
+  bool print_placement = false;
+};
+
+Result<std::unique_ptr<Transport>> NodeTransport(const JobConfig& cfg, const RunArgs& args,
+                                                 const Placement& p, const ZmqSecurity& sec,
+                                                 const Logger& log) {
+  ZmqOptions zo;
+  zo.security = sec;
+  // A job whose coordinator is on loopback is one machine's: stay on loopback.
+  const std::string any = IsLoopbackHost(p.coordinator.host)
+                              ? (IsIpv6Literal(p.coordinator.host) ? "::1" : "127.0.0.1")
+                              : (IsIpv6Literal(p.coordinator.host) ? "::" : "0.0.0.0");
+  zo.bind = !args.bind.empty()
+                ? args.bind
+                : TcpEndpoint(any, p.role == Role::kCoordinator ? p.coordinator.port : 0);
+  if (zo.bind.rfind("tcp://", 0) != 0 && zo.bind.rfind("ipc://", 0) != 0)
+    zo.bind = "tcp://" + zo.bind;
+  ASSIGN_OR_RETURN(zo.advertise_host, AdvertiseHost(p));
+  ASSIGN_OR_RETURN(auto transport, CreateZmqTransport(zo, log));
+  log.Info("listening on ", zo.bind, ", reachable at ",
+           SplitCurveAddress(transport->address()).first,
+           sec.enabled() ? " (CURVE, " + std::to_string(sec.allowlist.size()) + " keys allowed)"
+                         : " (no security)");
+  if (p.role == Role::kCoordinator) return transport;
+  return MaybeFaulty(cfg, p, std::move(transport), log);
+}
+
+Status RunCoordinatorNode(const JobConfig& cfg, const RunArgs& args, const Placement& p,
+                          const ZmqSecurity& sec, const Logger& log) {
   JobData none;
   ASSIGN_OR_RETURN(auto tables, JobTables(cfg, none));
-  std::string bind = f.Get("bind", "tcp://0.0.0.0:7070");
-  ZmqOptions zo;
-  zo.bind = bind;
-  zo.advertise_host = f.Get("advertise-host", cfg.cluster.host);
-  ASSIGN_OR_RETURN(auto transport, CreateZmqTransport(zo, log));
-  if (f.Has("addr-file")) {
+  ASSIGN_OR_RETURN(auto transport, NodeTransport(cfg, args, p, sec, log));
+  if (!args.addr_file.empty()) {
     std::string addr = transport->address();
-    std::string path = f.Get("addr-file");
     RETURN_IF_ERROR(WriteFileAtomically(
-        path,
+        args.addr_file,
         {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(addr.data()), addr.size())}));
   }
   CoordinatorOptions co;
@@ -110,10 +211,10 @@ Status RunCoordinatorNode(const JobConfig& cfg, const Flags& f, const Logger& lo
   co.heartbeat_timeout = milliseconds(cfg.cluster.heartbeat_timeout_ms);
   co.startup_timeout = seconds(cfg.cluster.startup_timeout_s);
   CheckpointOptions ck;
-  ck.run_dir = f.Get("run-dir");
+  ck.run_dir = p.run_dir;
   ck.enabled = cfg.train.checkpoint_every_steps > 0 || cfg.train.checkpoint_every_s > 0;
   ck.keep = cfg.train.keep_checkpoints;
-  ck.resume = f.Has("resume");
+  ck.resume = args.resume;
   Status s = RunCoordinator(co, tables, transport.get(), log, ck,
                             static_cast<uint32_t>(cfg.cluster.replication));
   // Let the shutdown order reach every node before the sockets close.
@@ -122,39 +223,33 @@ Status RunCoordinatorNode(const JobConfig& cfg, const Flags& f, const Logger& lo
   return s;
 }
 
-Status RunServerNode(const JobConfig& cfg, const std::string& coordinator, int32_t rank,
-                     const std::string& run_dir, const Logger& log) {
+Status RunServerNode(const JobConfig& cfg, const RunArgs& args, const Placement& p,
+                     const ZmqSecurity& sec, const Logger& log) {
   JobData none;
   ASSIGN_OR_RETURN(auto tables, JobTables(cfg, none));
-  ZmqOptions zo;
-  zo.bind = "tcp://" + cfg.cluster.host + ":0";
-  zo.advertise_host = cfg.cluster.host;
-  ASSIGN_OR_RETURN(auto transport, CreateZmqTransport(zo, log));
-  transport = MaybeFaulty(cfg, Role::kServer, rank, std::move(transport), log);
+  ASSIGN_OR_RETURN(auto transport, NodeTransport(cfg, args, p, sec, log));
   KvServerOptions kv;
   kv.tables = tables;
   kv.consistency.mode = cfg.cluster.consistency;
   kv.consistency.staleness = cfg.cluster.staleness;
-  kv.run_dir = run_dir;
-  kv.checkpoint_every_steps = run_dir.empty() ? 0 : cfg.train.checkpoint_every_steps;
-  ServerNode node(NodeOpts(cfg, coordinator, rank), kv, std::move(transport), log);
+  kv.run_dir = p.run_dir;
+  kv.checkpoint_every_steps = p.run_dir.empty() ? 0 : cfg.train.checkpoint_every_steps;
+  ASSIGN_OR_RETURN(std::string coordinator, CoordinatorAddress(p, sec));
+  ServerNode node(NodeOpts(cfg, coordinator, p.rank), kv, std::move(transport), log);
   return node.Run();
 }
 
-Status RunWorkerNode(const JobConfig& cfg, const std::string& coordinator, int32_t rank,
-                     const std::string& run_dir, const Logger& log) {
+Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement& p,
+                     const ZmqSecurity& sec, const Logger& log) {
   ASSIGN_OR_RETURN(JobData data, LoadJobData(cfg, true, true, log));
   ASSIGN_OR_RETURN(uint64_t nf, NumFeatures(cfg, data));
   ASSIGN_OR_RETURN(auto model, BuildModel(cfg, nf));
   auto tables = MakeTableSpecs(model->Tables(), cfg.optimizer);
-  ZmqOptions zo;
-  zo.bind = "tcp://" + cfg.cluster.host + ":0";
-  zo.advertise_host = cfg.cluster.host;
-  ASSIGN_OR_RETURN(auto transport, CreateZmqTransport(zo, log));
-  transport = MaybeFaulty(cfg, Role::kWorker, rank, std::move(transport), log);
+  ASSIGN_OR_RETURN(auto transport, NodeTransport(cfg, args, p, sec, log));
   KvClientOptions ko;
   ko.retry_interval = milliseconds(cfg.cluster.retry_interval_ms);
-  WorkerNode node(NodeOpts(cfg, coordinator, rank), tables, ko, std::move(transport), log);
+  ASSIGN_OR_RETURN(std::string coordinator, CoordinatorAddress(p, sec));
+  WorkerNode node(NodeOpts(cfg, coordinator, p.rank), tables, ko, std::move(transport), log);
   RETURN_IF_ERROR(node.Start(Deadline::After(seconds(cfg.cluster.startup_timeout_s))));
   TrainerOptions to;
   to.epochs = cfg.train.epochs;
@@ -166,11 +261,11 @@ Status RunWorkerNode(const JobConfig& cfg, const std::string& coordinator, int32
   to.eval_every_epochs = cfg.train.eval_every_epochs;
   to.log_every_steps = cfg.train.log_every_steps;
   to.request_timeout = seconds(cfg.cluster.request_timeout_s);
-  if (!run_dir.empty()) to.checkpoint_every = seconds(cfg.train.checkpoint_every_s);
+  if (!p.run_dir.empty()) to.checkpoint_every = seconds(cfg.train.checkpoint_every_s);
   to.run_name = cfg.name;
-  if (!run_dir.empty()) {
-    to.metrics_path = run_dir + "/metrics.jsonl";
-    to.model_path = run_dir + "/model.bin";
+  if (!p.run_dir.empty()) {
+    to.metrics_path = p.run_dir + "/metrics.jsonl";
+    to.model_path = p.run_dir + "/model.bin";
   }
   auto summary = RunTraining(node, *model, *data.train, data.test ? &*data.test : nullptr, to, log);
   if (!summary.ok()) {
@@ -182,43 +277,73 @@ Status RunWorkerNode(const JobConfig& cfg, const std::string& coordinator, int32
   return Status::Ok();
 }
 
-Status CmdRun(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args,
-                                         {"role", "coordinator", "rank", "run-dir", "bind",
-                                          "advertise-host", "addr-file", "set"},
-                                         {"resume"}));
-  ASSIGN_OR_RETURN(JobConfig cfg, LoadFromFlags(f));
-  std::string role_name = FlagOrEnv(f, "role", "DISTOPT_ROLE");
-  if (role_name.empty()) return InvalidArgumentError("--role (or DISTOPT_ROLE) is required");
-  ASSIGN_OR_RETURN(Role role, ParseRole(role_name));
-  std::string rank_text = FlagOrEnv(f, "rank", "DISTOPT_RANK");
-  int32_t rank = rank_text.empty() ? -1 : std::atoi(rank_text.c_str());
-  std::string run_dir = FlagOrEnv(f, "run-dir", "DISTOPT_RUN_DIR");
-  std::string name = std::string(RoleName(role)) + (rank >= 0 ? "/" + std::to_string(rank) : "");
-  Logger log = Logger::Stderr(name);
-  if (role == Role::kCoordinator) return RunCoordinatorNode(cfg, f, log);
-  std::string coordinator = FlagOrEnv(f, "coordinator", "DISTOPT_COORDINATOR");
-  if (coordinator.empty()) {
-    return InvalidArgumentError("--coordinator HOST:PORT (or DISTOPT_COORDINATOR) is required");
+Status RunNode(const RunArgs& args) {
+  ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(args.config, args.set));
+  ASSIGN_OR_RETURN(Placement p, ResolvePlacement(args.placement, CurrentEnvironment(),
+                                                 cfg.cluster.servers, cfg.cluster.workers));
+  if (args.print_placement) {
+    std::printf("%s\n", PlacementJson(p).c_str());
+    return Status::Ok();
   }
-  coordinator = TcpAddress(coordinator);
-  if (role == Role::kServer) return RunServerNode(cfg, coordinator, rank, run_dir, log);
-  return RunWorkerNode(cfg, coordinator, rank, run_dir, log);
+  if (p.run_dir.empty()) p.run_dir = "runs/" + cfg.name;
+  std::string name =
+      std::string(RoleName(p.role)) + (p.rank >= 0 ? "/" + std::to_string(p.rank) : "");
+  Logger log = Logger::Stderr(name);
+  log.Info("started by ", p.launcher,
+           p.global_rank >= 0 ? " as global rank " + std::to_string(p.global_rank) : std::string(),
+           "; coordinator ", TcpEndpoint(p.coordinator.host, p.coordinator.port), "; run folder ",
+           p.run_dir);
+  RETURN_IF_ERROR(PrepareRunDir(p.run_dir));
+  ASSIGN_OR_RETURN(ZmqSecurity sec, NodeSecurity(cfg, p, args.bind, log));
+  if (p.role == Role::kCoordinator) return RunCoordinatorNode(cfg, args, p, sec, log);
+  if (p.role == Role::kServer) return RunServerNode(cfg, args, p, sec, log);
+  return RunWorkerNode(cfg, args, p, sec, log);
+}
+
+// ---- distopt keygen ----
+
+struct KeygenArgs {
+  std::string dir;
+  std::string config;
+  int64_t servers = -1;
+  int64_t workers = -1;
+  bool force = false;
+};
+
+Status RunKeygen(const KeygenArgs& args) {
+  int64_t servers = args.servers, workers = args.workers;
+  if (!args.config.empty()) {
+    ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(args.config, {}));
+    if (servers < 0) servers = cfg.cluster.servers;
+    if (workers < 0) workers = cfg.cluster.workers;
+  }
+  if (servers < 1 || workers < 1) {
+    return InvalidArgumentError("give the job file (CONFIG) or --servers and --workers");
+  }
+  ASSIGN_OR_RETURN(int written, WriteJobKeys(args.dir, static_cast<uint32_t>(servers),
+                                             static_cast<uint32_t>(workers), args.force));
+  std::printf(
+      "distopt keygen: %d key files and the allowlist in %s (1 coordinator, %lld "
+      "servers, %lld workers); give every node this folder with --keys %s\n",
+      written, args.dir.c_str(), static_cast<long long>(servers), static_cast<long long>(workers),
+      args.dir.c_str());
+  return Status::Ok();
 }
 
 // ---- distopt eval ----
 
-Status CmdEval(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"set"}));
-  if (f.positional().size() != 2) {
-    return InvalidArgumentError(
-        "usage: distopt eval MODEL CONFIG (MODEL: a model.bin or a run folder)");
-  }
-  std::string model_path = f.positional()[0];
+struct EvalArgs {
+  std::string model;
+  std::string config;
+  std::vector<std::string> set;
+};
+
+Status RunEval(const EvalArgs& args) {
+  std::string model_path = args.model;
   if (model_path.size() < 4 || model_path.substr(model_path.size() - 4) != ".bin") {
     model_path += "/model.bin";
   }
-  ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(f.positional()[1], f.GetAll("set")));
+  ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(args.config, args.set));
   if (cfg.data.test.empty()) return InvalidArgumentError(cfg.source + ": data.test is not set");
   Logger log = Logger::Stderr("eval", LogLevel::kWarning);
   ASSIGN_OR_RETURN(JobData data, LoadJobData(cfg, false, true, log));
@@ -235,11 +360,84 @@ Status CmdEval(const std::vector<std::string>& args) {
 
 }  // namespace
 
-std::optional<Status> RunCommand(const std::string& cmd, const std::vector<std::string>& args) {
-  if (cmd == "run") return CmdRun(args);
-  if (cmd == "train") return RunLocalJob(args);
-  if (cmd == "eval") return CmdEval(args);
-  return std::nullopt;
+Result<int> WriteJobKeys(const std::string& dir, uint32_t servers, uint32_t workers, bool force) {
+  if (!force && access((dir + "/allowlist").c_str(), F_OK) == 0) {
+    return AlreadyExistsError(dir +
+                              " already holds a job's keys (--force replaces them; every "
+                              "node then needs the new folder)");
+  }
+  RETURN_IF_ERROR(MakeDirs(dir));
+  if (chmod(dir.c_str(), 0700) != 0) return UnavailableError(dir + ": cannot chmod 0700");
+  std::vector<std::string> names = {FormatNodeName(Role::kCoordinator, -1)};
+  for (uint32_t s = 0; s < servers; ++s) names.push_back(FormatNodeName(Role::kServer, s));
+  for (uint32_t w = 0; w < workers; ++w) names.push_back(FormatNodeName(Role::kWorker, w));
+  CurveAllowlist allow;
+  for (const std::string& n : names) {
+    ASSIGN_OR_RETURN(CurveKeyPair k, GenerateCurveKeyPair());
+    RETURN_IF_ERROR(WriteKeyFile(dir + "/" + KeyFileName(n), k));
+    allow[k.public_key] = n;
+  }
+  RETURN_IF_ERROR(WriteAllowlist(dir + "/allowlist", allow));
+  return static_cast<int>(names.size());
+}
+
+void AddRunCommand(CLI::App& app, Action* action) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* c = app.add_subcommand(
+      "run",
+      "Run one node of a multi-host job. The role, rank and coordinator come from the flags or "
+      "from the launcher's environment (mpirun, srun, torchrun, a Kubernetes Indexed Job, "
+      "DMLC_*, DISTOPT_*); a global rank maps to roles as 0 = coordinator, 1..S = servers, "
+      "S+1..S+W = workers.");
+  PlacementFlags& pf = args->placement;
+  c->add_option("config", args->config, "the job file (TOML)")->required();
+  c->add_option("--role", pf.role, "coordinator, server or worker (else from the launcher)")
+      ->check(CLI::IsMember({"coordinator", "server", "worker"}));
+  c->add_option("--rank", pf.rank, "rank within the role (default: from the launcher, or any)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--coordinator", pf.coordinator, "HOST:PORT of the coordinator ([v6]:PORT)");
+  c->add_option("--port", pf.port, "the coordinator's port where a launcher gives only its host")
+      ->check(CLI::Range(1, 65535));
+  c->add_option("--advertise-host", pf.advertise_host,
+                "the address peers dial this node at (default: the address of the interface "
+                "that routes to the coordinator)");
+  c->add_option("--interface", pf.interface, "advertise this network interface's address");
+  c->add_option("--bind", args->bind,
+                "where to listen (default tcp://0.0.0.0:PORT for the coordinator, any port "
+                "on all interfaces for the others)");
+  c->add_option("--run-dir", pf.run_dir, "this node's run folder (default runs/<job name>)");
+  c->add_option("--keys", pf.keys, "the job's key folder from `distopt keygen` (CURVE)");
+  c->add_option("--addr-file", args->addr_file, "write the address this node listens at here");
+  c->add_option("--set", args->set, "override a config key: section.key=value")
+      ->allow_extra_args(false);
+  c->add_flag("--resume", args->resume, "start from the newest good checkpoint");
+  c->add_flag("--print-placement", args->print_placement,
+              "print where this process stands in the job (JSON) and exit");
+  c->callback([args, action] { *action = [args] { return RunNode(*args); }; });
+}
+
+void AddKeygenCommand(CLI::App& app, Action* action) {
+  auto args = std::make_shared<KeygenArgs>();
+  CLI::App* c = app.add_subcommand(
+      "keygen",
+      "Write a job's CURVE keys: one key file per node (0600: coordinator.key, server-I.key, "
+      "worker-I.key) and the allowlist every node admits peers by");
+  c->add_option("dir", args->dir, "the key folder to write")->required();
+  c->add_option("config", args->config, "the job file (for the number of servers and workers)");
+  c->add_option("--servers", args->servers, "number of servers")->check(CLI::Range(1, 4096));
+  c->add_option("--workers", args->workers, "number of workers")->check(CLI::Range(1, 4096));
+  c->add_flag("--force", args->force, "replace the keys already in DIR");
+  c->callback([args, action] { *action = [args] { return RunKeygen(*args); }; });
+}
+
+void AddEvalCommand(CLI::App& app, Action* action) {
+  auto args = std::make_shared<EvalArgs>();
+  CLI::App* c = app.add_subcommand("eval", "Evaluate a saved model on the config's test set");
+  c->add_option("model", args->model, "a model.bin or a run folder")->required();
+  c->add_option("config", args->config, "the job file (TOML)")->required();
+  c->add_option("--set", args->set, "override a config key: section.key=value")
+      ->allow_extra_args(false);
+  c->callback([args, action] { *action = [args] { return RunEval(*args); }; });
 }
 
 }  // namespace distopt

@@ -1,17 +1,33 @@
-// The training-related subcommands (train, run, eval). Returns nullopt for
-// a command it does not know.
+// The `distopt` subcommands. Each Add*Command declares its options on the
+// CLI11 app (types, ranges and help in one place) and, when the user picks
+// it, sets `*action` to the work to do with the parsed options; main() runs
+// it and turns a failed Status into a message and a non-zero exit. Parsing
+// never touches the environment: only the run command reads it, once, into
+// a Placement (cli/placement.h).
 #ifndef DISTOPT_CLI_COMMANDS_H_
 #define DISTOPT_CLI_COMMANDS_H_
 
-#include <optional>
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
 #include <string>
-#include <vector>
 
 #include "distopt/status.h"
 
 namespace distopt {
 
-std::optional<Status> RunCommand(const std::string& cmd, const std::vector<std::string>& args);
+using Action = std::function<Status()>;
+
+void AddTrainCommand(CLI::App& app, Action* action);   // cli/launcher.cc
+void AddRunCommand(CLI::App& app, Action* action);     // cli/commands.cc
+void AddEvalCommand(CLI::App& app, Action* action);    // cli/commands.cc
+void AddKeygenCommand(CLI::App& app, Action* action);  // cli/commands.cc
+void AddBenchCommands(CLI::App& app, Action* action);  // cli/bench_kv.cc
+
+// Writes a job's CURVE keys into `dir` (made 0700): coordinator.key,
+// server-I.key, worker-I.key (0600) and the allowlist. Refuses to replace
+// existing keys unless `force`. Returns the number of key files.
+Result<int> WriteJobKeys(const std::string& dir, uint32_t servers, uint32_t workers, bool force);
 
 }  // namespace distopt
 

@@ -403,6 +403,8 @@ const std::vector<Field>& Fields() {
       IntField("cluster.staleness", DISTOPT_MEMBER(cluster.staleness), 0, kNoMax),
       StringField("cluster.transport", DISTOPT_MEMBER(cluster.transport), OneOf({"tcp", "ipc"})),
       StringField("cluster.host", DISTOPT_MEMBER(cluster.host), NonEmpty()),
+      StringField("cluster.security", DISTOPT_MEMBER(cluster.security),
+                  OneOf({"auto", "curve", "none"})),
       IntField("cluster.heartbeat_interval_ms", DISTOPT_MEMBER(cluster.heartbeat_interval_ms), 1,
                kMaxMs),
       IntField("cluster.heartbeat_timeout_ms", DISTOPT_MEMBER(cluster.heartbeat_timeout_ms), 1,

@@ -28,6 +28,9 @@ struct ClusterConfig {
   int64_t staleness = 0;           // ssp only
   std::string transport = "tcp";   // tcp | ipc (local launcher)
   std::string host = "127.0.0.1";  // interface the local launcher binds
+  // curve: CURVE keys from `distopt keygen` | none | auto: curve, except a
+  // job whose nodes all stay on loopback (the local launcher's default)
+  std::string security = "auto";
   int64_t heartbeat_interval_ms = 1000;
   int64_t heartbeat_timeout_ms = 10000;
   int64_t startup_timeout_s = 120;

@@ -1,5 +1,10 @@
-#include "cli/launcher.h"
-
+// `distopt train`: the local launcher. Starts a whole job on this machine as
+// separate processes (one coordinator, S servers, W workers, each `distopt
+// run`), makes the run folder (resolved config, one log per node,
+// metrics.jsonl, plots, the model), shows one progress line and a line per
+// evaluation, and supervises: a node that fails ends the job, every process
+// it started exits, and the error names the node and quotes its log. Runs
+// on the calling thread.
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -12,10 +17,11 @@
 
 #include "base/file_util.h"
 #include "base/subprocess.h"
+#include "cli/commands.h"
 #include "cli/config.h"
-#include "cli/flags.h"
 #include "train/plot.h"
 #include "train/progress.h"
+#include "transport/net_address.h"
 
 namespace distopt {
 namespace {
@@ -75,30 +81,47 @@ void StopAll(std::vector<Node>& nodes) {
 
 }  // namespace
 
-Status RunLocalJob(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(
-      Flags f,
-      Flags::Parse(args, {"workers", "servers", "set", "run-dir", "runs", "resume"}, {"quiet"}));
-  const bool resume = f.Has("resume");
-  if (f.positional().size() != (resume ? 0u : 1u)) {
+struct TrainArgs {
+  std::string config;
+  int64_t workers = -1;
+  int64_t servers = -1;
+  std::vector<std::string> set;
+  std::string run_dir;
+  std::string runs = "runs";
+  std::string resume;
+  bool quiet = false;
+};
+
+Status RunLocalJob(const TrainArgs& args) {
+  const bool resume = !args.resume.empty();
+  if (resume == !args.config.empty()) {
     return InvalidArgumentError(
         "usage: distopt train CONFIG [--workers N] [--servers M] [--set section.key=value]...\n"
         "       distopt train --resume RUN_DIR [--set section.key=value]...");
   }
-  std::vector<std::string> overrides = f.GetAll("set");
-  if (f.Has("workers")) overrides.push_back("cluster.workers=" + f.Get("workers"));
-  if (f.Has("servers")) overrides.push_back("cluster.servers=" + f.Get("servers"));
+  std::vector<std::string> overrides = args.set;
+  if (args.workers >= 0) overrides.push_back("cluster.workers=" + std::to_string(args.workers));
+  if (args.servers >= 0) overrides.push_back("cluster.servers=" + std::to_string(args.servers));
   // A resumed job runs in its old folder with the configuration it ran with.
-  const std::string config_source = resume ? f.Get("resume") + "/config.toml" : f.positional()[0];
+  const std::string config_source = resume ? args.resume + "/config.toml" : args.config;
   ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(config_source, overrides));
 
   std::string run_dir =
-      resume ? f.Get("resume")
-             : f.Get("run-dir", f.Get("runs", "runs") + "/" + Timestamp() + "-" + cfg.name);
+      resume
+          ? args.resume
+          : (!args.run_dir.empty() ? args.run_dir : args.runs + "/" + Timestamp() + "-" + cfg.name);
   RETURN_IF_ERROR(MakeDirs(run_dir + "/logs"));
   const std::string config_path = run_dir + "/config.toml";
+  // A local job is secured like any other: its own keys, in the run folder.
+  const std::string keys_dir = run_dir + "/keys";
+  const bool curve = cfg.cluster.security == "curve" ||
+                     (cfg.cluster.security == "auto" && !IsLoopbackHost(cfg.cluster.host));
+  if (curve && access((keys_dir + "/allowlist").c_str(), F_OK) != 0) {
+    auto written = WriteJobKeys(keys_dir, cfg.cluster.servers, cfg.cluster.workers, false);
+    if (!written.ok()) return written.status();
+  }
   RETURN_IF_ERROR(WriteText(config_path, ConfigToToml(cfg)));
-  const bool tty = isatty(STDOUT_FILENO) && !f.Has("quiet");
+  const bool tty = isatty(STDOUT_FILENO) && !args.quiet;
   std::printf("distopt: training '%s': %u server(s), %u worker(s), %s; run folder %s\n",
               cfg.name.c_str(), cfg.cluster.servers, cfg.cluster.workers,
               ConsistencyName(cfg.cluster.consistency), run_dir.c_str());
@@ -106,7 +129,11 @@ Status RunLocalJob(const std::vector<std::string>& args) {
 
   const std::string self = SelfExecutable();
   auto node_argv = [&](const std::string& role, int rank, const std::string& coordinator) {
-    std::vector<std::string> a = {self, "run", "--role", role, "--run-dir", run_dir};
+    // Every node of a local job listens on cluster.host (loopback by default).
+    std::vector<std::string> a = {self,        "run",   "--role",           role,
+                                  "--run-dir", run_dir, "--advertise-host", cfg.cluster.host};
+    if (role != "coordinator") a.insert(a.end(), {"--bind", TcpEndpoint(cfg.cluster.host, 0)});
+    if (curve) a.insert(a.end(), {"--keys", keys_dir});
     if (rank >= 0) a.insert(a.end(), {"--rank", std::to_string(rank)});
     if (!coordinator.empty()) a.insert(a.end(), {"--coordinator", coordinator});
     return a;
@@ -127,7 +154,12 @@ Status RunLocalJob(const std::vector<std::string>& args) {
   coord.name = "coordinator";
   coord.log = run_dir + "/logs/coordinator.log";
   coord.argv = node_argv("coordinator", -1, "");
-  coord.argv.insert(coord.argv.end(), {"--bind", "tcp://" + cfg.cluster.host + ":0", "--addr-file",
+  // Its host as the others will see it; the port is chosen at bind (--bind
+  // wins), so the one given here is never used.
+  const std::string& h = cfg.cluster.host;
+  coord.argv.insert(coord.argv.end(),
+                    {"--coordinator", (IsIpv6Literal(h) ? "[" + h + "]" : h) + ":1"});
+  coord.argv.insert(coord.argv.end(), {"--bind", TcpEndpoint(cfg.cluster.host, 0), "--addr-file",
                                        addr_file, config_path});
   if (resume) coord.argv.insert(coord.argv.end() - 1, "--resume");
   std::remove(addr_file.c_str());
@@ -146,6 +178,8 @@ Status RunLocalJob(const std::vector<std::string>& args) {
       return DeadlineExceededError("the coordinator did not start listening in 30 s");
     std::this_thread::sleep_for(milliseconds(10));
   }
+  // The nodes take the coordinator's key from the allowlist, not the address.
+  coordinator = SplitCurveAddress(coordinator).first;
   nodes.push_back(std::move(coord));
   for (uint32_t s = 0; s < cfg.cluster.servers; ++s) {
     Node n;
@@ -260,6 +294,24 @@ Status RunLocalJob(const std::vector<std::string>& args) {
   for (const auto& p : plots) std::printf(", %s", p.substr(p.rfind('/') + 1).c_str());
   std::printf(")\n");
   return Status::Ok();
+}
+
+void AddTrainCommand(CLI::App& app, Action* action) {
+  auto args = std::make_shared<TrainArgs>();
+  CLI::App* c = app.add_subcommand(
+      "train",
+      "Train on a local cluster: one coordinator, S servers and W workers as processes of "
+      "this machine, with a run folder (config, logs, metrics.jsonl, plots, model.bin)");
+  c->add_option("config", args->config, "the job file (TOML)");
+  c->add_option("--workers", args->workers, "cluster.workers")->check(CLI::Range(1, 4096));
+  c->add_option("--servers", args->servers, "cluster.servers")->check(CLI::Range(1, 4096));
+  c->add_option("--set", args->set, "override a config key: section.key=value")
+      ->allow_extra_args(false);
+  c->add_option("--run-dir", args->run_dir, "the run folder (default RUNS/<time>-<name>)");
+  c->add_option("--runs", args->runs, "where new run folders go")->capture_default_str();
+  c->add_option("--resume", args->resume, "continue the job of this run folder");
+  c->add_flag("--quiet", args->quiet, "no progress line");
+  c->callback([args, action] { *action = [args] { return RunLocalJob(*args); }; });
 }
 
 }  // namespace distopt

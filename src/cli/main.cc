@@ -1,28 +1,17 @@
-// The `distopt` command: parses argv once, dispatches to a subcommand, and
-// turns a failed Status into a message on stderr and a non-zero exit code.
+// The `distopt` command: parses argv once with CLI11 (help for every
+// subcommand, --version, typed and range-checked options, unknown arguments
+// rejected), runs the chosen subcommand, and turns a failed Status into a
+// message on stderr and a non-zero exit code.
 #include <malloc.h>
 
 #include <cstdio>
 #include <string>
-#include <vector>
 
-#include "cli/bench_kv.h"
 #include "cli/commands.h"
 
-namespace {
-
-constexpr const char* kUsage = R"(usage: distopt <command> [args]
-
-commands:
-  train CONFIG [--workers N] [--servers M] [--set section.key=value]...
-                               train on a local cluster of processes
-  run --role ROLE --coordinator HOST:PORT CONFIG
-                               run one node of a multi-host job
-  eval MODEL CONFIG            evaluate a saved model on the config's test set
-  bench kv [--size 16MiB]...   push/pull throughput against raw ZeroMQ
-)";
-
-}  // namespace
+#ifndef DISTOPT_VERSION
+#define DISTOPT_VERSION "unknown"
+#endif
 
 int main(int argc, char** argv) {
   // Every step receives and frees one buffer per model slice (MBs each).
@@ -30,27 +19,24 @@ int main(int argc, char** argv) {
   // page, every step. Keep them on the heap and the freed memory mapped.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-    std::fputs(kUsage, args.empty() ? stderr : stdout);
-    return args.empty() ? 2 : 0;
+  CLI::App app{"distopt: a parameter server for data-parallel training", "distopt"};
+  app.set_version_flag("--version", std::string("distopt ") + DISTOPT_VERSION);
+  app.require_subcommand(1);
+  distopt::Action action;
+  distopt::AddTrainCommand(app, &action);
+  distopt::AddRunCommand(app, &action);
+  distopt::AddEvalCommand(app, &action);
+  distopt::AddKeygenCommand(app, &action);
+  distopt::AddBenchCommands(app, &action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
-  std::string cmd = args[0];
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  distopt::Status s;
-  if (cmd == "bench" && !rest.empty() && rest[0] == "kv") {
-    s = distopt::RunKvBench({rest.begin() + 1, rest.end()});
-  } else if (cmd == "bench-node") {
-    s = distopt::RunBenchNode(rest);
-  } else {
-    auto handled = distopt::RunCommand(cmd, rest);
-    if (!handled.has_value()) {
-      std::fprintf(stderr, "distopt: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
-      return 2;
-    }
-    s = *handled;
-  }
+  if (!action) return 0;
+  distopt::Status s = action();
   if (!s.ok()) {
+    std::string cmd = app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name();
     std::fprintf(stderr, "distopt %s: %s\n", cmd.c_str(), s.ToString().c_str());
     return 1;
   }

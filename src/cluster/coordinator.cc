@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <sstream>
 
+#include "cluster/role_policy.h"
+#include "transport/net_address.h"
+
 namespace distopt {
 namespace {
 
@@ -131,6 +134,32 @@ void Coordinator::HandleRegister(Message&& m) {
   }
   if (req->role == Role::kCoordinator) {
     log_.Warn("ignored a registration from ", req->address, " claiming the coordinator role");
+    return;
+  }
+  const std::string claimed =
+      std::string(RoleName(req->role)) + "/" + (req->rank >= 0 ? std::to_string(req->rank) : "?");
+  // Under CURVE the transport names the holder of the sender's key: a node
+  // registers as who its key says it is, and takes that rank.
+  if (!m.peer.empty()) {
+    auto who = ParseNodeName(m.peer);
+    if (!who.has_value() || who->role != req->role || (req->rank >= 0 && req->rank != who->rank)) {
+      log_.Warn("refused a registration as ", claimed, " from ", m.peer_host, ": its key is ",
+                m.peer, "'s");
+      return;
+    }
+    req->rank = who->rank;
+  }
+  // An address the coordinator cannot dial would hang the job after "all
+  // nodes registered"; say so now, naming both addresses.
+  auto adv = ParseHostPort(SplitCurveAddress(req->address).first);
+  if (adv.ok() && IsLoopbackHost(adv->host) && !m.peer_host.empty() &&
+      !IsLoopbackHost(m.peer_host)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (warned_unreachable_.insert(req->address).second) {
+      log_.Error(claimed, " registered from ", m.peer_host, " but advertised ", adv->host,
+                 ": unreachable from here; not admitted (start it with --advertise-host or "
+                 "--interface, or let it find the route to the coordinator by itself)");
+    }
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);

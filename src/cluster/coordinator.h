@@ -100,6 +100,7 @@ class Coordinator {
   std::map<std::string, uint8_t> barrier_groups_;
   std::set<uint32_t> done_ranks_;
   std::map<uint32_t, SteadyTime> dead_servers_;  // rank -> when declared dead
+  std::set<std::string> warned_unreachable_;     // advertised addresses already named
   bool finished_ = false;
   Status result_;
 };

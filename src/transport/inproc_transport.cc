@@ -19,6 +19,8 @@ TransportStats TransportCounters::Snapshot() const {
   s.bytes_received = bytes_received.load(std::memory_order_relaxed);
   s.bad_messages = bad_messages.load(std::memory_order_relaxed);
   s.unroutable = unroutable.load(std::memory_order_relaxed);
+  s.refused_peers = refused_peers.load(std::memory_order_relaxed);
+  s.unauthorized = unauthorized.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -29,8 +29,10 @@ struct TransportStats {
   uint64_t bytes_sent = 0;
   uint64_t messages_received = 0;
   uint64_t bytes_received = 0;
-  uint64_t bad_messages = 0;  // failed to decode, dropped
-  uint64_t unroutable = 0;    // sent to a peer we have no address for
+  uint64_t bad_messages = 0;   // failed to decode, dropped
+  uint64_t unroutable = 0;     // sent to a peer we have no address for
+  uint64_t refused_peers = 0;  // connections refused: unknown key, wrong mechanism, bad handshake
+  uint64_t unauthorized = 0;   // messages dropped: the sender's role may not send them
 };
 
 // Counters shared by the implementations (relaxed atomics: statistics only).
@@ -41,6 +43,8 @@ struct TransportCounters {
   std::atomic<uint64_t> bytes_received{0};
   std::atomic<uint64_t> bad_messages{0};
   std::atomic<uint64_t> unroutable{0};
+  std::atomic<uint64_t> refused_peers{0};
+  std::atomic<uint64_t> unauthorized{0};
   TransportStats Snapshot() const;
   void CountSent(uint64_t bytes) {
     messages_sent.fetch_add(1, std::memory_order_relaxed);

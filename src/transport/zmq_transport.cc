@@ -1,6 +1,9 @@
 #include "transport/zmq_transport.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -12,9 +15,15 @@
 #include <thread>
 
 #include "base/queue.h"
+#include "transport/net_address.h"
 
 namespace distopt {
+
 namespace {
+
+constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
+// Refusals are logged one by one up to this many, then one in 1000.
+constexpr uint64_t kRefusalsLoggedInFull = 20;
 
 // Frames smaller than this are copied into ZeroMQ's own message (cheaper
 // than the bookkeeping of a zero-copy hand-off).
@@ -53,8 +62,38 @@ class ZmqTransport : public Transport {
     ctx_ = zmq_ctx_new();
     if (ctx_ == nullptr) return InternalError(ZmqError("zmq_ctx_new"));
     zmq_ctx_set(ctx_, ZMQ_IO_THREADS, options_.io_threads);
+    const ZmqSecurity& sec = options_.security;
+    if (sec.enabled()) {
+      // The ZAP handler must be bound before any CURVE socket accepts.
+      zap_ = zmq_socket(ctx_, ZMQ_REP);
+      if (zap_ == nullptr || zmq_bind(zap_, kZapEndpoint) != 0) {
+        return InternalError(ZmqError("binding the ZAP handler"));
+      }
+    }
     router_ = zmq_socket(ctx_, ZMQ_ROUTER);
     if (router_ == nullptr) return InternalError(ZmqError("zmq_socket(ROUTER)"));
+    if (sec.enabled()) {
+      int server = 1;
+      if (zmq_setsockopt(router_, ZMQ_CURVE_SERVER, &server, sizeof(server)) != 0 ||
+          zmq_setsockopt(router_, ZMQ_CURVE_SECRETKEY, sec.keys.secret_key.c_str(), 41) != 0) {
+        return InternalError(ZmqError("enabling CURVE (is libzmq built with libsodium?)"));
+      }
+      zmq_setsockopt(router_, ZMQ_ZAP_DOMAIN, "distopt", 7);
+      // Handshake failures before ZAP (a NULL or PLAIN peer, a wrong server
+      // key, garbage bytes) only show as monitor events.
+      const std::string mon =
+          "inproc://distopt-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+      if (zmq_socket_monitor(router_, mon.c_str(),
+                             ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0) {
+        monitor_ = zmq_socket(ctx_, ZMQ_PAIR);
+        if (monitor_ != nullptr && zmq_connect(monitor_, mon.c_str()) != 0) {
+          zmq_close(monitor_);
+          monitor_ = nullptr;
+        }
+      }
+    }
     // Refuse oversized messages before ZeroMQ allocates them.
     int64_t max_msg = static_cast<int64_t>(options_.limits.max_values * sizeof(float) +
                                            options_.limits.max_keys * sizeof(uint64_t) +
@@ -64,6 +103,9 @@ class ZmqTransport : public Transport {
     zmq_setsockopt(router_, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     int linger = 0;
     zmq_setsockopt(router_, ZMQ_LINGER, &linger, sizeof(linger));
+    // Dual-stack: tcp://*:PORT takes IPv4 and IPv6 peers, tcp://[fd00::1]:0 works.
+    int ipv6 = 1;
+    zmq_setsockopt(router_, ZMQ_IPV6, &ipv6, sizeof(ipv6));
     if (zmq_bind(router_, options_.bind.c_str()) != 0) {
       return UnavailableError(ZmqError(("cannot listen on " + options_.bind).c_str()));
     }
@@ -71,13 +113,23 @@ class ZmqTransport : public Transport {
     size_t len = sizeof(endpoint);
     zmq_getsockopt(router_, ZMQ_LAST_ENDPOINT, endpoint, &len);
     address_ = endpoint;
-    // ZeroMQ reports a wildcard bind as 0.0.0.0; peers need a routable host.
-    for (const char* wildcard : {"tcp://0.0.0.0:", "tcp://*:"}) {
-      if (address_.rfind(wildcard, 0) == 0) {
-        address_ =
-            "tcp://" + options_.advertise_host + ":" + address_.substr(std::strlen(wildcard));
+    // With ZMQ_IPV6 on, an IPv4 bind is reported as an IPv4-mapped address.
+    if (const std::string mapped = "tcp://[::ffff:"; address_.rfind(mapped, 0) == 0) {
+      size_t close = address_.find(']');
+      if (close != std::string::npos && address_.find('.') < close) {
+        address_ = "tcp://" + address_.substr(mapped.size(), close - mapped.size()) +
+                   address_.substr(close + 1);
       }
     }
+    // ZeroMQ reports a wildcard bind as 0.0.0.0; peers need a routable host.
+    for (const char* wildcard : {"tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"}) {
+      if (address_.rfind(wildcard, 0) == 0) {
+        const std::string& h = options_.advertise_host;
+        address_ = (h.find(':') != std::string::npos ? "tcp://[" + h + "]:" : "tcp://" + h + ":") +
+                   address_.substr(std::strlen(wildcard));
+      }
+    }
+    if (sec.enabled()) address_ += "?curve=" + sec.keys.public_key;
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) return InternalError(std::string("eventfd: ") + std::strerror(errno));
     io_thread_ = std::thread([this] { IoLoop(); });
@@ -152,9 +204,13 @@ class ZmqTransport : public Transport {
   // --- everything below runs on the I/O thread ---
 
   void IoLoop() {
-    zmq_pollitem_t items[2] = {{router_, 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[4] = {{router_, 0, ZMQ_POLLIN, 0},
+                               {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+                               {zap_, 0, ZMQ_POLLIN, 0},
+                               {monitor_, 0, ZMQ_POLLIN, 0}};
+    const int n_items = zap_ == nullptr ? 2 : (monitor_ == nullptr ? 3 : 4);
     while (true) {
-      if (zmq_poll(items, 2, 1000) < 0 && zmq_errno() != EINTR) {
+      if (zmq_poll(items, n_items, 1000) < 0 && zmq_errno() != EINTR) {
         log_.Error(ZmqError("zmq_poll"));
         break;
       }
@@ -163,6 +219,8 @@ class ZmqTransport : public Transport {
         ssize_t n = read(wake_fd_, &v, sizeof(v));
         (void)n;
       }
+      if (n_items > 2 && (items[2].revents & ZMQ_POLLIN)) AnswerZap();
+      if (n_items > 3 && (items[3].revents & ZMQ_POLLIN)) ReadMonitor();
       bool stop = DrainCommands();
       // Bounded so a flood of inbound messages cannot starve our sends.
       for (int i = 0; i < 256 && ReceiveOne(); ++i) {
@@ -198,15 +256,30 @@ class ZmqTransport : public Transport {
       dealers_.erase(it);
     }
     if (address.empty()) return;
+    auto [endpoint, server_key] = SplitCurveAddress(address);
+    const ZmqSecurity& sec = options_.security;
+    if (sec.enabled() && server_key.size() != kCurveKeyChars) {
+      log_.Error("refused to dial node ", peer, " at ", address,
+                 ": this job runs CURVE and the address carries no public key");
+      return;
+    }
     void* s = zmq_socket(ctx_, ZMQ_DEALER);
+    if (sec.enabled()) {
+      zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_key.c_str(), 41);
+      zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, sec.keys.public_key.c_str(), 41);
+      zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec.keys.secret_key.c_str(), 41);
+    }
+    int ipv6 = 1;
+    zmq_setsockopt(s, ZMQ_IPV6, &ipv6, sizeof(ipv6));
     int hwm = 0;
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     // Our address is the routing id the peer's ROUTER sees: its logs can
     // name where a bad message came from.
-    zmq_setsockopt(s, ZMQ_ROUTING_ID, address_.data(), std::min<size_t>(address_.size(), 255));
+    const std::string me = SplitCurveAddress(address_).first;
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, me.data(), std::min<size_t>(me.size(), 255));
     int linger = options_.linger_ms;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-    if (zmq_connect(s, address.c_str()) != 0) {
+    if (zmq_connect(s, endpoint.c_str()) != 0) {
       log_.Error(
           ZmqError(("cannot connect to node " + std::to_string(peer) + " at " + address).c_str()));
       zmq_close(s);
@@ -244,7 +317,7 @@ class ZmqTransport : public Transport {
   // Receives one multipart message if any is ready; false when none.
   bool ReceiveOne() {
     std::vector<Buffer> frames;
-    std::string from;
+    std::string from, user, peer_host;
     size_t bytes = 0;
     bool first = true;
     while (true) {
@@ -261,6 +334,13 @@ class ZmqTransport : public Transport {
         from.assign(static_cast<const char*>(data), size);  // routing id = sender address
         first = false;
       } else if (frames.size() <= kFramesPerMessage) {
+        if (frames.empty()) {
+          // Frames off the wire (not the ROUTER's routing id) carry the
+          // connection's metadata: the ZAP handler's user id for it.
+          if (const char* u = zmq_msg_gets(&hold->msg, "User-Id")) user = u;
+          if (const char* a = zmq_msg_gets(&hold->msg, "Peer-Address"))
+            peer_host = NormalizeHost(a);
+        }
         // (beyond that the message is bad anyway; keep draining its frames)
         bytes += size;
         frames.emplace_back(std::shared_ptr<const void>(hold, data), data, size);
@@ -274,9 +354,120 @@ class ZmqTransport : public Transport {
                 m.status().message());
       return true;
     }
+    m->peer = std::move(user);
+    m->peer_host = std::move(peer_host);
+    const ZmqSecurity& sec = options_.security;
+    if (sec.enabled() && sec.authorize && !sec.authorize(m->peer, *m)) {
+      uint64_t n = counters_.unauthorized.fetch_add(1, std::memory_order_relaxed) + 1;
+      if (n <= kRefusalsLoggedInFull || n % 1000 == 0) {
+        log_.Warn("dropped a ", MsgTypeName(m->type), " from ", m->peer, " at ", m->peer_host,
+                  ": its role may not send it (", n, " dropped so far)");
+      }
+      return true;
+    }
     counters_.CountReceived(bytes);
     inbox_.Push(std::move(*m));
     return true;
+  }
+
+  // ZAP (RFC 27): admit a CURVE peer whose public key is on the allowlist;
+  // the reply's user id becomes the "User-Id" of its messages.
+  void AnswerZap() {
+    std::vector<std::string> req;
+    while (true) {
+      zmq_msg_t f;
+      zmq_msg_init(&f);
+      if (zmq_msg_recv(&f, zap_, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&f);
+        if (req.empty()) return;
+        break;
+      }
+      req.emplace_back(static_cast<const char*>(zmq_msg_data(&f)), zmq_msg_size(&f));
+      bool more = zmq_msg_more(&f) != 0;
+      zmq_msg_close(&f);
+      if (!more) break;
+    }
+    // version, request id, domain, address, identity, mechanism, credentials...
+    std::string status = "400", text = "malformed ZAP request", user;
+    const std::string peer = req.size() > 3 ? NormalizeHost(req[3]) : "?";
+    if (req.size() >= 6 && req[0] == "1.0") {
+      const std::string& mechanism = req[5];
+      if (mechanism != "CURVE" || req.size() < 7 || req[6].size() != 32) {
+        text = "this node admits CURVE only";
+        NoteRefusal("a " + mechanism + " connection from " + peer +
+                    ": this node admits CURVE only");
+      } else {
+        char z85[41];
+        zmq_z85_encode(z85, reinterpret_cast<const uint8_t*>(req[6].data()), 32);
+        auto it = options_.security.allowlist.find(z85);
+        if (it == options_.security.allowlist.end()) {
+          text = "key not on the allowlist";
+          NoteRefusal(std::string("a connection from ") + peer + ": its public key " + z85 +
+                      " is not on the job's allowlist");
+        } else {
+          status = "200";
+          text = "OK";
+          user = it->second;
+        }
+      }
+    }
+    const std::string version = "1.0", id = req.size() > 1 ? req[1] : "";
+    const std::string* reply[] = {&version, &id, &status, &text, &user};
+    for (const std::string* f : reply) zmq_send(zap_, f->data(), f->size(), ZMQ_SNDMORE);
+    zmq_send(zap_, "", 0, 0);  // metadata
+  }
+
+  // Handshake failures the ZAP handler never sees.
+  void ReadMonitor() {
+    while (true) {
+      zmq_msg_t ev, addr;
+      zmq_msg_init(&ev);
+      if (zmq_msg_recv(&ev, monitor_, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&ev);
+        return;
+      }
+      uint16_t event = 0;
+      uint32_t value = 0;
+      if (zmq_msg_size(&ev) >= 6) {
+        std::memcpy(&event, zmq_msg_data(&ev), 2);
+        std::memcpy(&value, static_cast<const uint8_t*>(zmq_msg_data(&ev)) + 2, 4);
+      }
+      zmq_msg_close(&ev);
+      zmq_msg_init(&addr);
+      zmq_msg_recv(&addr, monitor_, 0);
+      zmq_msg_close(&addr);
+      if (event == ZMQ_EVENT_ACCEPTED) {
+        // The peer of the newest connection, for naming it if it fails.
+        sockaddr_storage ss{};
+        socklen_t len = sizeof(ss);
+        if (getpeername(static_cast<int>(value), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+          char host[64] = {0};
+          if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, host, sizeof(host));
+          } else if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, host,
+                      sizeof(host));
+          }
+          last_accepted_ = NormalizeHost(host);
+        }
+        continue;
+      }
+      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) continue;  // the ZAP handler logged it
+      NoteRefusal("a connection (last accepted from " +
+                  (last_accepted_.empty() ? std::string("?") : last_accepted_) +
+                  ") that failed the CURVE handshake: " +
+                  (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                       ? "protocol error " + std::to_string(value) +
+                             " (a NULL or PLAIN peer, a wrong server key, or garbage)"
+                       : std::string("no detail")));
+    }
+  }
+
+  void NoteRefusal(const std::string& what) {
+    uint64_t n = counters_.refused_peers.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n <= kRefusalsLoggedInFull || n % 1000 == 0) {
+      log_.Warn("refused ", what, " (", n, " refused so far)");
+    }
   }
 
   void CloseSockets() {
@@ -284,6 +475,9 @@ class ZmqTransport : public Transport {
     dealers_.clear();
     zmq_close(router_);
     router_ = nullptr;
+    if (monitor_ != nullptr) zmq_close(monitor_);
+    if (zap_ != nullptr) zmq_close(zap_);
+    monitor_ = zap_ = nullptr;
   }
 
   struct Dealer {
@@ -302,6 +496,9 @@ class ZmqTransport : public Transport {
 
   // Owned by the I/O thread only.
   void* router_ = nullptr;
+  void* zap_ = nullptr;      // CURVE only: the ZAP handler
+  void* monitor_ = nullptr;  // CURVE only: the ROUTER's handshake events
+  std::string last_accepted_;
   std::map<NodeId, Dealer> dealers_;
 
   std::mutex mu_;

@@ -77,6 +77,12 @@ struct Message {
   Buffer keys;    // uint64 array
   Buffer values;  // float array
 
+  // Not on the wire: the receiving transport's word on who sent this. `peer`
+  // is the sender's authenticated name under CURVE ("worker/3"), else empty;
+  // `peer_host` the sender's IP address where the transport knows it.
+  std::string peer;
+  std::string peer_host;
+
   size_t num_keys() const { return keys.size() / sizeof(uint64_t); }
   size_t num_values() const { return values.size() / sizeof(float); }
   size_t ByteSize() const { return kHeaderSize + body.size() + keys.size() + values.size(); }
