@@ -18,6 +18,7 @@
 #include "cluster/role_policy.h"
 #include "kv/node.h"
 #include "train/model_file.h"
+#include "train/plot.h"
 #include "train/trainer.h"
 #include "transport/curve_keys.h"
 #include "transport/faulty_transport.h"
@@ -176,12 +177,15 @@ Result<std::unique_ptr<Transport>> NodeTransport(const JobConfig& cfg, const Run
   ZmqOptions zo;
   zo.security = sec;
   // A job whose coordinator is on loopback is one machine's: stay on loopback.
-  const std::string any = IsLoopbackHost(p.coordinator.host)
-                              ? (IsIpv6Literal(p.coordinator.host) ? "::1" : "127.0.0.1")
-                              : (IsIpv6Literal(p.coordinator.host) ? "::" : "0.0.0.0");
-  zo.bind = !args.bind.empty()
-                ? args.bind
-                : TcpEndpoint(any, p.role == Role::kCoordinator ? p.coordinator.port : 0);
+  // Otherwise every interface, IPv4 and IPv6 ("*" with ZMQ_IPV6 is dual-stack).
+  const uint16_t port = p.role == Role::kCoordinator ? p.coordinator.port : 0;
+  if (!args.bind.empty()) {
+    zo.bind = args.bind;
+  } else if (IsLoopbackHost(p.coordinator.host)) {
+    zo.bind = TcpEndpoint(IsIpv6Literal(p.coordinator.host) ? "::1" : "127.0.0.1", port);
+  } else {
+    zo.bind = "tcp://*:" + std::to_string(port);
+  }
   if (zo.bind.rfind("tcp://", 0) != 0 && zo.bind.rfind("ipc://", 0) != 0)
     zo.bind = "tcp://" + zo.bind;
   ASSIGN_OR_RETURN(zo.advertise_host, AdvertiseHost(p));
@@ -210,6 +214,7 @@ Status RunCoordinatorNode(const JobConfig& cfg, const RunArgs& args, const Place
   co.num_workers = cfg.cluster.workers;
   co.heartbeat_timeout = milliseconds(cfg.cluster.heartbeat_timeout_ms);
   co.startup_timeout = seconds(cfg.cluster.startup_timeout_s);
+  co.result_dir = p.run_dir;
   CheckpointOptions ck;
   ck.run_dir = p.run_dir;
   ck.enabled = cfg.train.checkpoint_every_steps > 0 || cfg.train.checkpoint_every_s > 0;
@@ -220,6 +225,16 @@ Status RunCoordinatorNode(const JobConfig& cfg, const RunArgs& args, const Place
   // Let the shutdown order reach every node before the sockets close.
   std::this_thread::sleep_for(milliseconds(200));
   transport->Shutdown();
+  // The job's result, as a local run leaves it: plots beside the metrics.
+  if (access((p.run_dir + "/metrics.jsonl").c_str(), F_OK) == 0) {
+    std::vector<std::string> plots;
+    Status ps = WritePlots(p.run_dir + "/metrics.jsonl", p.run_dir, &plots, cfg.name);
+    if (!ps.ok()) log.Warn("could not draw plots: ", ps.message());
+  }
+  if (s.ok()) {
+    log.Info("the job's results are in ", p.run_dir,
+             " (metrics.jsonl, model.bin, plots; nodes.json says where every node ran)");
+  }
   return s;
 }
 
@@ -266,6 +281,7 @@ Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
   if (!p.run_dir.empty()) {
     to.metrics_path = p.run_dir + "/metrics.jsonl";
     to.model_path = p.run_dir + "/model.bin";
+    to.send_results = true;
   }
   auto summary = RunTraining(node, *model, *data.train, data.test ? &*data.test : nullptr, to, log);
   if (!summary.ok()) {

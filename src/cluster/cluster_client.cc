@@ -2,6 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+
+#include "base/crc32c.h"
+#include "transport/net_address.h"
+
 namespace distopt {
 
 ClusterClient::ClusterClient(ClusterClientOptions options, Transport* transport,
@@ -14,6 +21,7 @@ ClusterClient::ClusterClient(ClusterClientOptions options, Transport* transport,
                      [this](Message&& m) { OnBarrierRelease(std::move(m)); });
   dispatcher->Handle(MsgType::kShutdown, [this](Message&& m) { OnShutdown(std::move(m)); });
   dispatcher->Handle(MsgType::kHeartbeat, [this](Message&& m) { OnHeartbeatAck(std::move(m)); });
+  dispatcher->Handle(MsgType::kResultFileAck, [this](Message&& m) { OnFileAck(std::move(m)); });
 }
 
 ClusterClient::~ClusterClient() { Stop(); }
@@ -46,7 +54,8 @@ Status ClusterClient::Register(Deadline deadline) {
     if (shutdown_.has_value()) return *shutdown_;
     if (deadline.expired()) {
       return DeadlineExceededError(
-          "no answer from the coordinator at " + options_.coordinator_address + " after " +
+          "no answer from the coordinator at " +
+          SplitCurveAddress(options_.coordinator_address).first + " after " +
           std::to_string(ToMillis(std::chrono::steady_clock::now() - started) / 1000) +
           " s (is it running, and are the other nodes of the job started?)");
     }
@@ -54,8 +63,11 @@ Status ClusterClient::Register(Deadline deadline) {
     SendToCoordinator(MsgType::kRegister, body);
     lock.lock();
     if (std::chrono::steady_clock::now() >= next_log) {
-      log_.Info("waiting for the coordinator at ", options_.coordinator_address, " to admit this ",
-                RoleName(options_.role), " (it answers once every node of the job has registered)");
+      log_.Info("waiting for the coordinator at ",
+                SplitCurveAddress(options_.coordinator_address).first, " to admit this ",
+                RoleName(options_.role), " advertised at ",
+                SplitCurveAddress(transport_->address()).first,
+                " (it answers once every node of the job has registered)");
       next_log = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     }
     cv_.wait_until(lock, Deadline::After(options_.register_retry).Earlier(deadline).when(),
@@ -124,7 +136,7 @@ void ClusterClient::OnMembership(Message&& m) {
       const Member* old = view_.Find(mem.id);
       if (old == nullptr && mem.alive) {
         log_.Info("epoch ", view->epoch, ": ", RoleName(mem.role), "/", mem.rank, " joined (node ",
-                  mem.id, " at ", mem.address, ")");
+                  mem.id, " at ", SplitCurveAddress(mem.address).first, ")");
       } else if (old != nullptr && old->alive && !mem.alive) {
         log_.Warn("epoch ", view->epoch, ": ", RoleName(mem.role), "/", mem.rank, " left (node ",
                   mem.id, " declared dead by the coordinator)");
@@ -155,6 +167,64 @@ void ClusterClient::OnShutdown(Message&& m) {
 void ClusterClient::OnHeartbeatAck(Message&& m) {
   std::lock_guard<std::mutex> lock(mu_);
   last_heard_ = std::chrono::steady_clock::now();
+}
+
+void ClusterClient::OnFileAck(Message&& m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  file_acks_[m.request_id] = m.status;
+  cv_.notify_all();
+}
+
+Status ClusterClient::SendFile(const std::string& name, const std::string& path,
+                               Deadline deadline) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError(path + ": cannot open");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  const uint32_t crc = Crc32c(bytes.data(), bytes.size());
+  // Well under the wire's body limit; one chunk in flight at a time.
+  constexpr size_t kChunk = 4u << 20;
+  size_t offset = 0;
+  do {
+    FileChunk c;
+    c.name = name;
+    c.offset = offset;
+    c.total = bytes.size();
+    c.crc = crc;
+    const size_t n = std::min(kChunk, bytes.size() - offset);
+    c.data = Buffer::Borrow(bytes.data() + offset, n);
+    const Buffer body = EncodeFileChunk(c);
+    std::unique_lock<std::mutex> lock(mu_);
+    const uint64_t id = next_file_request_++;
+    while (file_acks_.count(id) == 0) {
+      if (shutdown_.has_value()) return AbortedError("sending " + name + ": the job ended");
+      if (deadline.expired()) {
+        return DeadlineExceededError("the coordinator did not take " + name + " in time");
+      }
+      lock.unlock();
+      Message m;
+      m.type = MsgType::kResultFile;
+      m.request_id = id;
+      m.body = body;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        m.sender = id_;
+        m.epoch = view_.epoch;
+      }
+      transport_->Send(kCoordinatorId, std::move(m)).IgnoreError();
+      lock.lock();
+      cv_.wait_until(lock, Deadline::After(options_.register_retry).Earlier(deadline).when(),
+                     [&] { return file_acks_.count(id) != 0 || shutdown_.has_value(); });
+    }
+    const uint32_t status = file_acks_[id];
+    file_acks_.erase(id);
+    if (status != 0) {
+      return Status(static_cast<StatusCode>(status),
+                    "the coordinator refused " + name + " (see its log)");
+    }
+    offset += n;
+  } while (offset < bytes.size());
+  return Status::Ok();
 }
 
 void ClusterClient::SetShutdown(Status s) {
@@ -258,10 +328,11 @@ void ClusterClient::HeartbeatLoop() {
     lock.lock();
     Duration silent = std::chrono::steady_clock::now() - last_heard_;
     if (silent > options_.coordinator_timeout && !shutdown_.has_value()) {
-      log_.Error("the coordinator at ", options_.coordinator_address, " has been silent for ",
-                 ToMillis(silent), " ms (timeout ", ToMillis(options_.coordinator_timeout),
-                 " ms); stopping this node");
-      shutdown_ = UnavailableError("lost the coordinator at " + options_.coordinator_address);
+      log_.Error("the coordinator at ", SplitCurveAddress(options_.coordinator_address).first,
+                 " has been silent for ", ToMillis(silent), " ms (timeout ",
+                 ToMillis(options_.coordinator_timeout), " ms); stopping this node");
+      shutdown_ = UnavailableError("lost the coordinator at " +
+                                   SplitCurveAddress(options_.coordinator_address).first);
       cv_.notify_all();
     }
     cv_.wait_for(lock, options_.heartbeat_interval, [&] { return stop_; });

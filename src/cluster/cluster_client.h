@@ -60,6 +60,10 @@ class ClusterClient {
   // Reports this worker done; a non-empty `end_job_reason` ends the whole
   // job at once (e.g. the target metric was reached).
   void SendDone(const std::string& end_job_reason = "");
+  // Hands the file at `path` to the coordinator's run folder as `name`, in
+  // acknowledged chunks (resent until answered). For the job's results when
+  // the coordinator runs on another host.
+  Status SendFile(const std::string& name, const std::string& path, Deadline deadline);
   void SendAbort(const std::string& reason);
 
   // Reports done (resending until answered) and waits for the shutdown order.
@@ -81,6 +85,7 @@ class ClusterClient {
   void OnBarrierRelease(Message&& m);
   void OnShutdown(Message&& m);
   void OnHeartbeatAck(Message&& m);
+  void OnFileAck(Message&& m);
   void HeartbeatLoop();
   void SendToCoordinator(MsgType type, Buffer body);
   void SetShutdown(Status s);
@@ -99,6 +104,8 @@ class ClusterClient {
   std::optional<Status> shutdown_;                   // guarded by mu_
   SteadyTime last_heard_;                            // guarded by mu_
   bool stop_ = false;                                // guarded by mu_
+  uint64_t next_file_request_ = 1;                   // guarded by mu_
+  std::map<uint64_t, uint32_t> file_acks_;           // request id -> status, guarded by mu_
   std::function<void(const ClusterView&)> on_view_;  // guarded by mu_
   std::thread heartbeat_thread_;
   std::mutex join_mu_;  // Stop() may run on two threads at once (a kill during Run)

@@ -1,8 +1,17 @@
 #include "cluster/coordinator.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
+#include "base/crc32c.h"
+#include "base/file_util.h"
 #include "cluster/role_policy.h"
 #include "transport/net_address.h"
 
@@ -73,7 +82,7 @@ const Member* Coordinator::MemberOf(NodeId id) const { return view_.Find(id); }
 
 std::string Coordinator::Describe(const Member& m) const {
   return std::string(RoleName(m.role)) + "/" + std::to_string(m.rank) + " (node " +
-         std::to_string(m.id) + " at " + m.address + ")";
+         std::to_string(m.id) + " at " + SplitCurveAddress(m.address).first + ")";
 }
 
 void Coordinator::Handle(Message&& m) {
@@ -113,6 +122,8 @@ void Coordinator::Handle(Message&& m) {
       return HandleDone(m);
     case MsgType::kAbort:
       return HandleAbort(m);
+    case MsgType::kResultFile:
+      return HandleResultFile(m);
     case MsgType::kCheckpoint:
       if (options_.on_checkpoint && MemberOf(m.sender) != nullptr) options_.on_checkpoint(m);
       return;
@@ -238,6 +249,7 @@ void Coordinator::HandleRegister(Message&& m) {
     view_.members.erase(view_.members.begin() + (old - view_.members.data()));
   }
   view_.members.push_back(mem);
+  origins_[mem.id] = Origin{req->host, m.peer_host, req->pid};
   last_seen_[mem.id] = std::chrono::steady_clock::now();
   if (Status s = transport_->Connect(mem.id, mem.address); !s.ok()) {
     log_.Error("cannot reach ", Describe(mem), ": ", s.message());
@@ -280,6 +292,7 @@ void Coordinator::CheckStartup() {
     return std::tie(a.role, a.rank) < std::tie(b.role, b.rank);
   });
   if (options_.layout) view_.layout = options_.layout(view_);
+  WriteNodesFile();
   log_.Info("all ", options_.num_servers + options_.num_workers, " nodes registered after ",
             ToMillis(std::chrono::steady_clock::now() - start_time_), " ms; job starts (epoch 1)");
   for (const auto& mem : view_.members) {
@@ -319,14 +332,16 @@ void Coordinator::Tick() {
       std::string missing = Missing();
       log_.Error("start-up timed out after ", ToSeconds(options_.startup_timeout),
                  " s; never registered: ", missing);
-      Finish(DeadlineExceededError(
-          "start-up timed out after " + std::to_string(ToMillis(options_.startup_timeout) / 1000) +
-          " s waiting for " + missing + " to register at " + transport_->address()));
+      Finish(DeadlineExceededError("start-up timed out after " +
+                                   std::to_string(ToMillis(options_.startup_timeout) / 1000) +
+                                   " s waiting for " + missing + " to register at " +
+                                   SplitCurveAddress(transport_->address()).first));
       return;
     }
     if (now - last_startup_log_ >= options_.startup_log_interval) {
       last_startup_log_ = now;
-      log_.Info("waiting for ", Missing(), " to register at ", transport_->address(), " (",
+      log_.Info("waiting for ", Missing(), " to register at ",
+                SplitCurveAddress(transport_->address()).first, " (",
                 ToMillis(options_.startup_timeout - (now - start_time_)) / 1000,
                 " s left before giving up)");
     }
@@ -517,6 +532,102 @@ void Coordinator::Finish(Status result) {
   std::string reason = result.ok() ? "job complete" : result.message();
   log_.Info("shutting the job down: ", reason);
   Broadcast(MsgType::kShutdown, Buffer::FromString(reason), static_cast<uint32_t>(result.code()));
+}
+
+// Where every node of the job runs, for finding their logs (a launcher
+// collects each node's stderr on its host).
+void Coordinator::WriteNodesFile() {
+  if (options_.result_dir.empty()) return;
+  std::string text = "[\n";
+  for (size_t i = 0; i < view_.members.size(); ++i) {
+    const Member& mem = view_.members[i];
+    const Origin& o = origins_[mem.id];
+    auto quote = [](const std::string& v) {
+      std::string q = "\"";
+      for (char c : v) {
+        if (c == '"' || c == '\\') q += '\\';
+        if (static_cast<unsigned char>(c) >= 0x20) q += c;
+      }
+      return q + "\"";
+    };
+    text += "  {\"role\": " + quote(RoleName(mem.role)) +
+            ", \"rank\": " + std::to_string(mem.rank) + ", \"host\": " + quote(o.host) +
+            ", \"registered_from\": " + quote(o.peer_host) + ", \"pid\": " + std::to_string(o.pid) +
+            ", \"address\": " + quote(SplitCurveAddress(mem.address).first) + "}" +
+            (i + 1 < view_.members.size() ? ",\n" : "\n");
+  }
+  text += "]\n";
+  Status s = WriteFileAtomically(
+      options_.result_dir + "/nodes.json",
+      {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size())});
+  if (!s.ok()) log_.Warn("could not write nodes.json: ", s.message());
+}
+
+// A piece of the lead worker's results. The files are small (metrics, the
+// model) and come once per job, so they are written on this thread.
+void Coordinator::HandleResultFile(const Message& m) {
+  Message ack;
+  ack.type = MsgType::kResultFileAck;
+  ack.sender = kCoordinatorId;
+  ack.request_id = m.request_id;
+  const Member* mem = MemberOf(m.sender);
+  auto chunk = DecodeFileChunk(m.body);
+  Status s;
+  if (mem == nullptr || mem->role != Role::kWorker) {
+    log_.Warn("ignored a result file from node ", m.sender, " at ", m.peer_host,
+              ": not a worker of this job");
+    return;
+  } else if (!chunk.ok()) {
+    s = chunk.status();
+  } else if (options_.result_dir.empty()) {
+    s = FailedPreconditionError("this coordinator has no run folder");
+  } else {
+    s = StoreResultChunk(*chunk);
+  }
+  if (!s.ok())
+    log_.Warn("refused a piece of a result file from ", Describe(*mem), ": ", s.message());
+  ack.status = static_cast<uint32_t>(s.code());
+  transport_->Send(m.sender, std::move(ack)).IgnoreError();
+}
+
+Status Coordinator::StoreResultChunk(const FileChunk& c) {
+  const std::string path = options_.result_dir + "/" + c.name;
+  const std::string part = path + ".part";
+  auto done = results_done_.find(c.name);
+  if (done != results_done_.end() && done->second == c.crc) return Status::Ok();  // a resend
+  if (c.offset == 0) {
+    // The same file already here (the run folder is shared with the worker).
+    std::ifstream in(path, std::ios::binary);
+    if (in) {
+      std::vector<uint8_t> have((std::istreambuf_iterator<char>(in)), {});
+      if (have.size() == c.total && Crc32c(have.data(), have.size()) == c.crc) {
+        results_done_[c.name] = c.crc;
+        log_.Info(c.name, " is already in ", options_.result_dir);
+        return Status::Ok();
+      }
+    }
+  }
+  int fd = open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return UnavailableError(part + ": " + std::strerror(errno));
+  const bool wrote = pwrite(fd, c.data.data(), c.data.size(), static_cast<off_t>(c.offset)) ==
+                     static_cast<ssize_t>(c.data.size());
+  const bool last = c.offset + c.data.size() == c.total;
+  const bool synced = !last || (ftruncate(fd, static_cast<off_t>(c.total)) == 0 && fsync(fd) == 0);
+  close(fd);
+  if (!wrote || !synced) return UnavailableError(part + ": write failed: " + std::strerror(errno));
+  if (!last) return Status::Ok();
+  std::ifstream in(part, std::ios::binary);
+  std::vector<uint8_t> all((std::istreambuf_iterator<char>(in)), {});
+  if (all.size() != c.total || Crc32c(all.data(), all.size()) != c.crc) {
+    std::remove(part.c_str());
+    return DataLossError(c.name + ": the assembled file does not match its checksum");
+  }
+  if (std::rename(part.c_str(), path.c_str()) != 0) {
+    return UnavailableError(path + ": " + std::strerror(errno));
+  }
+  results_done_[c.name] = c.crc;
+  log_.Info("stored ", c.name, " (", c.total, " bytes) in ", options_.result_dir);
+  return Status::Ok();
 }
 
 }  // namespace distopt

@@ -45,6 +45,9 @@ struct CoordinatorOptions {
   std::function<void(const Message&)> on_checkpoint;
   // Called on the coordinator thread when a server reports a backup copy complete.
   std::function<void(const Message&)> on_replica_synced;
+  // The coordinator's run folder: the lead worker's result files land here
+  // (kResultFile), and nodes.json says where every node ran. Empty: neither.
+  std::string result_dir;
   // Called on the coordinator thread after each membership change.
   std::function<void(const ClusterView&)> on_view_change;
 };
@@ -71,6 +74,9 @@ class Coordinator {
   void HandleBarrier(const Message& m);
   void HandleDone(const Message& m);
   void HandleAbort(const Message& m);
+  void HandleResultFile(const Message& m);
+  Status StoreResultChunk(const FileChunk& c);
+  void WriteNodesFile();
   void Tick();
   void CheckStartup();
   void CheckHeartbeats();
@@ -101,6 +107,13 @@ class Coordinator {
   std::set<uint32_t> done_ranks_;
   std::map<uint32_t, SteadyTime> dead_servers_;  // rank -> when declared dead
   std::set<std::string> warned_unreachable_;     // advertised addresses already named
+  struct Origin {
+    std::string host;       // the node's own hostname
+    std::string peer_host;  // the address its registration came from
+    uint32_t pid = 0;
+  };
+  std::map<NodeId, Origin> origins_;
+  std::map<std::string, uint32_t> results_done_;  // result file -> its CRC, once stored
   bool finished_ = false;
   Status result_;
 };

@@ -1,5 +1,7 @@
 #include "cluster/membership.h"
 
+#include <cctype>
+
 #include "base/bytes.h"
 
 namespace distopt {
@@ -145,6 +147,41 @@ Result<BarrierRequest> DecodeBarrier(const Buffer& body) {
   RETURN_IF_ERROR(r.ExpectEnd("barrier"));
   if (b.group > 2) return InvalidArgumentError("unknown barrier group " + std::to_string(b.group));
   return b;
+}
+
+Buffer EncodeFileChunk(const FileChunk& c) {
+  ByteWriter w;
+  w.Str(c.name);
+  w.U64(c.offset);
+  w.U64(c.total);
+  w.U32(c.crc);
+  w.Raw(c.data.data(), c.data.size());
+  return Buffer::FromVector(w.Take());
+}
+
+Result<FileChunk> DecodeFileChunk(const Buffer& body) {
+  ByteReader r(body.data(), body.size());
+  FileChunk c;
+  RETURN_IF_ERROR(r.Str(&c.name, 64));
+  RETURN_IF_ERROR(r.U64(&c.offset));
+  RETURN_IF_ERROR(r.U64(&c.total));
+  RETURN_IF_ERROR(r.U32(&c.crc));
+  const size_t n = r.remaining();
+  if (c.name.empty() || c.name[0] == '.') {
+    return InvalidArgumentError("result file name '" + c.name + "' is empty or hidden");
+  }
+  for (char ch : c.name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-') {
+      return InvalidArgumentError("result file name '" + c.name + "' is not a plain file name");
+    }
+  }
+  if (c.total > kMaxResultFileBytes || c.offset > c.total || n > c.total - c.offset) {
+    return InvalidArgumentError("result file chunk outside the file (offset " +
+                                std::to_string(c.offset) + ", " + std::to_string(n) +
+                                " bytes, file " + std::to_string(c.total) + ")");
+  }
+  c.data = body.Slice(body.size() - n, n);
+  return c;
 }
 
 }  // namespace distopt

@@ -65,6 +65,21 @@ struct BarrierRequest {
 Buffer EncodeBarrier(const BarrierRequest& b);
 Result<BarrierRequest> DecodeBarrier(const Buffer& body);
 
+// A piece of a result file for the coordinator's run folder: `name` (a plain
+// file name), where the piece goes, the whole file's size and CRC32C.
+struct FileChunk {
+  std::string name;
+  uint64_t offset = 0;
+  uint64_t total = 0;
+  uint32_t crc = 0;
+  Buffer data;
+};
+inline constexpr uint64_t kMaxResultFileBytes = 64ull << 30;
+Buffer EncodeFileChunk(const FileChunk& c);
+// Checks the name (letters, digits, '.', '_', '-'; no leading '.') and that
+// the piece lies inside the file.
+Result<FileChunk> DecodeFileChunk(const Buffer& body);
+
 }  // namespace distopt
 
 #endif  // DISTOPT_CLUSTER_MEMBERSHIP_H_

@@ -31,6 +31,7 @@ bool MaySend(const std::string& peer, const Message& m) {
     case MsgType::kBarrierRelease:
     case MsgType::kMembership:
     case MsgType::kShutdown:
+    case MsgType::kResultFileAck:
       return who->role == Role::kCoordinator;
     case MsgType::kHeartbeat:  // nodes beat, the coordinator answers
       return true;
@@ -47,6 +48,8 @@ bool MaySend(const std::string& peer, const Message& m) {
     case MsgType::kPull:
     case MsgType::kClock:
       return who->role == Role::kWorker;
+    case MsgType::kResultFile:  // the job's results come from its lead worker
+      return who->role == Role::kWorker && who->rank == 0;
     case MsgType::kCheckpoint:
     case MsgType::kReplicaSynced:
     case MsgType::kPushAck:

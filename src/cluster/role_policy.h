@@ -2,7 +2,8 @@
 // (CURVE: the allowlist name of the sender's key, "worker/3"). A worker may
 // not order a shutdown, publish a membership (a rollback is one) or report a
 // checkpoint; only worker 0 may mark a push as the clock to checkpoint at
-// (time-based checkpoints are its decision). Pure functions.
+// (time-based checkpoints are its decision) or hand in the job's result
+// files. Pure functions.
 #ifndef DISTOPT_CLUSTER_ROLE_POLICY_H_
 #define DISTOPT_CLUSTER_ROLE_POLICY_H_
 

@@ -466,6 +466,19 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
     for (const auto& m : summary.last_eval) done[m.name] = m.value;
     metrics.Write(done);
   }
+  if (lead && options.send_results) {
+    // A lost result at the end of a run is the worst loss there is: the
+    // files stay here whatever happens, and a failed hand-over says where.
+    for (const std::string& path : {options.metrics_path, options.model_path}) {
+      if (path.empty() || node.cluster().shutting_down()) continue;
+      const std::string name = path.substr(path.rfind('/') + 1);
+      Status s = node.cluster().SendFile(name, path, Deadline::After(options.request_timeout));
+      if (!s.ok()) {
+        log.Error("could not hand ", name, " to the coordinator (", s.message(), "); it is at ",
+                  path);
+      }
+    }
+  }
   Status fin = node.Finish(Deadline::After(std::chrono::minutes(10)), end_reason);
   if (!fin.ok()) return fin;
   return summary;

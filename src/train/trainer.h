@@ -40,6 +40,10 @@ struct TrainerOptions {
   Duration checkpoint_every = Duration::zero();
   std::string metrics_path;  // worker 0 appends JSON lines here (empty: none)
   std::string model_path;    // worker 0 saves the final model here (empty: none)
+  // The lead worker hands metrics.jsonl and model.bin to the coordinator's
+  // run folder before it reports done (multi-host jobs; the coordinator
+  // skips a file it already has, as in a shared folder).
+  bool send_results = false;
   std::string run_name;
 };
 

@@ -77,6 +77,10 @@ const char* MsgTypeName(MsgType t) {
       return "kv-error";
     case MsgType::kClock:
       return "clock";
+    case MsgType::kResultFile:
+      return "result-file";
+    case MsgType::kResultFileAck:
+      return "result-file-ack";
     case MsgType::kMaxType:
       break;
   }

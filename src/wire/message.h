@@ -52,7 +52,11 @@ enum class MsgType : uint8_t {
   // replication (server -> server)
   kReplicate = 23,     // owner -> backup: an applied update or a snapshot (seq in body)
   kReplicateAck = 24,  // backup -> owner: everything up to seq is applied
-  kMaxType = 25,
+  // results (worker 0 -> coordinator): a chunk of a file for the
+  // coordinator's run folder (metrics.jsonl, model.bin), and its ack
+  kResultFile = 25,
+  kResultFileAck = 26,
+  kMaxType = 27,
 };
 
 const char* MsgTypeName(MsgType t);

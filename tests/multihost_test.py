@@ -1,0 +1,328 @@
+#!/usr/bin/python3
+"""Multi-host process tests: distopt started the way the README says, one
+emulated host per network namespace (scripts/netns-hosts), or by mpirun.
+
+Usage: tests/multihost_test.py --distopt BINARY --repo REPO [-k PATTERN]
+Needs root (network namespaces) and `ip`; every namespace a test makes is
+removed afterwards, also when it fails. Only traffic between the test's own
+namespaces (10.231.x, fd00:231::) or on loopback is ever sent.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ARGS = None
+SEED = "examples/fashion_mnist.toml"
+
+
+def last_eval(metrics_path):
+    acc = None
+    with open(metrics_path) as f:
+        for line in f:
+            j = json.loads(line)
+            if "test_accuracy" in j:
+                acc = j["test_accuracy"]
+    return acc
+
+
+class Hosts:
+    """N emulated hosts under a prefix of the test's own."""
+
+    def __init__(self, prefix, n, rate=None):
+        self.prefix = prefix
+        self.script = os.path.join(ARGS.repo, "scripts", "netns-hosts")
+        subprocess.run([self.script, "down", "--prefix", prefix], check=True)
+        cmd = [self.script, "up", str(n), "--prefix", prefix]
+        if rate:
+            cmd += ["--rate", rate]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    def addr(self, i, ipv6=False):
+        cmd = [self.script, "addr", str(i), "--prefix", self.prefix] + (["--ipv6"] if ipv6 else [])
+        return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+    def start(self, i, argv, log):
+        with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(["ip", "netns", "exec", f"{self.prefix}-h{i}"] + argv,
+                                    stdout=out, stderr=subprocess.STDOUT)
+
+    def link(self, i, state):
+        subprocess.run([self.script, "link", str(i), state, "--prefix", self.prefix], check=True)
+
+    def kill_host(self, i):
+        pids = subprocess.run(["ip", "netns", "pids", f"{self.prefix}-h{i}"],
+                              capture_output=True, text=True).stdout.split()
+        for p in pids:
+            try:
+                os.kill(int(p), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return len(pids)
+
+    def down(self):
+        subprocess.run([self.script, "down", "--prefix", self.prefix], check=False)
+
+
+class Job:
+    """One job's nodes: each a `distopt run` on its host, as the README says."""
+
+    def __init__(self, test, hosts, config=SEED, sets=(), security=True):
+        self.test, self.hosts, self.config = test, hosts, os.path.join(ARGS.repo, config)
+        self.dir = tempfile.mkdtemp(prefix="distopt-mh-")
+        self.common = [a for s in sets for a in ("--set", s)]
+        if security:
+            subprocess.run([ARGS.distopt, "keygen", self.dir + "/keys", self.config],
+                           check=True, stdout=subprocess.DEVNULL)
+            self.common += ["--keys", self.dir + "/keys"]
+        self.procs = {}
+
+    def run_dir(self, host):
+        return f"{self.dir}/h{host}"
+
+    def start(self, name, host, role, rank=None, coordinator=None, extra=()):
+        argv = [ARGS.distopt, "run", "--role", role, "--run-dir", self.run_dir(host)]
+        if rank is not None:
+            argv += ["--rank", str(rank)]
+        if coordinator:
+            argv += ["--coordinator", coordinator]
+        argv += list(extra) + self.common + [self.config]
+        self.procs[name] = self.hosts.start(host, argv, f"{self.dir}/{name.replace('/', '-')}.log")
+
+    def start_seed_layout(self, coordinator, servers_on=(1, 1), workers_on=(2, 2, 3, 3), extra=()):
+        self.start("coordinator", 1, "coordinator", extra=extra)
+        time.sleep(0.3)
+        for r, h in enumerate(servers_on):
+            self.start(f"server/{r}", h, "server", r, coordinator, extra)
+        for r, h in enumerate(workers_on):
+            self.start(f"worker/{r}", h, "worker", r, coordinator, extra)
+
+    def wait(self, timeout=400):
+        deadline = time.time() + timeout
+        codes = {}
+        for name, p in self.procs.items():
+            try:
+                codes[name] = p.wait(timeout=max(1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes[name] = "hung"
+        return codes
+
+    def log(self, name):
+        with open(f"{self.dir}/{name.replace('/', '-')}.log") as f:
+            return f.read()
+
+    def tail(self, name, n=15):
+        return "\n".join(self.log(name).splitlines()[-n:])
+
+    def wait_for_metrics(self, host, lines=1, timeout=120):
+        path = self.run_dir(host) + "/metrics.jsonl"
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(path) and sum(1 for _ in open(path)) >= lines:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def cleanup(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MultiHostTest(unittest.TestCase):
+    prefix = None
+
+    def setUp(self):
+        self.hosts = None
+        self.job = None
+
+    def tearDown(self):
+        if self.job:
+            self.job.cleanup()
+        if self.hosts:
+            self.hosts.down()
+
+    def make(self, n, rate=None, **job):
+        self.hosts = Hosts(self.prefix, n, rate)
+        self.job = Job(self, self.hosts, **job)
+        return self.hosts, self.job
+
+    def assertAllExitedZero(self, codes):
+        for name, code in codes.items():
+            self.assertEqual(code, 0, f"{name} exited {code}:\n{self.job.tail(name)}")
+
+
+class SeedAcrossHosts(MultiHostTest):
+    prefix = "dt-seed"
+
+    def test_seed_job_across_three_hosts_matches_one_host(self):
+        sets = ["train.epochs=5"]
+        # The same job on one host, as the reference.
+        local = tempfile.mkdtemp(prefix="distopt-local-")
+        try:
+            r = subprocess.run([ARGS.distopt, "train", os.path.join(ARGS.repo, SEED), "--quiet",
+                                "--run-dir", local + "/run", "--set", sets[0]],
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            one_host = last_eval(local + "/run/metrics.jsonl")
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+        hosts, job = self.make(3, sets=sets)
+        coord = hosts.addr(1) + ":7070"
+        job.start_seed_layout(coord)
+        codes = job.wait()
+        self.assertAllExitedZero(codes)
+        # The coordinator's run folder holds the whole job's result.
+        result = job.run_dir(1)
+        for f in ("metrics.jsonl", "model.bin", "nodes.json", "accuracy_vs_epoch.svg"):
+            self.assertTrue(os.path.exists(f"{result}/{f}"), f"{f} missing in {result}")
+        acc = last_eval(f"{result}/metrics.jsonl")
+        self.assertIsNotNone(acc)
+        self.assertLess(abs(acc - one_host), 0.005, f"3 hosts {acc:.4f} vs one host {one_host:.4f}")
+        nodes = json.load(open(f"{result}/nodes.json"))
+        seen = {(n["role"], n["rank"]): n["registered_from"] for n in nodes}
+        self.assertEqual(seen[("worker", 0)], hosts.addr(2))
+        self.assertEqual(seen[("worker", 3)], hosts.addr(3))
+        for n in nodes:
+            self.assertNotIn("127.0.0.1", n["address"], n)
+        # Traffic was CURVE: every node said so.
+        for name in job.procs:
+            self.assertIn("(CURVE, 7 keys allowed)", job.log(name), name)
+        # `distopt eval` on the collected model reproduces the logged accuracy.
+        ev = subprocess.run([ARGS.distopt, "eval", result, os.path.join(ARGS.repo, SEED)],
+                            capture_output=True, text=True, timeout=120)
+        self.assertEqual(ev.returncode, 0, ev.stderr)
+        self.assertIn(f"accuracy {acc:.4f}", ev.stdout)
+
+
+class SlowAndBrokenLinks(MultiHostTest):
+    prefix = "dt-link"
+
+    def test_a_job_on_100_mbit_links_finishes(self):
+        hosts, job = self.make(3, rate="100mbit",
+                               sets=["train.epochs=1", "data.max_train_rows=6400"])
+        job.start_seed_layout(hosts.addr(1) + ":7070")
+        codes = job.wait()
+        self.assertAllExitedZero(codes)
+        acc = last_eval(job.run_dir(1) + "/metrics.jsonl")
+        self.assertGreater(acc, 0.6)
+
+    def test_a_host_link_down_for_5_s_mid_training_does_not_hang_the_job(self):
+        hosts, job = self.make(3, sets=["train.epochs=4"])
+        job.start_seed_layout(hosts.addr(1) + ":7070")
+        self.assertTrue(job.wait_for_metrics(2, lines=2), job.tail("worker/0"))
+        hosts.link(3, "down")
+        time.sleep(5)
+        hosts.link(3, "up")
+        codes = job.wait()
+        # Documented: an outage shorter than cluster.heartbeat_timeout_ms
+        # (10 s) is ridden out; nobody is declared dead.
+        self.assertAllExitedZero(codes)
+        self.assertNotIn("declared dead", job.log("coordinator"))
+        acc = last_eval(job.run_dir(1) + "/metrics.jsonl")
+        self.assertGreater(acc, 0.84)
+
+
+class HostDeath(MultiHostTest):
+    prefix = "dt-die"
+
+    def test_a_whole_host_dies_with_replication_and_the_job_finishes(self):
+        sets = ["train.epochs=4", "cluster.replication=2", "cluster.heartbeat_interval_ms=200",
+                "cluster.heartbeat_timeout_ms=1500"]
+        hosts, job = self.make(3, sets=sets)
+        # Servers on the workers' hosts, each partition's backup on the other.
+        job.start_seed_layout(hosts.addr(1) + ":7070", servers_on=(2, 3))
+        self.assertTrue(job.wait_for_metrics(2, lines=3), job.tail("worker/0"))
+        self.assertEqual(hosts.kill_host(3), 3)  # server/1, worker/2, worker/3
+        codes = job.wait()
+        for name in ("coordinator", "server/0", "worker/0", "worker/1"):
+            self.assertEqual(codes[name], 0, f"{name}: {codes[name]}\n{job.tail(name)}")
+        for name in ("server/1", "worker/2", "worker/3"):
+            self.assertEqual(codes[name], -signal.SIGKILL, name)
+        log = job.log("coordinator")
+        self.assertIn("fails over from server/1 to its backup server/0", log)
+        acc = last_eval(job.run_dir(1) + "/metrics.jsonl")
+        self.assertGreater(acc, 0.84)
+
+
+class Addresses(MultiHostTest):
+    prefix = "dt-addr"
+
+    def test_a_node_advertising_loopback_from_another_host_is_named(self):
+        hosts, job = self.make(2, sets=["cluster.workers=1", "cluster.servers=1",
+                                        "cluster.startup_timeout_s=4"])
+        coord = hosts.addr(1) + ":7070"
+        job.start("coordinator", 1, "coordinator")
+        time.sleep(0.3)
+        job.start("server/0", 1, "server", 0, coord)
+        job.start("worker/0", 2, "worker", 0, coord, ["--advertise-host", "127.0.0.1"])
+        codes = job.wait(timeout=60)
+        self.assertNotEqual(codes["coordinator"], 0)
+        self.assertIn(f"worker/0 registered from {hosts.addr(2)} but advertised 127.0.0.1: "
+                      "unreachable", job.log("coordinator"))
+
+    def test_an_ipv6_job_trains(self):
+        hosts, job = self.make(2, sets=["cluster.workers=2", "cluster.servers=1", "train.epochs=1",
+                                        "data.max_train_rows=6400"])
+        coord = "[" + hosts.addr(1, ipv6=True) + "]:7070"
+        job.start("coordinator", 1, "coordinator")
+        time.sleep(0.3)
+        job.start("server/0", 1, "server", 0, coord)
+        job.start("worker/0", 2, "worker", 0, coord)
+        job.start("worker/1", 2, "worker", 1, coord)
+        codes = job.wait()
+        self.assertAllExitedZero(codes)
+        self.assertIn("reachable at tcp://[" + hosts.addr(2, ipv6=True) + "]:", job.log("worker/0"))
+        self.assertIsNotNone(last_eval(job.run_dir(1) + "/metrics.jsonl"))
+
+
+class Mpirun(unittest.TestCase):
+    def test_mpirun_starts_the_whole_job_with_one_command(self):
+        if shutil.which("mpirun") is None:
+            self.fail("mpirun is missing (scripts/install-deps installs openmpi-bin)")
+        d = tempfile.mkdtemp(prefix="distopt-mpi-")
+        try:
+            # One command line for all 7 ranks; roles come from OMPI_COMM_WORLD_RANK.
+            cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "7",
+                   "--mca", "btl", "self,tcp", ARGS.distopt, "run", "--port", "7391",
+                   "--run-dir", d + "/run", "--set", "train.epochs=2",
+                   os.path.join(ARGS.repo, SEED)]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+            self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
+            self.assertIn("started by openmpi as global rank 0", r.stderr)
+            self.assertIn("[worker/3] started by openmpi as global rank 6", r.stderr)
+            acc = last_eval(d + "/run/metrics.jsonl")
+            self.assertGreater(acc, 0.8)
+            # 8 ranks for a 7-rank job: an error at start-up naming the numbers.
+            cmd[cmd.index("7")] = "8"
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("started 8 ranks, but the job needs 7", r.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--distopt", required=True)
+    ap.add_argument("--repo", required=True)
+    ARGS, rest = ap.parse_known_args()
+    ARGS.distopt = os.path.abspath(ARGS.distopt)
+    ARGS.repo = os.path.abspath(ARGS.repo)
+    if os.geteuid() != 0:
+        print("multihost_test: needs root for network namespaces")
+        sys.exit(1)
+    prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
+    r = prog.result
+    failed = len(r.failures) + len(r.errors)
+    print(f"{r.testsRun - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
