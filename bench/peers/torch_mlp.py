@@ -157,12 +157,19 @@ def main():
     p.add_argument("--stop-at-target", action="store_true", help="stop after the epoch reaching the target")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--data", default=DATA, help=f"Fashion-MNIST IDX .gz folder (default {DATA})")
+    p.add_argument("--rank", type=int, default=None,
+                   help="ddp: run only this rank, in this process, joining the others at "
+                        "MASTER_ADDR:MASTER_PORT (one process per host, as across hosts)")
     args = p.parse_args()
     if args.lr is None:  # linear scaling rule (Goyal et al. 2017)
         args.lr = 0.025 * args.batch * (args.world if args.mode == "ddp" else 1) / 64
 
     if args.mode == "single":
         common.emit(run(0, args))
+    elif args.rank is not None:
+        result = run(args.rank, args)
+        if args.rank == 0:
+            common.emit(result)
     else:
         common.emit(common.run_world(spawned, args, args.world))
 

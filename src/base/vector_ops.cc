@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/simd.h"
+
 namespace distopt {
 namespace {
 
@@ -10,6 +12,7 @@ constexpr size_t kBlock = 4096;  // an output block stays in L1 across the input
 
 }  // namespace
 
+DISTOPT_SIMD_CLONES
 void SumScaled(std::span<const float* const> in, size_t n, float scale, float* out) {
   for (size_t b = 0; b < n; b += kBlock) {
     const size_t e = std::min(n, b + kBlock);

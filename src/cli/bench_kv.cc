@@ -19,7 +19,9 @@
 
 #include "base/subprocess.h"
 #include "cli/commands.h"
+#include "cluster/role_policy.h"
 #include "kv/node.h"
+#include "transport/curve_keys.h"
 #include "transport/local_peers.h"
 #include "transport/zmq_transport.h"
 
@@ -93,8 +95,22 @@ struct BenchNodeArgs {
   std::string out;
   std::string peers;
   std::string addr_file;
+  std::string keys;  // CURVE: the key folder (empty: plain)
   Case c;
 };
+
+// A bench process's transport: plain, or CURVE with its own key.
+Result<std::unique_ptr<Transport>> BenchTransport(const BenchNodeArgs& f, Role role, int64_t rank,
+                                                  const Logger& log) {
+  ZmqOptions o;
+  if (!f.keys.empty()) {
+    const std::string name = FormatNodeName(role, static_cast<int32_t>(rank));
+    ASSIGN_OR_RETURN(o.security.keys, ReadKeyFile(f.keys + "/" + KeyFileName(name)));
+    ASSIGN_OR_RETURN(o.security.allowlist, ReadAllowlist(f.keys + "/allowlist"));
+    o.security.authorize = MaySend;
+  }
+  return CreateZmqTransport(o, log);
+}
 
 std::vector<TableSpec> BenchTables(const Case& c) {
   TableSpec t;
@@ -133,7 +149,7 @@ std::unique_ptr<ServerNode> MakeBenchServer(const BenchNodeArgs& f, const Case& 
 Status BenchServer(const BenchNodeArgs& f, const Case& c) {
   const int64_t rank = f.rank;
   Logger log = Logger::Stderr("server/" + std::to_string(rank), LogLevel::kWarning);
-  ASSIGN_OR_RETURN(auto t, CreateZmqTransport({}, log));
+  ASSIGN_OR_RETURN(auto t, BenchTransport(f, Role::kServer, rank, log));
   return MakeBenchServer(f, c, rank, std::move(t), log)->Run();
 }
 
@@ -180,7 +196,7 @@ Status BenchWorker(const BenchNodeArgs& f, const Case& c, std::unique_ptr<Transp
 Status BenchWorker(const BenchNodeArgs& f, const Case& c) {
   const int64_t rank = f.rank;
   Logger log = Logger::Stderr("worker/" + std::to_string(rank), LogLevel::kWarning);
-  ASSIGN_OR_RETURN(auto t, CreateZmqTransport({}, log));
+  ASSIGN_OR_RETURN(auto t, BenchTransport(f, Role::kWorker, rank, log));
   return BenchWorker(f, c, std::move(t), rank, log);
 }
 
@@ -190,8 +206,8 @@ Status BenchColocated(const BenchNodeArgs& f, const Case& c) {
   const int64_t rank = f.rank;
   Logger slog = Logger::Stderr("server/" + std::to_string(rank), LogLevel::kWarning);
   Logger wlog = Logger::Stderr("worker/" + std::to_string(rank), LogLevel::kWarning);
-  ASSIGN_OR_RETURN(auto st, CreateZmqTransport({}, slog));
-  ASSIGN_OR_RETURN(auto wt, CreateZmqTransport({}, wlog));
+  ASSIGN_OR_RETURN(auto st, BenchTransport(f, Role::kServer, rank, slog));
+  ASSIGN_OR_RETURN(auto wt, BenchTransport(f, Role::kWorker, rank, wlog));
   auto server = MakeBenchServer(f, c, rank, WithLocalPeers(std::move(st)), slog);
   auto served = std::async(std::launch::async, [&] { return server->Run(); });
   Status w = BenchWorker(f, c, WithLocalPeers(std::move(wt)), rank, wlog);
@@ -333,9 +349,16 @@ Status WaitAll(std::vector<Subprocess>& procs, const std::string& what, const st
 }
 
 // Seconds per step of the slowest worker.
-Result<double> RunOurs(const Case& c, const std::string& dir) {
+// `keys`: a key folder for CURVE, empty for plain.
+Result<double> RunOurs(const Case& c, const std::string& dir, const std::string& keys = "") {
   Logger log = Logger::Stderr("bench/coordinator", LogLevel::kWarning);
-  ASSIGN_OR_RETURN(auto transport, CreateZmqTransport({}, log));
+  ZmqOptions zo;
+  if (!keys.empty()) {
+    ASSIGN_OR_RETURN(zo.security.keys, ReadKeyFile(keys + "/coordinator.key"));
+    ASSIGN_OR_RETURN(zo.security.allowlist, ReadAllowlist(keys + "/allowlist"));
+    zo.security.authorize = MaySend;
+  }
+  ASSIGN_OR_RETURN(auto transport, CreateZmqTransport(zo, log));
   CoordinatorOptions co;
   co.num_servers = c.servers;
   co.num_workers = c.workers;
@@ -358,6 +381,7 @@ Result<double> RunOurs(const Case& c, const std::string& dir) {
                                      "--out",
                                      dir + "/" + role + std::to_string(rank) + ".json"};
     for (auto& a : c.Args()) argv.push_back(a);
+    if (!keys.empty()) argv.insert(argv.end(), {"--key-dir", keys});
     ASSIGN_OR_RETURN(
         auto p, Subprocess::Spawn(argv, {.log = dir + "/" + role + std::to_string(rank) + ".log"}));
     into->push_back(std::move(p));
@@ -457,6 +481,7 @@ struct KvBenchArgs {
   bool no_sparse = false;
   bool no_dense = false;
   bool colocate = false;
+  std::string security = "none";
 };
 
 Status RunKvBench(const KvBenchArgs& f) {
@@ -505,6 +530,18 @@ Status RunKvBench(const KvBenchArgs& f) {
   char tmpl[] = "/tmp/distopt-bench-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return UnavailableError("mkdtemp failed");
   std::string dir = tmpl;
+  std::string keys;
+  if (f.security == "curve") {
+    int64_t max_s = 1, max_w = 1;
+    for (const Case& c : cases) {
+      max_s = std::max<int64_t>(max_s, c.servers);
+      max_w = std::max<int64_t>(max_w, c.workers);
+    }
+    keys = dir + "/keys";
+    auto written =
+        WriteJobKeys(keys, static_cast<uint32_t>(max_s), static_cast<uint32_t>(max_w), true);
+    if (!written.ok()) return written.status();
+  }
   std::printf("distopt bench kv: separate processes over ZeroMQ tcp on 127.0.0.1, %u cores\n",
               std::thread::hardware_concurrency());
   std::printf(
@@ -516,6 +553,10 @@ Status RunKvBench(const KvBenchArgs& f) {
   Json results = Json::array();
   for (const Case& c : cases) {
     ASSIGN_OR_RETURN(double ours, RunOurs(c, dir));
+    double curve = std::numeric_limits<double>::quiet_NaN();
+    if (!keys.empty()) {
+      ASSIGN_OR_RETURN(curve, RunOurs(c, dir, keys));
+    }
     // Co-located cases have no raw twin (echo servers are separate processes).
     double raw = std::numeric_limits<double>::quiet_NaN();
     if (!c.colocate) {
@@ -542,6 +583,14 @@ Status RunKvBench(const KvBenchArgs& f) {
     }
     std::printf("%-26s %10.3f %10.3f %10.2f %7.2f %14s\n", CaseName(c).c_str(), gbps, ceiling,
                 ours * 1e3, gbps / ceiling, keys_col.c_str());
+    if (!keys.empty()) {
+      // The cost of encryption: the same case with CURVE on every socket.
+      j["curve_step_ms"] = curve * 1e3;
+      j["curve_gbps"] = bytes / curve / 1e9;
+      j["curve_vs_plain"] = ours / curve;
+      std::printf("%-26s %10.3f %10s %10.2f %7.2f   (CURVE / plain)\n", "  with CURVE",
+                  bytes / curve / 1e9, "", curve * 1e3, ours / curve);
+    }
     std::fflush(stdout);
     results.push_back(j);
   }
@@ -570,19 +619,21 @@ void AddBenchCommands(CLI::App& app, Action* action) {
       ->allow_extra_args(false);
   c->add_option("--servers", kv->servers, "server counts, e.g. 1,2")
       ->delimiter(',')
-      ->check(CLI::Range(1, 64));
+      ->check(IntIn(1, 64));
   c->add_option("--workers", kv->workers, "worker counts, e.g. 1,2,4")
       ->delimiter(',')
-      ->check(CLI::Range(1, 64));
+      ->check(IntIn(1, 64));
   c->add_option("--reps", kv->reps, "timed steps per case (default by size)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(IntIn(0, 1 << 30));
   c->add_option("--json", kv->json, "write the results here");
-  c->add_option("--sparse-keys", kv->sparse_keys, "keys per sparse push")
-      ->check(CLI::PositiveNumber);
-  c->add_option("--sparse-dim", kv->sparse_dim, "sparse row width")->check(CLI::Range(1, 65536));
+  c->add_option("--sparse-keys", kv->sparse_keys, "keys per sparse push")->check(IntIn(1, 1 << 30));
+  c->add_option("--sparse-dim", kv->sparse_dim, "sparse row width")->check(IntIn(1, 65536));
   c->add_flag("--no-sparse", kv->no_sparse, "skip the sparse cases");
   c->add_flag("--no-dense", kv->no_dense, "skip the dense cases");
   c->add_flag("--colocate", kv->colocate, "one server in each worker's process");
+  c->add_option("--security", kv->security,
+                "curve: run every case again with CURVE on every socket and print the ratio")
+      ->check(CLI::IsMember({"none", "curve"}));
   c->callback([kv, action] { *action = [kv] { return RunKvBench(*kv); }; });
 
   // The processes the benchmark starts (not for users: hidden from --help).
@@ -597,6 +648,7 @@ void AddBenchCommands(CLI::App& app, Action* action) {
   n->add_option("--out", node->out);
   n->add_option("--peers", node->peers);
   n->add_option("--addr-file", node->addr_file);
+  n->add_option("--key-dir", node->keys);
   Case& k = node->c;
   n->add_option("--kind", k.kind)->check(CLI::IsMember({"dense", "sparse"}));
   n->add_option("--floats", k.floats);

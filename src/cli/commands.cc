@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -376,6 +377,22 @@ Status RunEval(const EvalArgs& args) {
 
 }  // namespace
 
+CLI::Validator IntIn(int64_t lo, int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        int64_t v = 0;
+        auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || p != text.data() + text.size() || text.empty()) {
+          return "'" + text + "' is not an integer";
+        }
+        if (v < lo || v > hi) {
+          return text + " is outside " + std::to_string(lo) + ".." + std::to_string(hi);
+        }
+        return "";
+      },
+      "INT in " + std::to_string(lo) + ".." + std::to_string(hi));
+}
+
 Result<int> WriteJobKeys(const std::string& dir, uint32_t servers, uint32_t workers, bool force) {
   if (!force && access((dir + "/allowlist").c_str(), F_OK) == 0) {
     return AlreadyExistsError(dir +
@@ -410,10 +427,10 @@ void AddRunCommand(CLI::App& app, Action* action) {
   c->add_option("--role", pf.role, "coordinator, server or worker (else from the launcher)")
       ->check(CLI::IsMember({"coordinator", "server", "worker"}));
   c->add_option("--rank", pf.rank, "rank within the role (default: from the launcher, or any)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(IntIn(0, 1 << 30));
   c->add_option("--coordinator", pf.coordinator, "HOST:PORT of the coordinator ([v6]:PORT)");
   c->add_option("--port", pf.port, "the coordinator's port where a launcher gives only its host")
-      ->check(CLI::Range(1, 65535));
+      ->check(IntIn(1, 65535));
   c->add_option("--advertise-host", pf.advertise_host,
                 "the address peers dial this node at (default: the address of the interface "
                 "that routes to the coordinator)");
@@ -440,8 +457,8 @@ void AddKeygenCommand(CLI::App& app, Action* action) {
       "worker-I.key) and the allowlist every node admits peers by");
   c->add_option("dir", args->dir, "the key folder to write")->required();
   c->add_option("config", args->config, "the job file (for the number of servers and workers)");
-  c->add_option("--servers", args->servers, "number of servers")->check(CLI::Range(1, 4096));
-  c->add_option("--workers", args->workers, "number of workers")->check(CLI::Range(1, 4096));
+  c->add_option("--servers", args->servers, "number of servers")->check(IntIn(1, 4096));
+  c->add_option("--workers", args->workers, "number of workers")->check(IntIn(1, 4096));
   c->add_flag("--force", args->force, "replace the keys already in DIR");
   c->callback([args, action] { *action = [args] { return RunKeygen(*args); }; });
 }

@@ -18,6 +18,10 @@ namespace distopt {
 
 using Action = std::function<Status()>;
 
+// An integer option in [lo, hi]: "--rank x" is "'x' is not an integer", not a
+// silent 0 nor a range message about doubles.
+CLI::Validator IntIn(int64_t lo, int64_t hi);
+
 void AddTrainCommand(CLI::App& app, Action* action);   // cli/launcher.cc
 void AddRunCommand(CLI::App& app, Action* action);     // cli/commands.cc
 void AddEvalCommand(CLI::App& app, Action* action);    // cli/commands.cc

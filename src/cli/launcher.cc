@@ -303,8 +303,8 @@ void AddTrainCommand(CLI::App& app, Action* action) {
       "Train on a local cluster: one coordinator, S servers and W workers as processes of "
       "this machine, with a run folder (config, logs, metrics.jsonl, plots, model.bin)");
   c->add_option("config", args->config, "the job file (TOML)");
-  c->add_option("--workers", args->workers, "cluster.workers")->check(CLI::Range(1, 4096));
-  c->add_option("--servers", args->servers, "cluster.servers")->check(CLI::Range(1, 4096));
+  c->add_option("--workers", args->workers, "cluster.workers")->check(IntIn(1, 4096));
+  c->add_option("--servers", args->servers, "cluster.servers")->check(IntIn(1, 4096));
   c->add_option("--set", args->set, "override a config key: section.key=value")
       ->allow_extra_args(false);
   c->add_option("--run-dir", args->run_dir, "the run folder (default RUNS/<time>-<name>)");

@@ -4,6 +4,7 @@
 // as long as callers serialize updates to the same parameters.
 #include <memory>
 
+#include "base/simd.h"
 #include "optim/optimizer.h"
 #include "optim/rows.h"
 #include "optim/rules.h"
@@ -18,7 +19,8 @@ namespace {
 // loop bound by memory bandwidth, and keeps one loop per variant.
 
 // g' = g + wd * w;  w -= lr * g'
-void PlainKernel(float* __restrict w, const float* __restrict g, size_t n, float lr, float wd) {
+DISTOPT_SIMD_CLONES void PlainKernel(float* __restrict w, const float* __restrict g, size_t n,
+                                     float lr, float wd) {
   ForEachIndex(n, [&](size_t i) {
     const float gi = g[i] + wd * w[i];
     w[i] -= lr * gi;
@@ -27,8 +29,8 @@ void PlainKernel(float* __restrict w, const float* __restrict g, size_t n, float
 
 // buf = momentum * buf + g';  w -= lr * buf   (Nesterov: w -= lr * (g' + momentum * buf))
 template <bool kNesterov>
-void MomentumKernel(float* __restrict w, const float* __restrict g, float* __restrict buf, size_t n,
-                    float lr, float wd, float momentum) {
+inline void MomentumLoop(float* __restrict w, const float* __restrict g, float* __restrict buf,
+                         size_t n, float lr, float wd, float momentum) {
   ForEachIndex(n, [&](size_t i) {
     const float gi = g[i] + wd * w[i];
     const float b = momentum * buf[i] + gi;
@@ -39,6 +41,18 @@ void MomentumKernel(float* __restrict w, const float* __restrict g, float* __res
       w[i] -= lr * b;
     }
   });
+}
+
+// One clone set per variant (target_clones takes no templates).
+DISTOPT_SIMD_CLONES void MomentumKernel(float* __restrict w, const float* __restrict g,
+                                        float* __restrict buf, size_t n, float lr, float wd,
+                                        float momentum) {
+  MomentumLoop<false>(w, g, buf, n, lr, wd, momentum);
+}
+DISTOPT_SIMD_CLONES void NesterovKernel(float* __restrict w, const float* __restrict g,
+                                        float* __restrict buf, size_t n, float lr, float wd,
+                                        float momentum) {
+  MomentumLoop<true>(w, g, buf, n, lr, wd, momentum);
 }
 
 class Sgd final : public Optimizer {
@@ -86,7 +100,8 @@ class Sgd final : public Optimizer {
   }
   template <bool kNesterov>
   void Momentum(float* w, const float* g, float* state, size_t n, float lr) const {
-    MomentumKernel<kNesterov>(w, g, state, n, lr, options_.weight_decay, options_.momentum);
+    (kNesterov ? NesterovKernel : MomentumKernel)(w, g, state, n, lr, options_.weight_decay,
+                                                  options_.momentum);
   }
 };
 
