@@ -15,7 +15,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace distopt;  // NOLINT: a fuzz target
   if (size == 0) return 0;
-  const uint8_t which = data[0] % 6;
+  const uint8_t which = data[0] % 8;
   const uint8_t* p = data + 1;
   const size_t n = size - 1;
   WireLimits limits;
@@ -47,6 +47,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 5:
       Layout::Decode(std::string(reinterpret_cast<const char*>(p), n)).status().IgnoreError();
+      break;
+    case 6: {
+      auto c = DecodeFileChunk(Buffer::Copy(p, n));
+      // An accepted piece always lies inside its file.
+      if (c.ok() && c->offset + c->data.size() > c->total) __builtin_trap();
+      break;
+    }
+    case 7:
+      DecodeManifestCopy(p, n).status().IgnoreError();
       break;
   }
   return 0;

@@ -254,6 +254,50 @@ class HostDeath(MultiHostTest):
         self.assertGreater(acc, 0.84)
 
 
+class PerHostCheckpoints(MultiHostTest):
+    prefix = "dt-ckpt"
+
+    def test_checkpoints_in_per_host_folders_and_resume(self):
+        sets = ["train.epochs=4", "train.checkpoint_every_steps=234", "train.keep_checkpoints=2"]
+        hosts, job = self.make(3, sets=sets)
+        coord = hosts.addr(1) + ":7070"
+        # Servers on their own hosts: no folder is shared with the coordinator.
+        job.start_seed_layout(coord, servers_on=(2, 3))
+        deadline = time.time() + 120
+        while "checkpoint 468 complete" not in job.log("coordinator") and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertIn("checkpoint 468 complete", job.log("coordinator"))
+        time.sleep(0.5)  # the manifest copies reach the servers
+        for h in (1, 2, 3):
+            hosts.kill_host(h)
+        job.wait(timeout=30)
+        step = "checkpoints/step-0000000468"
+        self.assertTrue(os.path.exists(f"{job.run_dir(1)}/{step}/MANIFEST"))
+        self.assertEqual([f for f in os.listdir(f"{job.run_dir(1)}/{step}") if f != "MANIFEST"], [])
+        for h, rank in ((2, 0), (3, 1)):
+            files = sorted(os.listdir(f"{job.run_dir(h)}/{step}"))
+            self.assertIn("MANIFEST", files, f"host {h}")
+            self.assertTrue(all(f == "MANIFEST" or f.startswith(f"server-{rank}.") for f in files),
+                            files)
+        # Every node again, the coordinator with --resume: the job goes on from 468.
+        job.procs = {}
+        job.start("coordinator", 1, "coordinator", extra=["--resume"])
+        time.sleep(0.3)
+        for r, h in enumerate((2, 3)):
+            job.start(f"server/{r}", h, "server", r, coord)
+        for r, h in enumerate((2, 2, 3, 3)):
+            job.start(f"worker/{r}", h, "worker", r, coord)
+        codes = job.wait()
+        self.assertAllExitedZero(codes)
+        self.assertIn("(step 468)", job.log("coordinator"))
+        self.assertIn("restored checkpoint 468", job.log("server/1"))
+        acc = last_eval(job.run_dir(1) + "/metrics.jsonl")
+        self.assertGreater(acc, 0.85)
+        # Old checkpoints are pruned on every host to train.keep_checkpoints.
+        for h in (1, 2, 3):
+            self.assertLessEqual(len(os.listdir(f"{job.run_dir(h)}/checkpoints")), 2, f"host {h}")
+
+
 class Addresses(MultiHostTest):
     prefix = "dt-addr"
 

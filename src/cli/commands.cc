@@ -250,6 +250,7 @@ Status RunServerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
   kv.consistency.staleness = cfg.cluster.staleness;
   kv.run_dir = p.run_dir;
   kv.checkpoint_every_steps = p.run_dir.empty() ? 0 : cfg.train.checkpoint_every_steps;
+  kv.keep_checkpoints = cfg.train.keep_checkpoints;
   ASSIGN_OR_RETURN(std::string coordinator, CoordinatorAddress(p, sec));
   ServerNode node(NodeOpts(cfg, coordinator, p.rank), kv, std::move(transport), log);
   return node.Run();

@@ -32,6 +32,7 @@ bool MaySend(const std::string& peer, const Message& m) {
     case MsgType::kMembership:
     case MsgType::kShutdown:
     case MsgType::kResultFileAck:
+    case MsgType::kManifest:
       return who->role == Role::kCoordinator;
     case MsgType::kHeartbeat:  // nodes beat, the coordinator answers
       return true;

@@ -10,6 +10,8 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <span>
 #include <string_view>
@@ -517,8 +519,21 @@ std::string BaseName(std::string path) {
 }
 
 // The manifest of a checkpoint that verifies completely.
-Result<Manifest> Verify(const std::string& ckpt_dir) {
+Result<Manifest> Verify(const std::string& ckpt_dir,
+                        CheckpointScope scope = CheckpointScope::kAll) {
   ASSIGN_OR_RETURN(Manifest m, ReadManifest(ckpt_dir));
+  // Which servers' files are here ("server-3" of "server-3.table-0.shard").
+  std::set<std::string> present_servers;
+  if (scope != CheckpointScope::kAll) {
+    for (const auto& f : m.files) {
+      if (access((ckpt_dir + "/" + f.name).c_str(), F_OK) == 0) {
+        present_servers.insert(f.name.substr(0, f.name.find('.')));
+      }
+    }
+  }
+  // The coordinator's folder of a job with a folder per host: manifests only.
+  if (scope == CheckpointScope::kAllOrManifestOnly && present_servers.empty()) return m;
+  if (scope == CheckpointScope::kAllOrManifestOnly) scope = CheckpointScope::kAll;
   Result<int64_t> dir_step = ParseCheckpointDirName(BaseName(ckpt_dir));
   if (dir_step.ok() && *dir_step != m.step) {
     return Corrupt(ckpt_dir + "/" + kManifestName,
@@ -527,6 +542,10 @@ Result<Manifest> Verify(const std::string& ckpt_dir) {
   }
   for (const auto& f : m.files) {
     const std::string path = ckpt_dir + "/" + f.name;
+    if (scope == CheckpointScope::kOwnShards &&
+        present_servers.count(f.name.substr(0, f.name.find('.'))) == 0) {
+      continue;  // that server's files live on its own host
+    }
     Result<ManifestEntry> d = Digest(path);
     if (!d.ok()) {
       if (d.status().code() == StatusCode::kNotFound) {
@@ -671,11 +690,23 @@ Result<ManifestEntry> DescribeFile(const std::string& ckpt_dir, const std::strin
   return e;
 }
 
-Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest) {
+Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest, CheckpointScope scope) {
   RETURN_IF_ERROR(ValidateManifest(manifest));
+  bool any_here = false;
+  for (const auto& f : manifest.files) {
+    any_here = any_here || access((ckpt_dir + "/" + f.name).c_str(), F_OK) == 0;
+  }
+  if (scope == CheckpointScope::kAllOrManifestOnly && !any_here) {
+    // A folder per host: the servers reported their files durable on their
+    // own hosts; this folder gets the manifest alone.
+    RETURN_IF_ERROR(MakeDirs(ckpt_dir));
+  } else {
+    scope = CheckpointScope::kAll;
+  }
   // A cheap guard against the one ordering bug that matters: a manifest
   // written before a server's file landed.
   for (const auto& f : manifest.files) {
+    if (scope != CheckpointScope::kAll) break;
     const std::string path = ckpt_dir + "/" + f.name;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
@@ -710,6 +741,10 @@ Result<Manifest> ReadManifest(const std::string& ckpt_dir) {
 
 Status VerifyCheckpoint(const std::string& ckpt_dir) { return Verify(ckpt_dir).status(); }
 
+Status VerifyCheckpointIn(const std::string& ckpt_dir, CheckpointScope scope) {
+  return Verify(ckpt_dir, scope).status();
+}
+
 Result<std::vector<ShardSnapshot>> LoadServerShards(const std::string& ckpt_dir, int server_rank,
                                                     const ShardReadLimits& limits) {
   ASSIGN_OR_RETURN(Manifest m, ReadManifest(ckpt_dir));
@@ -739,7 +774,7 @@ Result<std::vector<ShardSnapshot>> LoadServerShards(const std::string& ckpt_dir,
 }
 
 Result<std::string> FindLatestGoodCheckpoint(const std::string& run_dir, uint64_t config_hash,
-                                             const Logger* log) {
+                                             const Logger* log, CheckpointScope scope) {
   auto dirs = ListCheckpoints(run_dir);
   if (!dirs.ok()) {
     if (dirs.status().code() == StatusCode::kNotFound) {
@@ -748,7 +783,7 @@ Result<std::string> FindLatestGoodCheckpoint(const std::string& run_dir, uint64_
     return dirs.status();
   }
   for (const auto& [step, dir] : *dirs) {
-    Result<Manifest> m = Verify(dir);
+    Result<Manifest> m = Verify(dir, scope);
     if (!m.ok()) {
       if (log != nullptr) log->Warn("skipping checkpoint ", dir, ": ", m.status().ToString());
       continue;
@@ -766,7 +801,7 @@ Result<std::string> FindLatestGoodCheckpoint(const std::string& run_dir, uint64_
                        CheckpointsDir(run_dir));
 }
 
-Status PruneCheckpoints(const std::string& run_dir, int keep) {
+Status PruneCheckpoints(const std::string& run_dir, int keep, CheckpointScope scope) {
   if (keep < 1) {
     return InvalidArgumentError("PruneCheckpoints: keep must be >= 1, got " + std::to_string(keep));
   }
@@ -780,7 +815,7 @@ Status PruneCheckpoints(const std::string& run_dir, int keep) {
     bool remove = false;
     if (good >= keep) {
       remove = true;  // older than the keep-th good one: no need to verify
-    } else if (Verify(dir).ok()) {
+    } else if (Verify(dir, scope).ok()) {
       ++good;
     } else {
       remove = good > 0;  // broken and older than a good one; newer may be in progress
@@ -826,6 +861,42 @@ Result<CheckpointReport> DecodeCheckpointReport(const uint8_t* data, size_t size
   }
   RETURN_IF_ERROR(r.ExpectEnd("checkpoint report"));
   return out;
+}
+
+std::vector<uint8_t> EncodeManifestCopy(const ManifestCopy& m) {
+  ByteWriter w;
+  w.I64(m.step);
+  w.Raw(m.bytes.data(), m.bytes.size());
+  return w.Take();
+}
+
+Result<ManifestCopy> DecodeManifestCopy(const uint8_t* data, size_t size) {
+  ByteReader r(data, size);
+  ManifestCopy m;
+  RETURN_IF_ERROR(r.I64(&m.step));
+  if (m.step < 0) return InvalidArgumentError("manifest copy for a negative step");
+  m.bytes.assign(data + (size - r.remaining()), data + size);
+  return m;
+}
+
+Status StoreManifestCopy(const std::string& run_dir, const ManifestCopy& m, int keep) {
+  const std::string dir = CheckpointDir(run_dir, m.step);
+  const std::string path = dir + "/" + kManifestName;
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<uint8_t> have((std::istreambuf_iterator<char>(in)), {});
+    if (in && have == m.bytes) return Status::Ok();  // a shared folder: the coordinator wrote it
+  }
+  RETURN_IF_ERROR(MakeDirs(dir));
+  RETURN_IF_ERROR(WriteFileAtomically(path, {std::span<const uint8_t>(m.bytes)}));
+  auto back = ReadManifest(dir);
+  if (!back.ok() || back->step != m.step) {
+    RemoveTree(path).IgnoreError();
+    return back.ok() ? DataLossError(path + ": the manifest copy is for step " +
+                                     std::to_string(back->step) + ", not " + std::to_string(m.step))
+                     : back.status();
+  }
+  return PruneCheckpoints(run_dir, keep, CheckpointScope::kOwnShards);
 }
 
 }  // namespace distopt

@@ -113,9 +113,20 @@ Result<ShardSnapshot> ReadShard(const std::string& path, const ShardReadLimits& 
 // files on disk rather than trusting what servers reported).
 Result<ManifestEntry> DescribeFile(const std::string& ckpt_dir, const std::string& name);
 
+// Which files of a checkpoint a node's run folder holds. kAll: the folder
+// is the job's (one filesystem), every listed file must be here. With a
+// folder per host the coordinator holds only the manifests
+// (kAllOrManifestOnly: every file, or none of them) and each server its own
+// shards plus a copy of each manifest (kOwnShards: each server's files all
+// here or all absent; partly here is corrupt). Servers check their own files
+// against the manifest when they load them.
+enum class CheckpointScope { kAll, kAllOrManifestOnly, kOwnShards };
+
 // Writes <ckpt_dir>/MANIFEST atomically. Call only after every listed file
-// was written: each must exist with its listed size (checked, cheaply).
-Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest);
+// was written: each must exist with its listed size (checked, cheaply); under
+// kAllOrManifestOnly a folder holding none of them gets the manifest alone.
+Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest,
+                     CheckpointScope scope = CheckpointScope::kAll);
 // NotFound when there is no MANIFEST (an incomplete checkpoint), DataLoss
 // when it is corrupt.
 Result<Manifest> ReadManifest(const std::string& ckpt_dir);
@@ -130,17 +141,36 @@ Status VerifyCheckpoint(const std::string& ckpt_dir);
 Result<std::vector<ShardSnapshot>> LoadServerShards(const std::string& ckpt_dir, int server_rank,
                                                     const ShardReadLimits& limits = {});
 
+// Verification under a scope (VerifyCheckpoint is kAll).
+Status VerifyCheckpointIn(const std::string& ckpt_dir, CheckpointScope scope);
+
 // The directory of the newest checkpoint under run_dir that verifies and was
 // written with `config_hash`; each newer one that does not is logged (to
 // `log` if set) with the reason. NotFound when there is none.
 Result<std::string> FindLatestGoodCheckpoint(const std::string& run_dir, uint64_t config_hash,
-                                             const Logger* log);
+                                             const Logger* log,
+                                             CheckpointScope scope = CheckpointScope::kAll);
 
 // Keeps the newest `keep` (>= 1) good checkpoints and deletes every older
 // directory, good or not. Directories newer than the newest good one are
 // kept: they may be checkpoints still being written. Only the newest ones
 // are verified (until `keep` good ones are found).
-Status PruneCheckpoints(const std::string& run_dir, int keep);
+Status PruneCheckpoints(const std::string& run_dir, int keep,
+                        CheckpointScope scope = CheckpointScope::kAll);
+
+// A manifest as the coordinator hands it to each server (kManifest), so a
+// server with a folder of its own can verify and prune its checkpoints and
+// load them on resume. `bytes` is the MANIFEST file.
+struct ManifestCopy {
+  int64_t step = 0;
+  std::vector<uint8_t> bytes;
+};
+std::vector<uint8_t> EncodeManifestCopy(const ManifestCopy& m);
+Result<ManifestCopy> DecodeManifestCopy(const uint8_t* data, size_t size);
+// Writes the copy into run_dir's checkpoint folder of its step (skipped when
+// the same file is there: a shared folder), checks it reads back as a
+// manifest of that step, then prunes to `keep` under kOwnShards.
+Status StoreManifestCopy(const std::string& run_dir, const ManifestCopy& m, int keep);
 
 // A server's report to the coordinator that its files of checkpoint `step`
 // are durable (the coordinator writes the manifest once every server has).

@@ -413,6 +413,77 @@ TEST_F(CheckpointTest, LoadServerShardsReturnsOnlyThatRanksShards) {
   EXPECT_NE(bad.status().message().find("manifest"), std::string::npos) << bad.status().message();
 }
 
+// ---- a run folder per host ----
+
+// The job's checkpoint split as it is with a folder per host: the
+// coordinator's folder gets the manifest alone, each server's its own shards
+// and a copy of the manifest.
+TEST_F(CheckpointTest, PerHostFoldersVerifyWhatEachHostHoldsAndNoMore) {
+  CheckpointData data = MakeCheckpoint(7, 2, 40, 5);
+  const std::string shared = run_dir_ + "/shared";
+  ASSERT_TRUE(WriteCheckpoint(shared, 7, data).ok());
+  const std::string src = CheckpointDir(shared, 7);
+  auto manifest = ReadManifest(src);
+  ASSERT_TRUE(manifest.ok());
+  const std::string coord = run_dir_ + "/coord", s0 = run_dir_ + "/s0", s1 = run_dir_ + "/s1";
+  // The coordinator writes a manifest into a folder that holds none of the files.
+  ASSERT_TRUE(
+      WriteManifest(CheckpointDir(coord, 7), *manifest, CheckpointScope::kAllOrManifestOnly).ok());
+  EXPECT_FALSE(WriteManifest(CheckpointDir(coord, 8), *manifest).ok());  // kAll still checks
+  ManifestCopy copy;
+  copy.step = 7;
+  std::string text = ReadAll(src + "/MANIFEST");
+  copy.bytes.assign(text.begin(), text.end());
+  for (const auto& [dir, rank] : {std::pair{s0, 0}, {s1, 1}}) {
+    ASSERT_TRUE(MakeDirs(CheckpointDir(dir, 7)).ok());
+    for (const auto& f : manifest->files) {
+      if (f.name.rfind("server-" + std::to_string(rank) + ".", 0) != 0) continue;
+      Overwrite(CheckpointDir(dir, 7) + "/" + f.name, ReadAll(src + "/" + f.name));
+    }
+    ASSERT_TRUE(StoreManifestCopy(dir, copy, 3).ok());
+  }
+  EXPECT_TRUE(
+      VerifyCheckpointIn(CheckpointDir(coord, 7), CheckpointScope::kAllOrManifestOnly).ok());
+  EXPECT_FALSE(VerifyCheckpoint(CheckpointDir(coord, 7)).ok());
+  EXPECT_TRUE(VerifyCheckpointIn(CheckpointDir(s0, 7), CheckpointScope::kOwnShards).ok());
+  // Each server loads its own shards against the copied manifest.
+  auto got = LoadServerShards(CheckpointDir(s1, 7), 1);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ExpectSameShard((*got)[0], data[1][0]);
+  auto found = FindLatestGoodCheckpoint(coord, kHash, nullptr, CheckpointScope::kAllOrManifestOnly);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+
+  // Partly here is corrupt under both scopes: a server's file lost.
+  std::remove((CheckpointDir(s0, 7) + "/" + ShardFileName(0, 1)).c_str());
+  EXPECT_EQ(VerifyCheckpointIn(CheckpointDir(s0, 7), CheckpointScope::kOwnShards).code(),
+            StatusCode::kDataLoss);
+  Overwrite(CheckpointDir(coord, 7) + "/" + ShardFileName(1, 0),
+            ReadAll(src + "/" + ShardFileName(1, 0)));
+  EXPECT_EQ(VerifyCheckpointIn(CheckpointDir(coord, 7), CheckpointScope::kAllOrManifestOnly).code(),
+            StatusCode::kDataLoss);
+}
+
+TEST_F(CheckpointTest, AManifestCopyThatIsNotAManifestOfItsStepIsNotKept) {
+  CheckpointData data = MakeCheckpoint(4, 1, 10, 2);
+  ASSERT_TRUE(WriteCheckpoint(run_dir_, 4, data).ok());
+  ManifestCopy copy;
+  copy.step = 9;  // the bytes are step 4's
+  std::string text = ReadAll(CheckpointDir(run_dir_, 4) + "/MANIFEST");
+  copy.bytes.assign(text.begin(), text.end());
+  const std::string other = run_dir_ + "/other";
+  EXPECT_FALSE(StoreManifestCopy(other, copy, 3).ok());
+  EXPECT_FALSE(ReadManifest(CheckpointDir(other, 9)).ok());  // nothing left behind
+  copy.step = 4;
+  copy.bytes[10] ^= 1;
+  EXPECT_FALSE(StoreManifestCopy(other, copy, 3).ok());
+  auto enc = EncodeManifestCopy(copy);
+  auto dec = DecodeManifestCopy(enc.data(), enc.size());
+  ASSERT_TRUE(dec.ok());
+  EXPECT_EQ(dec->step, 4);
+  EXPECT_EQ(dec->bytes, copy.bytes);
+  EXPECT_FALSE(DecodeManifestCopy(enc.data(), 3).ok());
+}
+
 // ---- corruption ----
 
 TEST_F(CheckpointTest, EverySingleBitFlipInShardsAndManifestIsDetected) {

@@ -1,5 +1,7 @@
 #include "kv/node.h"
 
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -31,9 +33,12 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
                                 std::to_string(servers) + " server(s): need 1, or 2 with >= 2");
   }
   const uint64_t hash = TablesHash(tables, servers);
+  // The coordinator's folder holds every checkpoint file (one filesystem
+  // with the servers) or only the manifests (a folder per host).
+  constexpr CheckpointScope kScope = CheckpointScope::kAllOrManifestOnly;
   int64_t restore = -1;
   if (ckpt.resume) {
-    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log);
+    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log, kScope);
     if (!dir.ok()) return dir.status().WithContext("cannot resume " + ckpt.run_dir);
     ASSIGN_OR_RETURN(Manifest m, ReadManifest(*dir));
     restore = m.step;
@@ -47,6 +52,7 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
     current.restore_step = restore;
     return current.Encode();
   };
+  Coordinator* self = nullptr;
   // Checkpoint reports by step; the manifest is written last, once every
   // partition's files are durable, so only complete checkpoints ever load.
   std::map<int64_t, std::map<uint32_t, std::vector<ManifestEntry>>> reports;
@@ -67,17 +73,32 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
       man.files.insert(man.files.end(), files.begin(), files.end());
     }
     std::string dir = CheckpointDir(ckpt.run_dir, r->step);
-    Status s = WriteManifest(dir, man);
+    Status s = WriteManifest(dir, man, kScope);
     if (!s.ok()) {
       log.Error("checkpoint ", r->step, " is unusable: ", s.message());
     } else {
       log.Info("checkpoint ", r->step, " complete: ", dir);
-      Status p = PruneCheckpoints(ckpt.run_dir, static_cast<int>(ckpt.keep));
+      Status p = PruneCheckpoints(ckpt.run_dir, static_cast<int>(ckpt.keep), kScope);
       if (!p.ok()) log.Warn("pruning old checkpoints: ", p.message());
+      // Servers with folders of their own keep a copy (to verify, prune and
+      // resume from); in a shared folder they find it already there.
+      std::ifstream in(dir + "/" + kManifestName, std::ios::binary);
+      ManifestCopy copy;
+      copy.step = r->step;
+      copy.bytes.assign(std::istreambuf_iterator<char>(in), {});
+      const Buffer body = Buffer::FromVector(EncodeManifestCopy(copy));
+      const ClusterView view = self->view();
+      for (const Member* srv : view.Live(Role::kServer)) {
+        Message mm;
+        mm.type = MsgType::kManifest;
+        mm.sender = kCoordinatorId;
+        mm.clock = r->step;
+        mm.body = body;
+        transport->Send(srv->id, std::move(mm)).IgnoreError();
+      }
     }
     reports.erase(reports.begin(), reports.upper_bound(r->step));
   };
-  Coordinator* self = nullptr;
   std::map<uint32_t, NodeId> server_ids;  // the node last seen holding each rank
   uint32_t generation = 0;
   const bool can_roll_back = !ckpt.run_dir.empty() && ckpt.enabled;
@@ -89,7 +110,7 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
   // tells servers to reload it and workers to drop what was in flight and
   // rejoin at its clock.
   auto roll_back = [&]() {
-    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log);
+    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log, kScope);
     if (!dir.ok()) {
       self->Fail(
           DataLossError("a partition lost every copy and there is no good checkpoint to "
@@ -223,6 +244,17 @@ ServerNode::ServerNode(NodeOptions node, KvServerOptions kv, std::unique_ptr<Tra
       }
     });
   }
+  // The coordinator's copy of each complete checkpoint's manifest. A small
+  // file once per checkpoint, written on the dispatcher thread.
+  dispatcher_.Handle(MsgType::kManifest, [this](Message&& m) {
+    if (kv_.run_dir.empty()) return;
+    auto copy = DecodeManifestCopy(m.body.data(), m.body.size());
+    Status s = copy.ok()
+                   ? StoreManifestCopy(kv_.run_dir, *copy, static_cast<int>(kv_.keep_checkpoints))
+                   : copy.status();
+    if (!s.ok())
+      log_.Warn("could not keep the manifest of checkpoint ", m.clock, ": ", s.message());
+  });
   dispatcher_.OnTick(std::chrono::milliseconds(500), [this] {
     if (ready_.load()) server_->Tick();
   });

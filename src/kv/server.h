@@ -47,6 +47,7 @@ struct KvServerOptions {
   // the coordinator; a layout with a restore step starts from that one.
   std::string run_dir;
   int64_t checkpoint_every_steps = 0;
+  int64_t keep_checkpoints = 3;  // a folder of its own is pruned to this many
   // Replication: updates a backup has not confirmed are sent again after this long.
   Duration replicate_retry = std::chrono::milliseconds(500);
 };

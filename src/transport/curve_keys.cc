@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace distopt {
 namespace {
@@ -61,6 +62,23 @@ Result<std::string> ReadChecked(const std::string& path, mode_t forbidden, const
   return ss.str();
 }
 
+// Calls fn(line_no, words) for each line that is not empty or a '#' comment;
+// stops at the first error fn returns.
+template <typename Fn>
+Status ForEachRecord(const std::string& text, const Fn& fn) {
+  std::stringstream ss(text);
+  int line_no = 0;
+  for (std::string line; std::getline(ss, line);) {
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    std::stringstream ls(line);
+    std::vector<std::string> words;
+    for (std::string w; ls >> w;) words.push_back(w);
+    RETURN_IF_ERROR(fn(line_no, words));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<CurveKeyPair> GenerateCurveKeyPair() {
@@ -89,20 +107,14 @@ Result<CurveKeyPair> ReadKeyFile(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text,
                    ReadChecked(path, 077, "a secret key file must be readable by its owner only"));
   CurveKeyPair k;
-  std::stringstream ss(text);
-  int line_no = 0;
-  for (std::string line; std::getline(ss, line);) {
-    ++line_no;
-    if (line.empty() || line[0] == '#') continue;
-    std::stringstream ls(line);
-    std::string field, value;
-    ls >> field >> value;
-    if ((field != "public" && field != "secret") || !IsZ85Key(value)) {
+  RETURN_IF_ERROR(ForEachRecord(text, [&](int line_no, const std::vector<std::string>& w) {
+    if (w.size() != 2 || (w[0] != "public" && w[0] != "secret") || !IsZ85Key(w[1])) {
       return DataLossError(path + ":" + std::to_string(line_no) +
                            ": expected 'public KEY' or 'secret KEY' (40 Z85 characters)");
     }
-    (field == "public" ? k.public_key : k.secret_key) = value;
-  }
+    (w[0] == "public" ? k.public_key : k.secret_key) = w[1];
+    return Status::Ok();
+  }));
   if (k.public_key.empty() || k.secret_key.empty()) {
     return DataLossError(path + ": needs both a 'public' and a 'secret' line");
   }
@@ -126,23 +138,17 @@ Result<CurveAllowlist> ReadAllowlist(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text,
                    ReadChecked(path, 022, "an allowlist must not be writable by group or others"));
   CurveAllowlist allow;
-  std::stringstream ss(text);
-  int line_no = 0;
-  for (std::string line; std::getline(ss, line);) {
-    ++line_no;
-    if (line.empty() || line[0] == '#') continue;
-    std::stringstream ls(line);
-    std::string name, key, extra;
-    ls >> name >> key >> extra;
-    if (name.empty() || !IsZ85Key(key) || !extra.empty()) {
+  RETURN_IF_ERROR(ForEachRecord(text, [&](int line_no, const std::vector<std::string>& w) {
+    if (w.size() != 2 || !IsZ85Key(w[1])) {
       return DataLossError(path + ":" + std::to_string(line_no) +
                            ": expected 'NAME KEY' (KEY: 40 Z85 characters)");
     }
-    if (!allow.emplace(key, name).second) {
-      return DataLossError(path + ":" + std::to_string(line_no) + ": the key of " + name +
+    if (!allow.emplace(w[1], w[0]).second) {
+      return DataLossError(path + ":" + std::to_string(line_no) + ": the key of " + w[0] +
                            " is listed twice");
     }
-  }
+    return Status::Ok();
+  }));
   return allow;
 }
 

@@ -81,6 +81,8 @@ const char* MsgTypeName(MsgType t) {
       return "result-file";
     case MsgType::kResultFileAck:
       return "result-file-ack";
+    case MsgType::kManifest:
+      return "manifest";
     case MsgType::kMaxType:
       break;
   }

@@ -56,7 +56,8 @@ enum class MsgType : uint8_t {
   // coordinator's run folder (metrics.jsonl, model.bin), and its ack
   kResultFile = 25,
   kResultFileAck = 26,
-  kMaxType = 27,
+  kManifest = 27,  // coordinator -> servers: a complete checkpoint's manifest (a copy to keep)
+  kMaxType = 28,
 };
 
 const char* MsgTypeName(MsgType t);
