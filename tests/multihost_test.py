@@ -179,8 +179,33 @@ class SeedAcrossHosts(MultiHostTest):
         hosts, job = self.make(3, sets=sets)
         coord = hosts.addr(1) + ":7070"
         job.start_seed_layout(coord)
+        # Two intruders on host 3 while the job trains: keys of another job,
+        # and no security at all. Neither gets in; the job does not notice.
+        other = job.dir + "/other-keys"
+        subprocess.run([ARGS.distopt, "keygen", other, job.config], check=True,
+                       stdout=subprocess.DEVNULL)
+        # The stranger knows the real coordinator's public key (it is public),
+        # so it gets as far as the coordinator's allowlist.
+        def lines(path):
+            return [l for l in open(path).read().splitlines() if l and not l.startswith("#")]
+        real = [l for l in lines(job.dir + "/keys/allowlist") if l.startswith("coordinator ")]
+        mine = [l for l in lines(other + "/allowlist") if not l.startswith("coordinator ")]
+        with open(other + "/allowlist", "w") as f:
+            f.write("\n".join(real + mine) + "\n")
+        intruders = {}
+        for name, extra in (("stranger", ["--keys", other]),
+                            ("plain", ["--set", "cluster.security=none"])):
+            argv = [ARGS.distopt, "run", "--role", "worker", "--rank", "1", "--coordinator", coord,
+                    "--run-dir", f"{job.dir}/{name}", "--set", "cluster.startup_timeout_s=8",
+                    "--set", "data.max_train_rows=64"] + extra + [job.config]
+            intruders[name] = hosts.start(3, argv, f"{job.dir}/{name}.log")
         codes = job.wait()
         self.assertAllExitedZero(codes)
+        for name, p in intruders.items():
+            self.assertNotEqual(p.wait(timeout=60), 0, name)
+        log = job.log("coordinator")
+        self.assertIn(f"refused a connection from {hosts.addr(3)}: its public key", log)
+        self.assertIn("failed the CURVE handshake", log)
         # The coordinator's run folder holds the whole job's result.
         result = job.run_dir(1)
         for f in ("metrics.jsonl", "model.bin", "nodes.json", "accuracy_vs_epoch.svg"):

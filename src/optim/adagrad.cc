@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 
+#include "base/simd.h"
 #include "optim/optimizer.h"
 #include "optim/rows.h"
 #include "optim/rules.h"
@@ -16,8 +17,9 @@ namespace {
 
 // Vectorized at -O2 through the loop shape of vectorize.h (which also says
 // why the layer is built with -fno-math-errno).
-void AdagradKernel(float* __restrict w, const float* __restrict g, float* __restrict acc, size_t n,
-                   float lr, float wd, float eps) {
+DISTOPT_SIMD_CLONES void AdagradKernel(float* __restrict w, const float* __restrict g,
+                                       float* __restrict acc, size_t n, float lr, float wd,
+                                       float eps) {
   ForEachIndex(n, [&](size_t i) {
     const float gi = g[i] + wd * w[i];
     const float a = acc[i] + gi * gi;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 
+#include "base/simd.h"
 #include "optim/optimizer.h"
 #include "optim/rows.h"
 #include "optim/rules.h"
@@ -23,9 +24,10 @@ namespace {
 // in float); AdamW passes coupled_wd = 0, decay = 1 - lr * weight_decay,
 // i.e. w -= lr * wd * w before the Adam step. Vectorized at -O2 through the
 // loop shape of vectorize.h.
-void AdamKernel(float* __restrict w, const float* __restrict g, float* __restrict m,
-                float* __restrict v, size_t n, float beta1, float beta2, float step_size,
-                float inv_sqrt_bc2, float eps, float coupled_wd, float decay) {
+DISTOPT_SIMD_CLONES void AdamKernel(float* __restrict w, const float* __restrict g,
+                                    float* __restrict m, float* __restrict v, size_t n, float beta1,
+                                    float beta2, float step_size, float inv_sqrt_bc2, float eps,
+                                    float coupled_wd, float decay) {
   const float one_minus_beta1 = 1.0f - beta1;
   const float one_minus_beta2 = 1.0f - beta2;
   ForEachIndex(n, [&](size_t i) {

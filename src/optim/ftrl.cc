@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 
+#include "base/simd.h"
 #include "optim/optimizer.h"
 #include "optim/rows.h"
 #include "optim/rules.h"
@@ -23,8 +24,9 @@ namespace {
 // The branch is a select on two computed values (GCC turns it into a masked
 // vector op), and copysign gives sign(z) * l1 without a branch, so the loop
 // shape of vectorize.h vectorizes at -O2.
-void FtrlKernel(float* __restrict w, const float* __restrict g, float* __restrict z,
-                float* __restrict nsum, size_t n, float inv_alpha, float beta, float l1, float l2) {
+DISTOPT_SIMD_CLONES void FtrlKernel(float* __restrict w, const float* __restrict g,
+                                    float* __restrict z, float* __restrict nsum, size_t n,
+                                    float inv_alpha, float beta, float l1, float l2) {
   ForEachIndex(n, [&](size_t i) {
     const float gi = g[i];
     const float n_old = nsum[i];

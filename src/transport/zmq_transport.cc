@@ -305,10 +305,23 @@ class ZmqTransport : public Transport {
         auto* hold = new Buffer(f);
         zmq_msg_init_data(&m, const_cast<uint8_t*>(f.data()), f.size(), ReleaseBuffer, hold);
       }
-      int more = i + 1 < o.frames.size() ? ZMQ_SNDMORE : 0;
-      if (zmq_msg_send(&m, it->second.socket, more) < 0) {
-        log_.Error(ZmqError(("send to node " + std::to_string(o.peer)).c_str()));
+      // Never block the I/O thread: a DEALER whose only connection was torn
+      // down (a CURVE handshake the peer refused) has no pipe to queue on and
+      // would wait forever. The message is dropped; requests are resent above.
+      int flags = ZMQ_DONTWAIT | (i + 1 < o.frames.size() ? ZMQ_SNDMORE : 0);
+      if (zmq_msg_send(&m, it->second.socket, flags) < 0) {
+        const bool no_pipe = zmq_errno() == EAGAIN;
         zmq_msg_close(&m);
+        if (no_pipe) {
+          uint64_t n = counters_.unroutable.fetch_add(1, std::memory_order_relaxed) + 1;
+          if (n <= kRefusalsLoggedInFull || n % 1000 == 0) {
+            log_.Warn("dropped a message to node ", o.peer, " at ",
+                      SplitCurveAddress(it->second.address).first,
+                      ": no connection (refused by its security, or not up)");
+          }
+        } else {
+          log_.Error(ZmqError(("send to node " + std::to_string(o.peer)).c_str()));
+        }
         return;
       }
     }
