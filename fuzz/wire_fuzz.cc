@@ -1,8 +1,10 @@
 // Fuzzes the decoders of network bytes: the 4-frame message decoder (fed as
 // length-prefixed frames), and the control payloads a node decodes from a
 // message body (cluster view, registration, barrier, checkpoint report,
-// layout). Any input must give a value or a Status, never a crash, and a
-// decoded message must re-encode to frames the decoder accepts again.
+// layout, replication header and snapshot). Any input must give a value or
+// a Status, never a crash, and a decoded message must re-encode to frames
+// the decoder accepts again.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -10,12 +12,13 @@
 #include "cluster/membership.h"
 #include "kv/checkpoint.h"
 #include "kv/layout.h"
+#include "kv/repl_codec.h"
 #include "wire/message.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace distopt;  // NOLINT: a fuzz target
   if (size == 0) return 0;
-  const uint8_t which = data[0] % 8;
+  const uint8_t which = data[0] % 9;
   const uint8_t* p = data + 1;
   const size_t n = size - 1;
   WireLimits limits;
@@ -57,6 +60,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 7:
       DecodeManifestCopy(p, n).status().IgnoreError();
       break;
+    case 8: {
+      // A kReplicate message: its first two bytes split the rest into the
+      // body and the keys and values frames.
+      if (n < 2) break;
+      const size_t body = std::min<size_t>(n - 2, p[0] * 16u);
+      const size_t rest = n - 2 - body;
+      const size_t key_bytes = std::min<size_t>(rest, p[1] * 64u) / 8 * 8;
+      Buffer keys = Buffer::Copy(p + 2 + body, key_bytes);
+      Buffer values = Buffer::Copy(p + 2 + body + key_bytes, (rest - key_bytes) / 4 * 4);
+      ByteReader r(p + 2, body);
+      ReplHeader h;
+      if (!ReadReplHeader(r, &h).ok()) break;
+      std::vector<TableClocks> clocks;
+      std::vector<ShardSnapshot> shards;
+      if (DecodeSnapshot(r, {keys.as<uint64_t>(), values.as<float>()}, 2, 3, &clocks, &shards)
+              .ok()) {
+        // Every accepted shard lies inside the frames.
+        size_t floats = 0;
+        for (const ShardSnapshot& sh : shards) floats += sh.params.size() + sh.state.size();
+        if (floats != values.as<float>().size() || clocks.size() != 2) __builtin_trap();
+      }
+      break;
+    }
   }
   return 0;
 }

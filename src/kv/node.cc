@@ -233,16 +233,13 @@ ServerNode::ServerNode(NodeOptions node, KvServerOptions kv, std::unique_ptr<Tra
       log_(std::move(log)),
       dispatcher_(transport_.get(), log_),
       cluster_(ClientOptions(node_, Role::kServer), transport_.get(), &dispatcher_, log_) {
+  server_ = std::make_unique<KvServer>(kv_, transport_.get(), log_);
+  // Requests that arrive before the server has joined (a fast worker can
+  // send its first pull before this node has built its tables) are held by
+  // the server itself until Start.
   for (MsgType t : {MsgType::kPush, MsgType::kPull, MsgType::kPushPull, MsgType::kClock,
                     MsgType::kReplicate, MsgType::kReplicateAck}) {
-    dispatcher_.Handle(t, [this](Message&& m) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (server_) {
-        server_->HandleMessage(std::move(m));
-      } else {
-        early_.push_back(std::move(m));
-      }
-    });
+    dispatcher_.Handle(t, [this](Message&& m) { server_->HandleMessage(std::move(m)); });
   }
   // The coordinator's copy of each complete checkpoint's manifest. A small
   // file once per checkpoint, written on the dispatcher thread.
@@ -270,23 +267,12 @@ Status ServerNode::Run() {
     return s;
   }
   ClusterView view = cluster_.view();
-  // Handlers must be in place before the first request can arrive; the
-  // dispatcher runs them in order, so installing them now is safe: requests
-  // for an unknown type were never sent before the job started.
-  auto server = KvServer::Create(kv_, cluster_.rank(), view, transport_.get(), log_);
-  if (!server.ok()) {
-    cluster_.SendAbort("server/" + std::to_string(cluster_.rank()) + ": " +
-                       server.status().message());
+  if (Status started = server_->Start(cluster_.rank(), view); !started.ok()) {
+    cluster_.SendAbort("server/" + std::to_string(cluster_.rank()) + ": " + started.message());
     Stop();
-    return server.status();
+    return started;
   }
-  KvServer* raw = server->get();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    server_ = std::move(*server);
-    for (Message& m : early_) server_->HandleMessage(std::move(m));
-    early_.clear();
-  }
+  KvServer* raw = server_.get();
   cluster_.OnViewChange([raw](const ClusterView& v) { raw->OnViewChange(v); });
   raw->OnViewChange(cluster_.view());  // in case the view moved on meanwhile
   ready_.store(true);

@@ -62,7 +62,7 @@ class ServerNode {
   void Kill();
   bool killed() const { return killed_.load(); }
 
-  // Valid once Run has registered (tests inspect the server through it).
+  // The server (tests inspect it; it serves once Run has registered).
   KvServer* server() { return server_.get(); }
   bool ready() const { return ready_.load(); }
 
@@ -73,11 +73,8 @@ class ServerNode {
   const Logger log_;
   Dispatcher dispatcher_;
   ClusterClient cluster_;
-  // Requests that arrived before the server existed (a fast worker can send
-  // its first pull before this node has built its tables) wait here.
-  std::mutex mu_;
-  std::vector<Message> early_;        // guarded by mu_
-  std::unique_ptr<KvServer> server_;  // set once under mu_
+  // Built with the node, started once it registered (it holds early requests).
+  std::unique_ptr<KvServer> server_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> killed_{false};
 

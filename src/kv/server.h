@@ -1,20 +1,27 @@
-// KvServer: the server role of the parameter server. Holds its copies of
-// the model's partitions: those it owns (it answers push/pull/push-pull
-// requests from workers for them, enforces the job's consistency model (BSP
-// aggregation, SSP bounded staleness, ASP), applies updates with each
-// table's optimizer, and drops duplicate pushes: a push is identified by
-// table, worker and clock, so retries are applied exactly once with no
-// per-request memory) and, with replication, those it backs up. An owner
-// numbers each update it applies and sends it to the partition's backup,
-// which applies it the same way (bit-identical state); replies that
-// acknowledge an update wait until the backup confirmed it, so a push
-// acknowledged to a worker survives the owner's death. A new backup first
-// gets a snapshot. Requests are serialized by an internal mutex; every
-// public method is thread-safe.
+// KvServer: the server role of the parameter server, a facade over its
+// parts. It holds this server's copies of the model's partitions
+// (kv/partition.h): those it owns it serves (push, pull, push-pull and
+// clock requests from workers), those it backs up it keeps in step with
+// their owners. Per table, the consistency gate (kv/consistency_gate.h)
+// decides when a pull may be answered and parks it until then; under BSP
+// the aggregator (kv/bsp_aggregator.h) sums a clock's pushes in rank order
+// once all are in; the replication stream (kv/replication_stream.h) sends
+// each applied update to the backup, and replies that acknowledge an
+// update wait until the backup confirmed it, so an acknowledged push
+// survives the owner's death; checkpoints are copied here and written by
+// the checkpoint writer's thread (kv/checkpoint_writer.h). A push is
+// identified by table, worker and clock, so a retry is applied exactly
+// once with no per-request memory.
 //
-//   ASSIGN_OR_RETURN(auto server, KvServer::Create(opts, rank, view, transport, log));
-//   dispatcher.Handle(MsgType::kPush, [&](Message&& m) { server->HandleMessage(std::move(m)); });
-//   cluster_client.OnViewChange([&](const ClusterView& v) { server->OnViewChange(v); });
+// The server exists before it knows the job: requests that arrive before
+// Start, or that belong to a membership epoch it has not seen yet, are held
+// (in one place) and handled once it can. Every public method is
+// thread-safe (one internal mutex, never held across file I/O).
+//
+//   KvServer server(opts, transport, log);
+//   dispatcher.Handle(MsgType::kPush, [&](Message&& m) { server.HandleMessage(std::move(m)); });
+//   RETURN_IF_ERROR(server.Start(rank, cluster.view()));
+//   cluster.OnViewChange([&](const ClusterView& v) { server.OnViewChange(v); });
 #ifndef DISTOPT_KV_SERVER_H_
 #define DISTOPT_KV_SERVER_H_
 
@@ -27,10 +34,10 @@
 #include "base/bytes.h"
 #include "base/logging.h"
 #include "cluster/membership.h"
-#include "kv/checkpoint.h"
+#include "kv/checkpoint_writer.h"
 #include "kv/layout.h"
 #include "kv/options.h"
-#include "kv/shard.h"
+#include "kv/partition.h"
 #include "transport/dispatcher.h"
 
 namespace distopt {
@@ -60,29 +67,37 @@ struct KvServerStats {
   uint64_t parked_pulls = 0;     // pulls that had to wait
   uint64_t rejected = 0;         // malformed or unauthorized requests
   uint64_t misrouted = 0;        // requests for a partition this server does not serve
+  uint64_t held = 0;             // requests held until the server knew their epoch
   uint64_t replicated = 0;       // updates sent to a backup (as owner)
   uint64_t replica_applied = 0;  // updates applied as a backup
   uint64_t snapshots_sent = 0;
   uint64_t snapshots_installed = 0;
   uint64_t takeovers = 0;  // partitions this server took over as their backup
+  CheckpointWriterStats checkpoints;
 };
 
 class KvServer {
  public:
-  static Result<std::unique_ptr<KvServer>> Create(KvServerOptions options, uint32_t rank,
-                                                  const ClusterView& view, Transport* transport,
-                                                  Logger log);
+  KvServer(KvServerOptions options, Transport* transport, Logger log);
+  ~KvServer();
+
+  // Joins the job as server `rank` of `view`: builds (or restores) the
+  // partitions its layout gives this server, then handles the requests held
+  // so far. InvalidArgument if the layout does not fit the tables.
+  Status Start(uint32_t rank, const ClusterView& view);
 
   // A push, pull, push-pull or clock message from a worker, or a replication
   // message from another server. Replies go out through the transport.
-  // Thread-safe (serialized internally).
   void HandleMessage(Message&& m);
   // Periodic housekeeping: logs pulls that wait too long and for whom;
   // resends updates a backup has not confirmed.
   void Tick();
-
-  // New membership (dispatcher thread): BSP stops waiting for dead workers.
+  // New membership (dispatcher thread): BSP stops waiting for dead workers;
+  // partitions fail over, get new backups, or roll back with the layout.
   void OnViewChange(const ClusterView& view);
+
+  // Returns once every checkpoint taken so far is written and reported.
+  void FlushCheckpoints();
 
   KvServerStats stats() const;
   // The slices of dense `table` in the partitions this server owns, by where they start.
@@ -94,65 +109,7 @@ class KvServer {
   std::vector<uint32_t> BackedUp() const;
 
  private:
-  struct Parked {
-    Message request;  // the pull (or the pull half of a push-pull), or the push to ack
-    uint32_t rank;
-    NodeId node;
-    MsgType reply_type;  // kPullReply, or kPushAck (an update waiting for its backup)
-    int64_t need_clock;  // ready once this clock is served (see Ready)
-    uint64_t need_seq;   // ... and the partition's backup confirmed this update
-    SteadyTime since;
-    SteadyTime last_log;
-  };
-  // The pushes of one BSP clock, kept as received (zero-copy) and summed in
-  // worker-rank order once complete: the result does not depend on arrival
-  // order, so a run is bit-reproducible, and each input is read only once.
-  struct Aggregation {
-    std::vector<bool> from;       // by worker rank
-    std::vector<Message> pushes;  // by worker rank (empty where none)
-    uint32_t count = 0;
-  };
-  struct Table {
-    TableSpec spec;
-    uint32_t partition = 0;
-    std::unique_ptr<Optimizer> opt;
-    std::unique_ptr<DenseShard> dense;  // null if the partition holds no slice
-    std::unique_ptr<SparseShard> sparse;
-    int64_t applied_clock = 0;               // BSP: clocks below are applied
-    int64_t confirmed_clock = 0;             // BSP: ... and held by the backup too
-    std::map<int64_t, Aggregation> pending;  // BSP: clock -> partial sum
-    std::vector<int64_t> worker_clock;       // by rank: clocks pushed so far
-    std::vector<Parked> parked;
-    std::vector<float> scratch;  // BSP: the mean gradient
-  };
-  // An update (or snapshot) sent to the backup and not yet confirmed.
-  struct ReplEntry {
-    uint64_t seq;
-    Message msg;
-    int64_t bsp_clock;  // BSP update: the table's applied clock after it (-1 otherwise)
-  };
-  struct Partition {
-    uint32_t id = 0;
-    bool held = false;   // this server has a copy
-    bool owner = false;  // ... and serves it (else it is the backup)
-    std::vector<Table> tables;
-    int64_t last_checkpoint = 0;
-    int64_t requested_checkpoint = -1;  // a clock worker 0 asked to checkpoint at
-    // As owner: the stream to the backup (none: kNoServer).
-    uint32_t backup_rank = kNoServer;
-    NodeId backup_node = kUnassignedId;
-    uint64_t seq = 0;                    // the last update applied here
-    uint64_t confirmed = 0;              // the backup applied everything up to here
-    std::vector<ReplEntry> unconfirmed;  // ascending seq (short: a few in flight)
-    SteadyTime last_send;
-    SteadyTime last_resend;  // the last go-back triggered by the backup
-    // As backup: whose updates count, and whether the copy is complete.
-    NodeId owner_node = kUnassignedId;
-    bool synced = false;
-  };
-
-  KvServer(KvServerOptions options, uint32_t rank, Layout layout, Transport* transport, Logger log);
-  Status Init(const ClusterView& view);
+  Status Init(uint32_t rank, const ClusterView& view);
   // Gives partition p fresh tables (the initializers) held by this server.
   Status MakePartition(uint32_t p, bool owner);
   // Learns the live workers and servers of `view` (and connects to them).
@@ -160,72 +117,77 @@ class KvServer {
   // Applies layout_'s replica assignment: takes over, starts or stops
   // holding partitions, and (as owner) starts streaming to a new backup.
   void ApplyAssignment();
-  void Dispatch(Message&& m);  // mu_ held
+  void TakeOver(PartitionReplica& part);
+  void SetBackup(PartitionReplica& part, const Replica& rep, NodeId backup);
+  // The job rolled back (layout_ carries the step): every copy restarts from it.
+  void RollBack(uint32_t epoch);
+  void Dispatch(Message&& m);
+  // Keeps a request until Start, or until the view of its epoch arrives;
+  // handles those that can be now.
+  void Hold(Message m);
+  void ReleaseHeld();
 
   void HandlePush(Message&& m, bool then_pull);
   void HandlePull(Message&& m);
   void HandleClock(Message&& m);
   void HandleReplicate(Message&& m);
+  void InstallSnapshot(PartitionReplica& part, const Message& m, ByteReader& body, uint64_t seq);
+  void ApplyReplicated(PartitionReplica& part, const Message& m, uint32_t worker, uint64_t seq);
   void HandleReplicateAck(const Message& m);
-  // Writes a checkpoint of each owned partition whose tables all reached a
-  // new multiple of checkpoint_every_steps (or a requested clock).
-  void MaybeCheckpoint();
-  Status WriteCheckpoint(Partition& p, int64_t step);
-  Status RestoreCheckpoint(int64_t step);
-  std::vector<ShardSnapshot> SnapshotOf(const Partition& p, int64_t step) const;
-  Status Install(Partition& p, std::vector<ShardSnapshot> shards);
 
-  // Validation; on failure the request is answered with kKvError (or kept
+  // Validation; on failure the request is answered with kKvError (or held
   // for a view this server has not seen yet). The sender's worker rank and
   // the addressed table, or nullptr.
-  Table* Admit(const Message& m, uint32_t* rank);
+  TableReplica* Admit(const Message& m, uint32_t* rank);
   Result<uint32_t> WorkerRank(const Message& m) const;
-  Result<Table*> FindTable(const Message& m);
-  Status CheckPayload(const Table& t, const Message& m, bool has_values) const;
+  Result<TableReplica*> FindTable(const Message& m);
 
   // Applies or aggregates a push; returns the update the reply must wait
   // for the backup to confirm (0: none).
-  uint64_t Accept(Table& t, uint32_t rank, const Message& m);
-  void TryApplyBsp(Table& t);
-  // Applies the mean; returns it as an update for the backup (payload only
-  // if the partition has one).
-  Message ApplyAggregation(Table& t, Aggregation& a);
-  void ApplyNow(Table& t, const Message& m);
+  uint64_t Accept(TableReplica& t, uint32_t rank, const Message& m);
+  void TryApplyBsp(TableReplica& t);
   // Sends an applied update to the partition's backup; returns its sequence
   // number (0: there is no backup, nothing to wait for).
-  uint64_t Replicate(Table& t, const Message& update, int64_t bsp_clock,
-                     uint32_t worker = kNoServer);
-  void SendSnapshot(Partition& p);
-  void ResendUnconfirmed(Partition& p);
+  uint64_t Replicate(TableReplica& t, int64_t clock, uint32_t flags, Buffer keys, Buffer values,
+                     int64_t bsp_clock, uint32_t worker = kNoServer);
+  void SendSnapshot(PartitionReplica& part);
   // A small control message about partition `p` (its id in `offset`).
-  void SendAbout(const Partition& p, NodeId to, MsgType type, ByteWriter& body);
-  void Confirm(Partition& p, uint64_t seq);
-  bool Ready(const Table& t, int64_t clock) const;
-  bool Ready(const Table& t, const Parked& p) const;
-  int64_t MinClock(const Table& t) const;
-  void Park(Table& t, Message req, uint32_t rank, NodeId node, MsgType type, int64_t need_clock,
-            uint64_t need_seq);
-  void Answer(Table& t, const Message& req, uint32_t rank, NodeId node, MsgType type, bool waited);
-  void ServeParked(Table& t);
-  void ServeParked(Partition& p);
+  void SendAbout(const PartitionReplica& part, NodeId to, MsgType type, ByteWriter& body);
+  // The backup confirmed updates up to `seq` of `part`, or they were released.
+  void Confirmed(PartitionReplica& part, const std::vector<std::pair<uint32_t, int64_t>>& done);
+  bool Replicated(const TableReplica& t) const;
+
+  void Park(TableReplica& t, Message req, uint32_t rank, NodeId node, MsgType type,
+            int64_t need_clock, uint64_t need_seq);
+  void Answer(TableReplica& t, const Message& req, uint32_t rank, NodeId node, MsgType type,
+              bool waited);
+  void ServeParked(TableReplica& t);
+  void ServeParked(PartitionReplica& part);
   void Reply(NodeId node, const Message& req, MsgType type);
   void Reject(NodeId node, const Message& req, const Status& s);
-  std::string WhoIsSlow(const Table& t, int64_t clock) const;
-  bool Replicated(const Table& t) const;
+  void LogParked(PartitionReplica& part, SteadyTime now);
+
+  // Takes a checkpoint of each owned partition whose tables all reached a
+  // new multiple of checkpoint_every_steps (or a requested clock): copies
+  // its state now, before any pull sees a later clock, for the writer.
+  void MaybeCheckpoint();
+  void TakeCheckpoint(const PartitionReplica& part, int64_t step);
+  Status RestoreCheckpoint(int64_t step);
 
   const KvServerOptions options_;
-  const uint32_t rank_;
   Transport* const transport_;
   const Logger log_;
 
-  mutable std::mutex mu_;  // guards everything below (taken by each handler)
+  mutable std::mutex mu_;  // guards everything below (taken by each public method)
+  bool started_ = false;
+  uint32_t rank_ = 0;
   Layout layout_;
-  std::vector<Partition> parts_;            // by partition id
-  std::map<NodeId, uint32_t> worker_rank_;  // live workers of the current epoch
-  std::map<uint32_t, NodeId> server_ids_;   // live servers of the current epoch, by rank
-  std::vector<bool> live_;                  // by worker rank
-  std::vector<Message> future_;             // requests of an epoch this server has not seen yet
-  static constexpr size_t kMaxFuture = 4096;
+  std::vector<std::unique_ptr<PartitionReplica>> parts_;  // by partition id; null: not held
+  std::map<NodeId, uint32_t> worker_rank_;                // live workers of the current epoch
+  std::map<uint32_t, NodeId> server_ids_;  // live servers of the current epoch, by rank
+  std::vector<bool> live_;                 // by worker rank
+  std::vector<Message> held_;  // requests of an epoch this server has not seen (or before Start)
+  static constexpr size_t kMaxHeld = 4096;
   static constexpr Duration kFastResendGap = std::chrono::milliseconds(20);
   uint32_t num_workers_ = 0;
   uint32_t epoch_ = 0;
@@ -233,6 +195,9 @@ class KvServer {
   uint32_t generation_ = 0;
   uint32_t rollback_epoch_ = 0;  // requests of earlier epochs belong to the rolled-back past
   KvServerStats stats_;
+  // Declared last: destroyed first, so its thread finishes writing while
+  // everything it uses still exists (it uses only its own copies).
+  std::unique_ptr<CheckpointWriter> writer_;
 };
 
 }  // namespace distopt

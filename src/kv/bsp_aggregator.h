@@ -1,0 +1,73 @@
+// BspAggregator: the pushes of one table's BSP clocks, kept as received
+// (their buffers shared, not copied) until every live worker's push of the
+// clock is in; then MeanOf sums them in worker-rank order, so the result
+// does not depend on arrival order (a run is bit-reproducible) and each
+// input is read once. Not thread-safe: the server calls it under its lock.
+//
+//   if (agg.Add(m.clock, rank, m) == BspAggregator::kDuplicate) return;
+//   if (!agg.Complete(applied, live)) return;   // still waiting
+//   BspAggregator::Clock c = agg.Take(applied);
+//   MeanGradient g = MeanOf(spec, dense_size, c, /*own_buffers=*/replicated, &scratch);
+#ifndef DISTOPT_KV_BSP_AGGREGATOR_H_
+#define DISTOPT_KV_BSP_AGGREGATOR_H_
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <vector>
+
+#include "base/buffer.h"
+#include "kv/layout.h"
+#include "wire/message.h"
+
+namespace distopt {
+
+class BspAggregator {
+ public:
+  // The pushes of one clock so far.
+  struct Clock {
+    std::vector<bool> from;       // by worker rank
+    std::vector<Message> pushes;  // by worker rank (empty where none)
+    uint32_t count = 0;
+  };
+  enum AddResult { kAdded, kDuplicate };
+
+  explicit BspAggregator(uint32_t num_workers) : num_workers_(num_workers) {}
+
+  // Keeps worker `rank`'s push for `clock`; a second push of the same
+  // worker for the same clock (a retry) is a duplicate.
+  AddResult Add(int64_t clock, uint32_t rank, const Message& push);
+  // Whether every live worker pushed `clock` (false if nobody did: every
+  // live worker may be gone mid-clock).
+  bool Complete(int64_t clock, const std::vector<bool>& live) const;
+  // Who pushed `clock` so far, by rank (empty if nobody).
+  std::vector<bool> Pushed(int64_t clock) const;
+  // Removes the pushes of `clock` and returns them.
+  Clock Take(int64_t clock);
+  // Forgets every partial clock (a takeover or a rollback).
+  void Clear() { pending_.clear(); }
+
+ private:
+  uint32_t num_workers_;
+  std::map<int64_t, Clock> pending_;
+};
+
+// The mean of a clock's pushes, ready to apply: `keys` (sparse tables) and
+// `values` point into `keys_buffer`/`values_buffer` or into `scratch`.
+struct MeanGradient {
+  std::span<const uint64_t> keys;
+  const float* values = nullptr;
+  Buffer keys_buffer;    // sparse: always set
+  Buffer values_buffer;  // set for sparse tables, and for dense ones with own_buffers
+};
+
+// Sums `c`'s pushes in rank order and scales by 1 / count. A single push is
+// the mean as it came (shared, no copy; a sparse one may repeat keys, which
+// ApplyBatch sums). Dense tables (`dense_size` floats) sum into `scratch`
+// unless `own_buffers` asks for a buffer of the mean's own (to send on).
+MeanGradient MeanOf(const TableSpec& spec, size_t dense_size, const BspAggregator::Clock& c,
+                    bool own_buffers, std::vector<float>* scratch);
+
+}  // namespace distopt
+
+#endif  // DISTOPT_KV_BSP_AGGREGATOR_H_

@@ -1,0 +1,106 @@
+#include "kv/checkpoint_writer.h"
+
+#include <chrono>
+
+#include "base/file_util.h"
+
+namespace distopt {
+
+CheckpointWriter::CheckpointWriter(std::string run_dir, Transport* transport, Logger log,
+                                   size_t max_queued)
+    : run_dir_(std::move(run_dir)),
+      transport_(transport),
+      log_(std::move(log)),
+      max_queued_(max_queued < 1 ? 1 : max_queued),
+      thread_([this] { Loop(); }) {}
+
+CheckpointWriter::~CheckpointWriter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void CheckpointWriter::Submit(CheckpointJob job) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (queue_.size() >= max_queued_) {
+    ++stats_.stalls;
+    log_.Warn("checkpoint ", job.step, " of partition ", job.partition, " waits for ",
+              queue_.size(), " earlier checkpoint(s) still being written (the disk is slower ",
+              "than train.checkpoint_every_steps)");
+    cv_.wait(lock, [&] { return queue_.size() < max_queued_ || stop_; });
+  }
+  queue_.push_back(std::move(job));
+  cv_.notify_all();
+}
+
+void CheckpointWriter::DropBefore(uint32_t generation) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (it->generation < generation) {
+      log_.Info("checkpoint ", it->step, " of partition ", it->partition,
+                " dropped: the job rolled back past it");
+      ++stats_.dropped;
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  cv_.notify_all();
+}
+
+void CheckpointWriter::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return queue_.empty() && !busy_; });
+}
+
+CheckpointWriterStats CheckpointWriter::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void CheckpointWriter::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return !queue_.empty() || stop_; });
+    if (queue_.empty()) return;  // stopping, and everything is written
+    CheckpointJob job = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    cv_.notify_all();  // a Submit may wait for room
+    lock.unlock();
+    const auto start = std::chrono::steady_clock::now();
+    Status s = Write(job);
+    const double seconds = ToSeconds(std::chrono::steady_clock::now() - start);
+    if (!s.ok()) {
+      log_.Error("checkpoint ", job.step, " of partition ", job.partition,
+                 " failed: ", s.message());
+    }
+    lock.lock();
+    busy_ = false;
+    ++(s.ok() ? stats_.written : stats_.failed);
+    stats_.write_seconds_max = std::max(stats_.write_seconds_max, seconds);
+    cv_.notify_all();
+  }
+}
+
+Status CheckpointWriter::Write(const CheckpointJob& job) {
+  const std::string dir = CheckpointDir(run_dir_, job.step);
+  RETURN_IF_ERROR(MakeDirs(dir));
+  CheckpointReport report;
+  report.step = job.step;
+  report.server_rank = job.partition;
+  for (const ShardSnapshot& snap : job.shards) {
+    ManifestEntry entry;
+    RETURN_IF_ERROR(WriteShard(dir, static_cast<int>(job.partition), snap, &entry));
+    report.files.push_back(entry);
+  }
+  Message m = job.report;
+  m.type = MsgType::kCheckpoint;
+  m.body = Buffer::FromVector(EncodeCheckpointReport(report));
+  return transport_->Send(kCoordinatorId, std::move(m));
+}
+
+}  // namespace distopt

@@ -1,0 +1,194 @@
+// KvServer's side of replication (see server.h): as owner, each applied
+// update goes into the partition's stream to its backup, a new backup gets
+// a snapshot first, and acknowledgements confirm updates (which releases
+// the replies waiting for them); as backup, updates and snapshots from the
+// owner are applied in order. Kept apart from server.cc, which serves the
+// workers' requests; both are methods of the one class under its lock.
+#include <chrono>
+
+#include "kv/repl_codec.h"
+#include "kv/request_check.h"
+#include "kv/server.h"
+
+namespace distopt {
+
+// ---- replication ----
+
+bool KvServer::Replicated(const TableReplica& t) const {
+  return parts_[t.partition]->stream().has_backup();
+}
+
+uint64_t KvServer::Replicate(TableReplica& t, int64_t clock, uint32_t flags, Buffer keys,
+                             Buffer values, int64_t bsp_clock, uint32_t worker) {
+  ReplicationStream& stream = parts_[t.partition]->stream();
+  const uint64_t seq = stream.Next();
+  if (!stream.has_backup()) return 0;
+  ByteWriter w;
+  WriteReplHeader(w, {ReplKind::kUpdate, seq, generation_, worker});
+  Message m;  // the update's payload buffers are shared, not copied
+  m.type = MsgType::kReplicate;
+  m.flags = flags & kFlagSparse;
+  m.sender = self_id_;
+  m.epoch = epoch_;
+  m.request_id = seq;
+  m.clock = clock;
+  m.table = t.spec.id;
+  m.offset = t.partition;
+  m.body = Buffer::FromVector(w.Take());
+  m.keys = std::move(keys);
+  m.values = std::move(values);
+  ++stats_.replicated;
+  stream.Send(seq, std::move(m), t.spec.id, bsp_clock, std::chrono::steady_clock::now());
+  return seq;
+}
+
+void KvServer::SendSnapshot(PartitionReplica& part) {
+  ReplicationStream& stream = part.stream();
+  std::vector<TableClocks> clocks;
+  for (const TableReplica& t : part.tables()) {
+    clocks.push_back({t.gate.applied(), t.gate.worker_clocks()});
+  }
+  ByteWriter w;
+  WriteReplHeader(w, {ReplKind::kSnapshot, stream.seq(), generation_, kNoServer});
+  std::vector<uint64_t> keys;
+  std::vector<float> values;
+  EncodeSnapshot(clocks, part.Snapshot(0), w, &keys, &values);
+  Message m;
+  m.type = MsgType::kReplicate;
+  m.sender = self_id_;
+  m.epoch = epoch_;
+  m.request_id = stream.seq();
+  m.offset = part.id();
+  m.body = Buffer::FromVector(w.Take());
+  m.keys = Buffer::FromVector(std::move(keys));
+  m.values = Buffer::FromVector(std::move(values));
+  log_.Info("sending partition ", part.id(), " to its new backup server/", stream.backup_rank(),
+            " (", m.ByteSize() >> 10, " KiB at update ", stream.seq(), ")");
+  ++stats_.snapshots_sent;
+  stream.Send(stream.seq(), std::move(m), 0, -1, std::chrono::steady_clock::now());
+}
+
+void KvServer::HandleReplicate(Message&& m) {
+  const NodeId from = m.sender;
+  if (m.offset >= parts_.size() || m.table >= options_.tables.size()) {
+    return Reject(from, m, InvalidArgumentError("replication of an unknown partition or table"));
+  }
+  ByteReader r(m.body.data(), m.body.size());
+  ReplHeader h;
+  if (Status s = ReadReplHeader(r, &h); !s.ok()) return Reject(from, m, s);
+  PartitionReplica* part = parts_[m.offset].get();
+  if (part == nullptr || part->owner() || from != part->owner_node() ||
+      h.generation != generation_) {
+    // Not (yet) this server's view of who owns what; the owner re-sends.
+    log_.Debug("ignored a replication of partition ", m.offset, " from node ", from);
+    return;
+  }
+  if (h.kind == ReplKind::kSnapshot) return InstallSnapshot(*part, m, r, h.seq);
+  const uint64_t applied = part->stream().seq();
+  ByteWriter ack;
+  if (!part->synced()) return;  // the snapshot comes first (it is re-sent)
+  if (h.seq != applied + 1) {
+    // A re-send of an applied update, or a gap: the owner re-sends from the ack.
+    ack.U64(applied);
+    return SendAbout(*part, from, MsgType::kReplicateAck, ack);
+  }
+  ApplyReplicated(*part, m, h.worker, h.seq);
+}
+
+void KvServer::InstallSnapshot(PartitionReplica& part, const Message& m, ByteReader& body,
+                               uint64_t seq) {
+  ByteWriter ack;
+  if (part.synced() && seq <= part.stream().seq()) {  // a re-send
+    ack.U64(part.stream().seq());
+    return SendAbout(part, m.sender, MsgType::kReplicateAck, ack);
+  }
+  std::vector<TableClocks> clocks;
+  std::vector<ShardSnapshot> shards;
+  Status s = DecodeSnapshot(body, {m.keys.as<uint64_t>(), m.values.as<float>()}, part.num_tables(),
+                            num_workers_, &clocks, &shards);
+  if (s.ok()) s = part.Install(std::move(shards));
+  if (!s.ok()) {
+    return Reject(m.sender, m, s.WithContext("snapshot of partition " + std::to_string(part.id())));
+  }
+  for (size_t i = 0; i < part.num_tables(); ++i) {
+    part.table(i).gate.Install(clocks[i].applied, std::move(clocks[i].workers));
+  }
+  part.stream().Reset(seq);
+  part.set_synced(true);
+  ++stats_.snapshots_installed;
+  log_.Info("partition ", part.id(), " in sync with its owner (update ", seq, ")");
+  ack.U64(seq);
+  SendAbout(part, m.sender, MsgType::kReplicateAck, ack);
+  // The coordinator may now count this copy for a failover.
+  ByteWriter w;
+  w.U32(part.id());
+  SendAbout(part, kCoordinatorId, MsgType::kReplicaSynced, w);
+}
+
+void KvServer::ApplyReplicated(PartitionReplica& part, const Message& m, uint32_t worker,
+                               uint64_t seq) {
+  TableReplica& t = part.table(m.table);
+  const bool bsp = t.gate.bsp();
+  if (!bsp && worker >= t.gate.worker_clocks().size()) {
+    return Reject(m.sender, m, InvalidArgumentError("replicated update of unknown worker"));
+  }
+  if (Status s = CheckPayload(t, layout_, m, true); !s.ok()) return Reject(m.sender, m, s);
+  ++stats_.updates;
+  t.Apply(m.keys.as<uint64_t>(), m.values.as<float>().data());
+  if (bsp) {
+    t.gate.SetApplied(m.clock + 1);
+  } else {
+    t.gate.Saw(worker, m.clock);
+  }
+  part.stream().Reset(seq);
+  ++stats_.replica_applied;
+  ByteWriter ack;
+  ack.U64(seq);
+  SendAbout(part, m.sender, MsgType::kReplicateAck, ack);
+}
+
+void KvServer::SendAbout(const PartitionReplica& part, NodeId to, MsgType type, ByteWriter& body) {
+  Message m;
+  m.type = type;
+  m.sender = self_id_;
+  m.epoch = epoch_;
+  m.offset = part.id();
+  m.body = Buffer::FromVector(body.Take());
+  transport_->Send(to, std::move(m)).IgnoreError();
+}
+
+void KvServer::HandleReplicateAck(const Message& m) {
+  if (m.offset >= parts_.size()) return;
+  PartitionReplica* part = parts_[m.offset].get();
+  if (part == nullptr || !part->owner() || m.sender != part->stream().backup_node()) {
+    return;  // a former backup's
+  }
+  ByteReader r(m.body.data(), m.body.size());
+  uint64_t seq = 0;
+  if (!r.U64(&seq).ok()) return;
+  ReplicationStream& stream = part->stream();
+  const auto now = std::chrono::steady_clock::now();
+  if (seq <= stream.confirmed() && stream.in_flight() > 0) {
+    // No progress while updates are out: the backup saw a gap (a lost
+    // update). Go back to the first unconfirmed one now rather than at the
+    // next retry tick, at most once per round trip's worth of time.
+    if (stream.GoBackDue(seq, now, kFastResendGap)) stream.Resend(epoch_, now);
+    return;
+  }
+  Confirmed(*part, stream.Confirm(seq));
+}
+
+void KvServer::Confirmed(PartitionReplica& part,
+                         const std::vector<std::pair<uint32_t, int64_t>>& done) {
+  if (done.empty()) return;
+  for (const auto& [table, clock] : done) {
+    if (table == ReplicationStream::kAllTables) {
+      for (TableReplica& t : part.tables()) t.gate.ConfirmAll();
+    } else if (table < part.num_tables()) {
+      part.table(table).gate.ConfirmUpTo(clock);
+    }
+  }
+  ServeParked(part);
+}
+
+}  // namespace distopt
