@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <memory>
 #include <system_error>
+
+#include "base/env.h"
 
 namespace distopt {
 namespace {
@@ -68,17 +71,53 @@ Status FsyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
-Status WriteTemp(const std::string& tmp, const std::vector<std::span<const uint8_t>>& parts) {
-  // O_TRUNC, not O_EXCL: a temp file left by a killed process whose pid we
-  // now reuse (pid 1 in a container) is ours to overwrite.
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return SysError("create", tmp, errno);
-  Fd file(fd);
-  for (const auto& part : parts) RETURN_IF_ERROR(WriteAll(fd, part.data(), part.size(), tmp));
-  if (::fsync(fd) != 0) return SysError("fsync", tmp, errno);
-  if (file.Close() != 0) return SysError("close", tmp, errno);
-  return Status::Ok();
-}
+// The POSIX file a PosixEnv writes.
+class PosixWritableFile : public WritableFile {
+ public:
+  PosixWritableFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  Status Append(std::span<const uint8_t> data) override {
+    return WriteAll(fd_.get(), data.data(), data.size(), path_);
+  }
+  Status Sync() override {
+    if (::fsync(fd_.get()) != 0) return SysError("fsync", path_, errno);
+    return Status::Ok();
+  }
+  Status Close() override {
+    if (fd_.get() >= 0 && fd_.Close() != 0) return SysError("close", path_, errno);
+    return Status::Ok();
+  }
+
+ private:
+  Fd fd_;
+  const std::string path_;
+};
+
+class PosixEnv : public Env {
+ public:
+  SteadyTime Now() const override { return std::chrono::steady_clock::now(); }
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return SysError("create", path, errno);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
+  }
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) return SysError("rename to " + to, from, errno);
+    return Status::Ok();
+  }
+  Status SyncDir(const std::string& dir) override { return FsyncDir(dir); }
+  Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return SysError("unlink", path, errno);
+    return Status::Ok();
+  }
+  Result<std::string> ReadFile(const std::string& path, size_t max_bytes) override {
+    return distopt::ReadFile(path, max_bytes);
+  }
+  Status MakeDirs(const std::string& path) override { return distopt::MakeDirs(path); }
+  Status RemoveTree(const std::string& path) override { return distopt::RemoveTree(path); }
+  Result<std::vector<std::string>> ListDir(const std::string& path) override {
+    return distopt::ListDir(path);
+  }
+};
 
 }  // namespace
 
@@ -89,20 +128,14 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
+Env* Env::Default() {
+  static Env* const env = new PosixEnv();  // stateless; never destroyed (threads may outlive exit)
+  return env;
+}
+
 Status WriteFileAtomically(const std::string& path,
                            const std::vector<std::span<const uint8_t>>& parts) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  Status s = WriteTemp(tmp, parts);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    s = SysError("rename to " + path, tmp, errno);
-  }
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s.WithContext("writing " + path);
-  }
-  // Without this the rename can be lost on power failure even though the
-  // file's data was synced; then an older manifest could point at nothing.
-  return FsyncDir(DirName(path)).WithContext("writing " + path);
+  return WriteFileAtomically(Env::Default(), path, parts);
 }
 
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {

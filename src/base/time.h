@@ -1,6 +1,6 @@
-// Clock and Deadline: every wait in distopt has a deadline, and time is read
-// through an injected Clock so tests can reason about timeouts. SystemClock()
-// is stateless and thread-safe; Deadline is a value type.
+// Time types and Deadline: every wait in distopt has a deadline. Code whose
+// timing a test must control reads the clock of its Env (base/env.h,
+// Env::Now). Deadline is a value type.
 #ifndef DISTOPT_BASE_TIME_H_
 #define DISTOPT_BASE_TIME_H_
 
@@ -11,15 +11,6 @@ namespace distopt {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 using Duration = std::chrono::steady_clock::duration;
-
-class Clock {
- public:
-  virtual ~Clock() = default;
-  virtual SteadyTime Now() const = 0;
-};
-
-// The process's monotonic clock (stateless, so sharing it is not global state).
-const Clock* SystemClock();
 
 class Deadline {
  public:

@@ -401,7 +401,6 @@ const std::vector<Field>& Fields() {
       IntField("cluster.servers", DISTOPT_MEMBER(cluster.servers), 1, kMaxNodes),
       ConsistencyField("cluster.consistency", DISTOPT_MEMBER(cluster.consistency)),
       IntField("cluster.staleness", DISTOPT_MEMBER(cluster.staleness), 0, kNoMax),
-      StringField("cluster.transport", DISTOPT_MEMBER(cluster.transport), OneOf({"tcp", "ipc"})),
       StringField("cluster.host", DISTOPT_MEMBER(cluster.host), NonEmpty()),
       StringField("cluster.security", DISTOPT_MEMBER(cluster.security),
                   OneOf({"auto", "curve", "none"})),

@@ -26,7 +26,6 @@ struct ClusterConfig {
   uint32_t servers = 1;
   Consistency consistency = Consistency::kBsp;
   int64_t staleness = 0;           // ssp only
-  std::string transport = "tcp";   // tcp | ipc (local launcher)
   std::string host = "127.0.0.1";  // interface the local launcher binds
   // curve: CURVE keys from `distopt keygen` | none | auto: curve, except a
   // job whose nodes all stay on loopback (the local launcher's default)

@@ -124,7 +124,6 @@ workers = 4
 servers = 2
 consistency = "ssp"
 staleness = 3
-transport = "ipc"
 host = "0.0.0.0"
 heartbeat_interval_ms = 500
 heartbeat_timeout_ms = 5000
@@ -190,7 +189,6 @@ global_order = false
   cluster.servers = 2;
   cluster.consistency = Consistency::kSsp;
   cluster.staleness = 3;
-  cluster.transport = "ipc";
   cluster.host = "0.0.0.0";
   cluster.heartbeat_interval_ms = 500;
   cluster.heartbeat_timeout_ms = 5000;
@@ -345,8 +343,8 @@ TEST(ConfigTest, OutOfRangeNamesTheKeyAndTheAllowedRange) {
       {"[cluster]\nstaleness = -1\n", "fashion.toml:5: 'cluster.staleness' must be >= 0, got -1"},
       {"[cluster]\nreplication = 3\n",
        "fashion.toml:5: 'cluster.replication' must be 1 or 2, got 3"},
-      {"[cluster]\ntransport = \"udp\"\n",
-       "fashion.toml:5: 'cluster.transport' must be one of tcp, ipc, got 'udp'"},
+      // cluster.transport was never read (nodes always talk over TCP): gone.
+      {"[cluster]\ntransport = \"ipc\"\n", "fashion.toml:5: unknown key 'cluster.transport'"},
       {"[cluster]\nconsistency = \"eventual\"\n",
        "fashion.toml:5: 'cluster.consistency' must be one of bsp, ssp, asp, got 'eventual'"},
       {"[cluster]\nheartbeat_interval_ms = 0\n",
@@ -566,7 +564,6 @@ std::vector<JobConfig> NonDefaultConfigs() {
   base.cluster.servers = 2;
   base.cluster.consistency = Consistency::kSsp;
   base.cluster.staleness = 2;
-  base.cluster.transport = "ipc";
   base.cluster.host = "10.0.0.5";
   base.cluster.heartbeat_interval_ms = 250;
   base.cluster.heartbeat_timeout_ms = 4000;

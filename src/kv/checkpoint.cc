@@ -611,7 +611,7 @@ Result<int64_t> ParseCheckpointDirName(const std::string& name) {
 }
 
 Status WriteShard(const std::string& ckpt_dir, int server_rank, const ShardSnapshot& shard,
-                  ManifestEntry* entry) {
+                  ManifestEntry* entry, Env* env) {
   if (server_rank < 0) return InvalidArgumentError("negative server rank");
   RETURN_IF_ERROR(ValidateSnapshot(shard));
   const uint64_t slots = static_cast<uint64_t>(shard.slots);
@@ -659,8 +659,8 @@ Status WriteShard(const std::string& ckpt_dir, int server_rank, const ShardSnaps
   parts.push_back({reinterpret_cast<const uint8_t*>(&payload_crc), sizeof(payload_crc)});
 
   const std::string name = ShardFileName(server_rank, shard.table);
-  RETURN_IF_ERROR(MakeDirs(ckpt_dir));
-  RETURN_IF_ERROR(WriteFileAtomically(ckpt_dir + "/" + name, parts));
+  RETURN_IF_ERROR(env->MakeDirs(ckpt_dir));
+  RETURN_IF_ERROR(WriteFileAtomically(env, ckpt_dir + "/" + name, parts));
   if (entry != nullptr) {
     entry->name = name;
     entry->size = 0;
@@ -688,7 +688,8 @@ Result<ManifestEntry> DescribeFile(const std::string& ckpt_dir, const std::strin
   return e;
 }
 
-Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest, CheckpointScope scope) {
+Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest, CheckpointScope scope,
+                     Env* env) {
   RETURN_IF_ERROR(ValidateManifest(manifest));
   bool any_here = false;
   for (const auto& f : manifest.files) {
@@ -697,7 +698,7 @@ Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest, Chec
   if (scope == CheckpointScope::kAllOrManifestOnly && !any_here) {
     // A folder per host: the servers reported their files durable on their
     // own hosts; this folder gets the manifest alone.
-    RETURN_IF_ERROR(MakeDirs(ckpt_dir));
+    RETURN_IF_ERROR(env->MakeDirs(ckpt_dir));
   } else {
     scope = CheckpointScope::kAll;
   }
@@ -717,7 +718,7 @@ Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest, Chec
   }
   const std::string text = SerializeManifest(manifest);
   return WriteFileAtomically(
-      ckpt_dir + "/" + kManifestName,
+      env, ckpt_dir + "/" + kManifestName,
       {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size())});
 }
 

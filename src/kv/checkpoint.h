@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "base/env.h"
 #include "base/logging.h"
 #include "distopt/status.h"
 
@@ -100,8 +101,9 @@ Result<int64_t> ParseCheckpointDirName(const std::string& name);
 // from the snapshot's vectors. If `entry` is set it receives the file's name,
 // size and CRC for the manifest (computed while writing, without a re-read).
 // InvalidArgument if the snapshot's sizes are inconsistent.
+// Its files go through `env` (base/env.h).
 Status WriteShard(const std::string& ckpt_dir, int server_rank, const ShardSnapshot& shard,
-                  ManifestEntry* entry = nullptr);
+                  ManifestEntry* entry = nullptr, Env* env = Env::Default());
 
 // Reads and fully validates a shard file: magic, version, header CRC, every
 // count against the file size (before allocating), payload CRC. Corruption is
@@ -126,7 +128,7 @@ enum class CheckpointScope { kAll, kAllOrManifestOnly, kOwnShards };
 // was written: each must exist with its listed size (checked, cheaply); under
 // kAllOrManifestOnly a folder holding none of them gets the manifest alone.
 Status WriteManifest(const std::string& ckpt_dir, const Manifest& manifest,
-                     CheckpointScope scope = CheckpointScope::kAll);
+                     CheckpointScope scope = CheckpointScope::kAll, Env* env = Env::Default());
 // NotFound when there is no MANIFEST (an incomplete checkpoint), DataLoss
 // when it is corrupt.
 Result<Manifest> ReadManifest(const std::string& ckpt_dir);

@@ -2,16 +2,15 @@
 
 #include <chrono>
 
-#include "base/file_util.h"
-
 namespace distopt {
 
 CheckpointWriter::CheckpointWriter(std::string run_dir, Transport* transport, Logger log,
-                                   size_t max_queued)
+                                   size_t max_queued, Env* env)
     : run_dir_(std::move(run_dir)),
       transport_(transport),
       log_(std::move(log)),
       max_queued_(max_queued < 1 ? 1 : max_queued),
+      env_(env),
       thread_([this] { Loop(); }) {}
 
 CheckpointWriter::~CheckpointWriter() {
@@ -71,9 +70,9 @@ void CheckpointWriter::Loop() {
     busy_ = true;
     cv_.notify_all();  // a Submit may wait for room
     lock.unlock();
-    const auto start = std::chrono::steady_clock::now();
+    const SteadyTime start = env_->Now();
     Status s = Write(job);
-    const double seconds = ToSeconds(std::chrono::steady_clock::now() - start);
+    const double seconds = ToSeconds(env_->Now() - start);
     if (!s.ok()) {
       log_.Error("checkpoint ", job.step, " of partition ", job.partition,
                  " failed: ", s.message());
@@ -88,13 +87,13 @@ void CheckpointWriter::Loop() {
 
 Status CheckpointWriter::Write(const CheckpointJob& job) {
   const std::string dir = CheckpointDir(run_dir_, job.step);
-  RETURN_IF_ERROR(MakeDirs(dir));
+  RETURN_IF_ERROR(env_->MakeDirs(dir));
   CheckpointReport report;
   report.step = job.step;
   report.server_rank = job.partition;
   for (const ShardSnapshot& snap : job.shards) {
     ManifestEntry entry;
-    RETURN_IF_ERROR(WriteShard(dir, static_cast<int>(job.partition), snap, &entry));
+    RETURN_IF_ERROR(WriteShard(dir, static_cast<int>(job.partition), snap, &entry, env_));
     report.files.push_back(entry);
   }
   Message m = job.report;

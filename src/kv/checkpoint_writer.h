@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/env.h"
 #include "base/logging.h"
 #include "kv/checkpoint.h"
 #include "transport/transport.h"
@@ -48,7 +49,9 @@ struct CheckpointWriterStats {
 
 class CheckpointWriter {
  public:
-  CheckpointWriter(std::string run_dir, Transport* transport, Logger log, size_t max_queued = 2);
+  // Files go through `env` (a test's FaultyEnv makes writes and fsyncs fail).
+  CheckpointWriter(std::string run_dir, Transport* transport, Logger log, size_t max_queued = 2,
+                   Env* env = Env::Default());
   // Writes what is queued, then stops the thread.
   ~CheckpointWriter();
   CheckpointWriter(const CheckpointWriter&) = delete;
@@ -71,6 +74,7 @@ class CheckpointWriter {
   Transport* const transport_;
   const Logger log_;
   const size_t max_queued_;
+  Env* const env_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;  // signalled on every change of the fields below

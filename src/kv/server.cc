@@ -12,7 +12,8 @@ namespace distopt {
 KvServer::KvServer(KvServerOptions options, Transport* transport, Logger log)
     : options_(std::move(options)), transport_(transport), log_(std::move(log)) {
   if (!options_.run_dir.empty()) {
-    writer_ = std::make_unique<CheckpointWriter>(options_.run_dir, transport_, log_);
+    writer_ = std::make_unique<CheckpointWriter>(options_.run_dir, transport_, log_,
+                                                 /*max_queued=*/2, options_.env);
   }
 }
 
@@ -553,7 +554,7 @@ void KvServer::HandleClock(Message&& m) {
 
 void KvServer::Park(TableReplica& t, Message req, uint32_t rank, NodeId node, MsgType type,
                     int64_t need_clock, uint64_t need_seq) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = options_.env->Now();
   ParkedRequest p{std::move(req), rank, node, type, need_clock, need_seq, now, now};
   if (t.gate.Ready(p, live_, parts_[t.partition]->stream().confirmed())) {
     // Nothing to wait for (e.g. a retried push whose update the backup
@@ -673,7 +674,7 @@ Status KvServer::RestoreCheckpoint(int64_t step) {
 
 void KvServer::Tick() {
   std::lock_guard<std::mutex> lock(mu_);
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = options_.env->Now();
   for (const auto& p : parts_) {
     if (!p || !p->owner()) continue;
     PartitionReplica& part = *p;

@@ -57,6 +57,8 @@ struct KvServerOptions {
   int64_t keep_checkpoints = 3;  // a folder of its own is pruned to this many
   // Replication: updates a backup has not confirmed are sent again after this long.
   Duration replicate_retry = std::chrono::milliseconds(500);
+  // Files (checkpoints) and the clock (waits, resends) go through it.
+  Env* env = Env::Default();
 };
 
 struct KvServerStats {

@@ -38,7 +38,7 @@ uint64_t KvServer::Replicate(TableReplica& t, int64_t clock, uint32_t flags, Buf
   m.keys = std::move(keys);
   m.values = std::move(values);
   ++stats_.replicated;
-  stream.Send(seq, std::move(m), t.spec.id, bsp_clock, std::chrono::steady_clock::now());
+  stream.Send(seq, std::move(m), t.spec.id, bsp_clock, options_.env->Now());
   return seq;
 }
 
@@ -65,7 +65,7 @@ void KvServer::SendSnapshot(PartitionReplica& part) {
   log_.Info("sending partition ", part.id(), " to its new backup server/", stream.backup_rank(),
             " (", m.ByteSize() >> 10, " KiB at update ", stream.seq(), ")");
   ++stats_.snapshots_sent;
-  stream.Send(stream.seq(), std::move(m), 0, -1, std::chrono::steady_clock::now());
+  stream.Send(stream.seq(), std::move(m), 0, -1, options_.env->Now());
 }
 
 void KvServer::HandleReplicate(Message&& m) {
@@ -167,7 +167,7 @@ void KvServer::HandleReplicateAck(const Message& m) {
   uint64_t seq = 0;
   if (!r.U64(&seq).ok()) return;
   ReplicationStream& stream = part->stream();
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = options_.env->Now();
   if (seq <= stream.confirmed() && stream.in_flight() > 0) {
     // No progress while updates are out: the backup saw a gap (a lost
     // update). Go back to the first unconfirmed one now rather than at the

@@ -14,7 +14,7 @@ constexpr uint32_t kVersion = 1;
 
 }  // namespace
 
-Status SaveModel(const std::string& path, const SavedModel& model) {
+Status SaveModel(const std::string& path, const SavedModel& model, Env* env) {
   ByteWriter w;
   w.Raw(kMagic, sizeof(kMagic));
   w.U32(kVersion);
@@ -38,7 +38,7 @@ Status SaveModel(const std::string& path, const SavedModel& model) {
   uint32_t crc = Crc32c(w.bytes().data(), w.bytes().size());
   w.U32(crc);
   const auto& bytes = w.bytes();
-  return WriteFileAtomically(path, {std::span<const uint8_t>(bytes.data(), bytes.size())});
+  return WriteFileAtomically(env, path, {std::span<const uint8_t>(bytes.data(), bytes.size())});
 }
 
 Result<SavedModel> LoadModel(const std::string& path, uint64_t max_bytes) {

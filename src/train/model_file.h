@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/env.h"
 #include "distopt/status.h"
 
 namespace distopt {
@@ -32,7 +33,8 @@ struct SavedModel {
   std::vector<SavedTable> tables;
 };
 
-Status SaveModel(const std::string& path, const SavedModel& model);
+// The file is written atomically through `env` (base/env.h).
+Status SaveModel(const std::string& path, const SavedModel& model, Env* env = Env::Default());
 Result<SavedModel> LoadModel(const std::string& path, uint64_t max_bytes = 1ull << 34);
 
 }  // namespace distopt
