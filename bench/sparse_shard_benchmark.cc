@@ -1,7 +1,7 @@
 // The server's sparse hot path without the network: SparseShard::Apply (one
 // optimizer step per row) and Gather (the pull) on 100k distinct keys x dim
 // 16 per batch, the batches drawn from a power law (P(k) ~ 1/k, as feature
-// ids are) or uniformly (as `distopt bench kv` draws them) over 10M keys; and
+// ids are) or uniformly (as `distopt-bench-kv` draws them) over 10M keys; and
 // the FlatMap operations under them. Items/s are keys/s. Single-threaded; run
 // by hand:
 //   build/<dir>/bench/bench_sparse_shard --benchmark_min_time=0.5
@@ -24,7 +24,7 @@ namespace {
 constexpr size_t kKeys = 100000;          // distinct keys per batch
 constexpr uint64_t kKeySpace = 10000000;  // keys drawn from [0, 10M)
 constexpr uint32_t kDim = 16;
-constexpr int kBatches = 4;  // batches cycled through, as bench kv does
+constexpr int kBatches = 4;  // batches cycled through, as distopt-bench-kv does
 
 enum Dist : int64_t { kPowerLaw = 0, kUniform = 1 };
 

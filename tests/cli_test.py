@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""The `distopt` command line as a user meets it: help for every subcommand,
---version, numbers checked, unknown arguments rejected, keygen's files, a key
+"""The `distopt` command line as a user meets it: help for every subcommand and
+no benchmark or hidden one, --version, numbers checked, unknown arguments rejected, keygen's files, a key
 file others can read refused, a run folder that cannot be written refused at
 start-up. Usage: tests/cli_test.py --distopt BINARY --repo REPO
 """
 import argparse
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -33,12 +34,22 @@ class CommandLine(unittest.TestCase):
         r = run("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout, r"^distopt \d+\.\d+\.\d+")
-        for sub in (["train"], ["run"], ["eval"], ["keygen"], ["bench", "kv"]):
+        for sub in (["train"], ["run"], ["eval"], ["keygen"]):
             r = run(*sub, "--help")
             self.assertEqual(r.returncode, 0, sub)
             self.assertIn("Usage: distopt " + " ".join(sub), r.stdout)
         self.assertIn("--advertise-host", run("run", "--help").stdout)
-        self.assertNotIn("bench-node", run("--help").stdout)  # internal
+
+    def test_the_product_has_no_benchmark_and_no_hidden_command(self):
+        # The benchmark is its own binary (bench/kv, distopt-bench-kv), its node processes too.
+        help_text = run("--help").stdout
+        listed = re.findall(r"^  (\S+)", help_text.split("Subcommands:")[-1], re.M)
+        self.assertEqual(sorted(listed), ["eval", "keygen", "run", "train"], help_text)
+        for argv in (["bench", "kv", "--size", "1MiB"], ["bench-node", "--role", "echo"]):
+            r = run(*argv)
+            self.assertNotEqual(r.returncode, 0, argv)
+            self.assertIn("A subcommand is required", r.stderr, argv)  # not a known one
+            self.assertEqual(r.stdout, "", argv)
 
     def test_numbers_are_checked_and_unknown_arguments_rejected(self):
         r = run("run", "--rank", "x", self.seed)

@@ -47,10 +47,10 @@ class Plan:
             self.dense_floats = [1 << 20, 4 << 20, 16 << 20]
             self.dense_workers = [2, 4]
             self.dense_servers = [1, 2]
-            self.kv_reps = None  # distopt bench kv's own: 60 steps below 8 MiB, 15 from 8 MiB
+            self.kv_reps = None  # distopt-bench-kv's own: 60 steps below 8 MiB, 15 from 8 MiB
             self.peer_reps = 10
             self.sparse_servers = [1, 2, 4]
-            self.sparse_reps = None  # bench kv's own: 15
+            self.sparse_reps = None  # distopt-bench-kv's own: 15
             self.scaling_workers = [1, 2, 4, 8]
             self.scaling_servers = [1, 2, 4]
             self.scaling_epochs = 2
@@ -62,8 +62,9 @@ class Plan:
 
 
 class Ctx:
-    def __init__(self, root, distopt, tmp, runner, plan):
+    def __init__(self, root, distopt, bench_kv, tmp, runner, plan):
         self.root, self.distopt, self.tmp, self.runner, self.plan = root, distopt, tmp, runner, plan
+        self.bench_kv = bench_kv  # the distopt-bench-kv binary (bench/kv)
         self.peers = os.path.join(root, "bench", "peers")
         self.counter = 0
         self.info = {}  # torch version, BLAS, ... as the peers report them
@@ -242,25 +243,24 @@ def run_seed(ctx):
             "runs": runs}
 
 
-# ---------------------------------------------------------------- distopt bench kv
+# ---------------------------------------------------------------- distopt-bench-kv
 
 def _size_arg(nbytes):
     return f"{nbytes // MiB}MiB" if nbytes % MiB == 0 else str(nbytes)
 
 
 def kv_bench(ctx, what, sizes_bytes, servers, workers, reps=None, sparse=False, colocate=False):
-    """distopt bench kv, one launch per case (size x servers x workers).
+    """distopt-bench-kv, one launch per case (size x servers x workers).
 
-    One case per launch on purpose: within one launch, RunRaw (src/cli/bench_kv.cc) spawns the
-    echo of server s with the same --addr-file path (<dir>/echo<s>.addr) for every case and reads
-    that file right after the spawn, so from the second case on it can read the previous, dead
-    echo's address; the raw-ZeroMQ clients then wait forever on a port nobody listens on (seen
-    twice in two multi-case launches). A fresh launch has a fresh folder."""
+    One case per launch: fresh processes and a fresh scratch folder for every case, as in the
+    results committed so far. (A multi-case launch once read a previous case's dead echo
+    address from a shared --addr-file and hung; bench/kv/driver.cc now gives every
+    measurement its own folder, but the one-launch-per-case figures stay comparable.)"""
     bases, cases = [], []
     grid = [(b, s, w) for b in (sizes_bytes or [None]) for s in servers for w in workers]
     for b, s, w in grid:
         jf = ctx.scratch("kv") + ".json"
-        argv = [ctx.distopt, "bench", "kv"]
+        argv = [ctx.bench_kv]
         if b is not None:
             argv += ["--size", _size_arg(b)]
         argv += ["--servers", str(s), "--workers", str(w),
@@ -271,7 +271,7 @@ def kv_bench(ctx, what, sizes_bytes, servers, workers, reps=None, sparse=False, 
             argv += ["--colocate"]  # one server in each worker's process (S = W)
         big = (b or 0) * w >= 256 * MiB
         res = ctx.runner.run(argv, timeout=1200 if big else 300, cwd=ctx.tmp,
-                             what=f"{what}: {' '.join(argv[2:-2])}")
+                             what=f"{what}: {' '.join(argv[1:-2])}")
         bases.append(_base(res))
         if os.path.exists(jf):
             with open(jf) as f:
@@ -349,13 +349,13 @@ def run_dense(ctx, workers=None):
     sizes = [4 * n for n in plan.dense_floats]
     for rep in range(plan.reps):
         tag = f"rep {rep + 1}/{plan.reps}"
-        ctx.runner.log(f"dense {tag}: distopt bench kv, {len(sizes)} sizes x servers "
+        ctx.runner.log(f"dense {tag}: distopt-bench-kv, {len(sizes)} sizes x servers "
                        f"{plan.dense_servers} x workers {[1] + workers}")
         base, cases = kv_bench(ctx, f"dense distopt {tag}", sizes, plan.dense_servers,
                                [1] + workers, reps=plan.kv_reps)
         runs += base
         _collect_kv(series, cases)
-        ctx.runner.log(f"dense {tag}: distopt bench kv --colocate (a server in each worker's "
+        ctx.runner.log(f"dense {tag}: distopt-bench-kv --colocate (a server in each worker's "
                        f"process), workers {workers}")
         base, cases = kv_bench(ctx, f"dense distopt co-located {tag}", sizes, [1], workers,
                                reps=plan.kv_reps, colocate=True)
@@ -373,7 +373,7 @@ def run_sparse(ctx):
     series, runs = {}, []
     for rep in range(plan.reps):
         tag = f"rep {rep + 1}/{plan.reps}"
-        ctx.runner.log(f"sparse {tag}: distopt bench kv --no-dense, servers {plan.sparse_servers}, 4 workers")
+        ctx.runner.log(f"sparse {tag}: distopt-bench-kv --no-dense, servers {plan.sparse_servers}, 4 workers")
         base, cases = kv_bench(ctx, f"sparse {tag}", [], plan.sparse_servers, [4],
                                reps=plan.sparse_reps, sparse=True)
         runs += base

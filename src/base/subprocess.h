@@ -1,8 +1,8 @@
 // Subprocess: a child process started by argv, with stdout/stderr sent to a
 // log file (or inherited), that dies with its parent (PR_SET_PDEATHSIG), and
 // can be waited on with a deadline or killed by pid. The local launcher,
-// `distopt bench` and the multi-process tests use it. One owner thread per
-// object; distinct objects are independent.
+// distopt-bench-kv (bench/kv) and the multi-process tests use it. One owner
+// thread per object; distinct objects are independent.
 //
 //   ASSIGN_OR_RETURN(auto child, Subprocess::Spawn({"/proc/self/exe", "run", ...}, {.log =
 //   "w0.log"})); ASSIGN_OR_RETURN(int code, child.Wait(Deadline::After(60s)));

@@ -26,7 +26,6 @@ void AddTrainCommand(CLI::App& app, Action* action);   // cli/launcher.cc
 void AddRunCommand(CLI::App& app, Action* action);     // cli/commands.cc
 void AddEvalCommand(CLI::App& app, Action* action);    // cli/commands.cc
 void AddKeygenCommand(CLI::App& app, Action* action);  // cli/commands.cc
-void AddBenchCommands(CLI::App& app, Action* action);  // cli/bench_kv.cc
 
 // Writes a job's CURVE keys into `dir` (made 0700): coordinator.key,
 // server-I.key, worker-I.key (0600) and the allowlist. Refuses to replace

@@ -27,7 +27,6 @@ int main(int argc, char** argv) {
   distopt::AddRunCommand(app, &action);
   distopt::AddEvalCommand(app, &action);
   distopt::AddKeygenCommand(app, &action);
-  distopt::AddBenchCommands(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
