@@ -1,6 +1,6 @@
 // Mutex, MutexLock and CondVar: std::mutex and std::condition_variable with
 // clang's thread-safety annotations (base/thread_annotations.h), so the `tsa`
-// build proves that every GUARDED_BY(mu_) member is touched with mu_ held and
+// build checks that every GUARDED_BY(mu_) member is touched with mu_ held and
 // every REQUIRES(mu_) function is called with it held. They cost what the std
 // types cost. A Mutex is not recursive; all three are thread-safe.
 //
