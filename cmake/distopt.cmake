@@ -6,6 +6,11 @@ set(DISTOPT_WARNINGS -Wall -Wextra -Wpedantic -Wno-unused-parameter -Wno-missing
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   list(APPEND DISTOPT_WARNINGS -Wshadow=local)
 endif()
+# clang checks the GUARDED_BY / REQUIRES annotations (base/thread_annotations.h);
+# the `tsa` preset builds with it and -Werror.
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  list(APPEND DISTOPT_WARNINGS -Wthread-safety)
+endif()
 if(DISTOPT_WERROR)
   list(APPEND DISTOPT_WARNINGS -Werror)
 endif()

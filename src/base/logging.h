@@ -9,11 +9,12 @@
 #define DISTOPT_BASE_LOGGING_H_
 
 #include <memory>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace distopt {
 
@@ -39,8 +40,8 @@ class MemorySink : public LogSink {
   bool Contains(std::string_view needle) const;
 
  private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
+  mutable Mutex mu_;
+  std::vector<std::string> lines_ GUARDED_BY(mu_);
 };
 
 class Logger {

@@ -5,11 +5,10 @@
 #ifndef DISTOPT_BASE_QUEUE_H_
 #define DISTOPT_BASE_QUEUE_H_
 
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <optional>
 
+#include "base/mutex.h"
 #include "base/time.h"
 
 namespace distopt {
@@ -20,21 +19,18 @@ class BlockingQueue {
   // Returns false if the queue is closed (the item is dropped).
   bool Push(T item) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (closed_) return false;
       items_.push_back(std::move(item));
     }
-    cv_.notify_one();
+    cv_.Signal();
     return true;
   }
 
   std::optional<T> Pop(Deadline deadline = Deadline::Never()) {
-    std::unique_lock<std::mutex> lock(mu_);
-    auto ready = [&] { return !items_.empty() || closed_; };
-    if (deadline.is_never()) {
-      cv_.wait(lock, ready);
-    } else if (!cv_.wait_until(lock, deadline.when(), ready)) {
-      return std::nullopt;
+    MutexLock lock(&mu_);
+    while (items_.empty() && !closed_) {
+      if (!cv_.WaitUntil(&mu_, deadline)) break;
     }
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front());
@@ -43,7 +39,7 @@ class BlockingQueue {
   }
 
   std::optional<T> TryPop() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front());
     items_.pop_front();
@@ -52,27 +48,27 @@ class BlockingQueue {
 
   void Close() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       closed_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 
   bool closed() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return closed_;
   }
 
   size_t size() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return items_.size();
   }
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<T> items_;  // guarded by mu_
-  bool closed_ = false;  // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::deque<T> items_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace distopt

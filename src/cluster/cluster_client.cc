@@ -28,11 +28,11 @@ ClusterClient::~ClusterClient() { Stop(); }
 
 void ClusterClient::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
-  std::lock_guard<std::mutex> lock(join_mu_);
+  cv_.SignalAll();
+  MutexLock lock(&join_mu_);
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
 }
 
@@ -49,7 +49,7 @@ Status ClusterClient::Register(Deadline deadline) {
   Buffer body = EncodeRegister(req);
   SteadyTime started = std::chrono::steady_clock::now();
   SteadyTime next_log = started + std::chrono::seconds(5);
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!registered_) {
     if (shutdown_.has_value()) return *shutdown_;
     if (deadline.expired()) {
@@ -59,9 +59,9 @@ Status ClusterClient::Register(Deadline deadline) {
           std::to_string(ToMillis(std::chrono::steady_clock::now() - started) / 1000) +
           " s (is it running, and are the other nodes of the job started?)");
     }
-    lock.unlock();
+    lock.Unlock();
     SendToCoordinator(MsgType::kRegister, body);
-    lock.lock();
+    lock.Lock();
     if (std::chrono::steady_clock::now() >= next_log) {
       log_.Info("waiting for the coordinator at ",
                 SplitCurveAddress(options_.coordinator_address).first, " to admit this ",
@@ -70,33 +70,38 @@ Status ClusterClient::Register(Deadline deadline) {
                 " (it answers once every node of the job has registered)");
       next_log = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     }
-    cv_.wait_until(lock, Deadline::After(options_.register_retry).Earlier(deadline).when(),
-                   [&] { return registered_ || shutdown_.has_value(); });
+    const Deadline retry = Deadline::After(options_.register_retry).Earlier(deadline);
+    while (!registered_ && !shutdown_.has_value() && cv_.WaitUntil(&mu_, retry)) {
+    }
   }
   last_heard_ = std::chrono::steady_clock::now();
   log_.Info("admitted as ", RoleName(options_.role), "/", rank_, " (node ", id_, "), epoch ",
             view_.epoch, ": ", view_.num_servers, " server(s), ", view_.num_workers, " worker(s)");
+  lock.Unlock();
+  // Under join_mu_: a Stop() on another thread (a kill) may be joining. If
+  // it already ran, the loop sees stop_ and ends at once; ~ClusterClient joins it.
+  MutexLock join(&join_mu_);
   heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
   return Status::Ok();
 }
 
 NodeId ClusterClient::id() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return id_;
 }
 
 uint32_t ClusterClient::rank() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return rank_;
 }
 
 ClusterView ClusterClient::view() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return view_;
 }
 
 void ClusterClient::OnViewChange(std::function<void(const ClusterView&)> cb) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   on_view_ = std::move(cb);
 }
 
@@ -106,7 +111,7 @@ void ClusterClient::OnRegisterReply(Message&& m) {
     log_.Warn("ignored a bad registration reply: ", view.status().message());
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (registered_) return;  // a duplicate answer to a retried registration
   const Member* me = view->Find(static_cast<NodeId>(m.request_id));
   if (me == nullptr || me->address != transport_->address()) {
@@ -117,7 +122,7 @@ void ClusterClient::OnRegisterReply(Message&& m) {
   rank_ = me->rank;
   view_ = std::move(*view);
   registered_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void ClusterClient::OnMembership(Message&& m) {
@@ -128,7 +133,7 @@ void ClusterClient::OnMembership(Message&& m) {
   }
   std::function<void(const ClusterView&)> cb;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     last_heard_ = std::chrono::steady_clock::now();
     if (!registered_ || view->epoch <= view_.epoch) return;
     // Log who left and who joined, by comparing with the previous view.
@@ -142,19 +147,20 @@ void ClusterClient::OnMembership(Message&& m) {
                   mem.id, " declared dead by the coordinator)");
       }
     }
-    view_ = std::move(*view);
+    // A copy: the callback below runs without mu_, on the new view as it was.
+    view_ = *view;
     cb = on_view_;
   }
-  if (cb) cb(view_);
+  if (cb) cb(*view);
 }
 
 void ClusterClient::OnBarrierRelease(Message&& m) {
   auto b = DecodeBarrier(m.body);
   if (!b.ok()) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   last_heard_ = std::chrono::steady_clock::now();
   released_.insert(b->name);
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void ClusterClient::OnShutdown(Message&& m) {
@@ -165,14 +171,14 @@ void ClusterClient::OnShutdown(Message&& m) {
 }
 
 void ClusterClient::OnHeartbeatAck(Message&& m) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   last_heard_ = std::chrono::steady_clock::now();
 }
 
 void ClusterClient::OnFileAck(Message&& m) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   file_acks_[m.request_id] = m.status;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 Status ClusterClient::SendFile(const std::string& name, const std::string& path,
@@ -194,27 +200,25 @@ Status ClusterClient::SendFile(const std::string& name, const std::string& path,
     const size_t n = std::min(kChunk, bytes.size() - offset);
     c.data = Buffer::Borrow(bytes.data() + offset, n);
     const Buffer body = EncodeFileChunk(c);
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     const uint64_t id = next_file_request_++;
     while (file_acks_.count(id) == 0) {
       if (shutdown_.has_value()) return AbortedError("sending " + name + ": the job ended");
       if (deadline.expired()) {
         return DeadlineExceededError("the coordinator did not take " + name + " in time");
       }
-      lock.unlock();
       Message m;
       m.type = MsgType::kResultFile;
       m.request_id = id;
       m.body = body;
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        m.sender = id_;
-        m.epoch = view_.epoch;
-      }
+      m.sender = id_;
+      m.epoch = view_.epoch;
+      lock.Unlock();
       transport_->Send(kCoordinatorId, std::move(m)).IgnoreError();
-      lock.lock();
-      cv_.wait_until(lock, Deadline::After(options_.register_retry).Earlier(deadline).when(),
-                     [&] { return file_acks_.count(id) != 0 || shutdown_.has_value(); });
+      lock.Lock();
+      const Deadline retry = Deadline::After(options_.register_retry).Earlier(deadline);
+      while (file_acks_.count(id) == 0 && !shutdown_.has_value() && cv_.WaitUntil(&mu_, retry)) {
+      }
     }
     const uint32_t status = file_acks_[id];
     file_acks_.erase(id);
@@ -228,23 +232,23 @@ Status ClusterClient::SendFile(const std::string& name, const std::string& path,
 }
 
 void ClusterClient::SetShutdown(Status s) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!shutdown_.has_value()) shutdown_ = std::move(s);
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadline deadline) {
   Buffer body = EncodeBarrier({name, static_cast<uint8_t>(group)});
   SendToCoordinator(MsgType::kBarrier, body);
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   SteadyTime next_log = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   SteadyTime next_send = std::chrono::steady_clock::now() + options_.register_retry;
   while (released_.count(name) == 0) {
     if (std::chrono::steady_clock::now() >= next_send) {
       // Arrivals are idempotent at the coordinator: resending covers a lost message.
-      lock.unlock();
+      lock.Unlock();
       SendToCoordinator(MsgType::kBarrier, body);
-      lock.lock();
+      lock.Lock();
       next_send = std::chrono::steady_clock::now() + options_.register_retry;
     }
     if (shutdown_.has_value()) {
@@ -255,8 +259,7 @@ Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadl
       return DeadlineExceededError("barrier '" + name +
                                    "' was not released by the coordinator in time");
     }
-    cv_.wait_until(
-        lock, Deadline::At(next_log).Earlier(deadline).Earlier(Deadline::At(next_send)).when());
+    cv_.WaitUntil(&mu_, Deadline::At(next_log).Earlier(deadline).Earlier(Deadline::At(next_send)));
     if (std::chrono::steady_clock::now() >= next_log) {
       log_.Info("waiting at barrier '", name, "' for the other nodes");
       next_log = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -286,12 +289,12 @@ Status ClusterClient::FinishAndWait(const std::string& end_job_reason, Deadline 
 }
 
 Status ClusterClient::WaitShutdown(Deadline deadline) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   // Stop() (the node is killed) ends the wait too.
-  auto over = [&] { return shutdown_.has_value() || stop_; };
-  if (deadline.is_never()) {
-    cv_.wait(lock, over);
-  } else if (!cv_.wait_until(lock, deadline.when(), over)) {
+  while (!shutdown_.has_value() && !stop_) {
+    if (!cv_.WaitUntil(&mu_, deadline)) break;
+  }
+  if (!shutdown_.has_value() && !stop_) {
     return DeadlineExceededError("the coordinator did not end the job in time");
   }
   if (!shutdown_.has_value()) return AbortedError("this node was stopped before the job ended");
@@ -299,12 +302,12 @@ Status ClusterClient::WaitShutdown(Deadline deadline) {
 }
 
 bool ClusterClient::shutting_down() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return shutdown_.has_value();
 }
 
 std::optional<Status> ClusterClient::shutdown_status() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return shutdown_;
 }
 
@@ -312,7 +315,7 @@ void ClusterClient::SendToCoordinator(MsgType type, Buffer body) {
   Message m;
   m.type = type;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     m.sender = id_;
     m.epoch = view_.epoch;
   }
@@ -321,11 +324,11 @@ void ClusterClient::SendToCoordinator(MsgType type, Buffer body) {
 }
 
 void ClusterClient::HeartbeatLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!stop_) {
-    lock.unlock();
+    lock.Unlock();
     SendToCoordinator(MsgType::kHeartbeat, Buffer());
-    lock.lock();
+    lock.Lock();
     Duration silent = std::chrono::steady_clock::now() - last_heard_;
     if (silent > options_.coordinator_timeout && !shutdown_.has_value()) {
       log_.Error("the coordinator at ", SplitCurveAddress(options_.coordinator_address).first,
@@ -333,9 +336,11 @@ void ClusterClient::HeartbeatLoop() {
                  ToMillis(options_.coordinator_timeout), " ms); stopping this node");
       shutdown_ = UnavailableError("lost the coordinator at " +
                                    SplitCurveAddress(options_.coordinator_address).first);
-      cv_.notify_all();
+      cv_.SignalAll();
     }
-    cv_.wait_for(lock, options_.heartbeat_interval, [&] { return stop_; });
+    const Deadline next = Deadline::After(options_.heartbeat_interval);
+    while (!stop_ && cv_.WaitUntil(&mu_, next)) {
+    }
   }
 }
 

@@ -11,15 +11,14 @@
 #ifndef DISTOPT_CLUSTER_CLUSTER_CLIENT_H_
 #define DISTOPT_CLUSTER_CLUSTER_CLIENT_H_
 
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
 
 #include "base/logging.h"
+#include "base/mutex.h"
 #include "cluster/membership.h"
 #include "transport/dispatcher.h"
 
@@ -94,21 +93,23 @@ class ClusterClient {
   Transport* const transport_;
   const Logger log_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  NodeId id_ = kUnassignedId;                        // guarded by mu_
-  uint32_t rank_ = 0;                                // guarded by mu_
-  bool registered_ = false;                          // guarded by mu_
-  ClusterView view_;                                 // guarded by mu_
-  std::set<std::string> released_;                   // guarded by mu_
-  std::optional<Status> shutdown_;                   // guarded by mu_
-  SteadyTime last_heard_;                            // guarded by mu_
-  bool stop_ = false;                                // guarded by mu_
-  uint64_t next_file_request_ = 1;                   // guarded by mu_
-  std::map<uint64_t, uint32_t> file_acks_;           // request id -> status, guarded by mu_
-  std::function<void(const ClusterView&)> on_view_;  // guarded by mu_
-  std::thread heartbeat_thread_;
-  std::mutex join_mu_;  // Stop() may run on two threads at once (a kill during Run)
+  mutable Mutex mu_;
+  CondVar cv_;
+  NodeId id_ GUARDED_BY(mu_) = kUnassignedId;
+  uint32_t rank_ GUARDED_BY(mu_) = 0;
+  bool registered_ GUARDED_BY(mu_) = false;
+  ClusterView view_ GUARDED_BY(mu_);  // written on the dispatcher thread only
+  std::set<std::string> released_ GUARDED_BY(mu_);
+  std::optional<Status> shutdown_ GUARDED_BY(mu_);
+  SteadyTime last_heard_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
+  uint64_t next_file_request_ GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, uint32_t> file_acks_ GUARDED_BY(mu_);  // request id -> status
+  std::function<void(const ClusterView&)> on_view_ GUARDED_BY(mu_);
+  // Stop() may run on two threads at once (a kill during Run), and while
+  // Register() starts the thread. Never taken with mu_ held.
+  Mutex join_mu_;
+  std::thread heartbeat_thread_ GUARDED_BY(join_mu_);
 };
 
 }  // namespace distopt

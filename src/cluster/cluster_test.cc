@@ -181,5 +181,44 @@ TEST_F(ClusterTest, AbortFromANodeStopsTheJobWithItsReason) {
   EXPECT_NE(ss.message().find("data file corrupt"), std::string::npos);
 }
 
+// SetLayout used to write the view that view() read under its mutex without
+// taking it (a data race under TSan); now view() returns a copy the
+// coordinator thread refreshes on every change, SetLayout's included.
+TEST_F(ClusterTest, CoordinatorViewOnAnotherThreadSeesSetLayout) {
+  CoordinatorOptions o;
+  o.num_servers = 1;
+  o.num_workers = 1;
+  o.layout = [](const ClusterView&) { return std::string("first"); };
+  Coordinator* self = nullptr;
+  o.on_view_change = [&self](const ClusterView& v) {
+    if (v.layout == "first") self->SetLayout("second");  // on the coordinator thread
+  };
+  auto coord = MakeCoordinator(o);
+  self = coord.get();
+  EXPECT_EQ(coord->view().members.size(), 0u);
+  EXPECT_EQ(coord->view().num_workers, 1u);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  auto s0 = MakeNode(Role::kServer, "s0");
+  auto w0 = MakeNode(Role::kWorker, "w0");
+  auto a = std::async(std::launch::async,
+                      [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  ASSERT_TRUE(w0.client->Register(Deadline::After(seconds(10))).ok());
+  ASSERT_TRUE(a.get().ok());
+  // Read while the coordinator thread runs: it publishes epoch 2 right after
+  // the job starts.
+  const Deadline give_up = Deadline::After(seconds(10));
+  ClusterView v = coord->view();
+  while (v.layout != "second" && !give_up.expired()) {
+    std::this_thread::sleep_for(milliseconds(5));
+    v = coord->view();
+  }
+  EXPECT_EQ(v.layout, "second");
+  EXPECT_EQ(v.epoch, 2u);
+  EXPECT_EQ(v.Live(Role::kServer).size(), 1u);
+  EXPECT_EQ(v.Live(Role::kWorker).size(), 1u);
+  w0.client->SendDone();
+  EXPECT_TRUE(result.get().ok());
+}
+
 }  // namespace
 }  // namespace distopt

@@ -34,11 +34,17 @@ Coordinator::Coordinator(CoordinatorOptions options, Transport* transport, Logge
       last_startup_log_(start_time_) {
   view_.num_servers = options_.num_servers;
   view_.num_workers = options_.num_workers;
+  ShareView();
 }
 
 ClusterView Coordinator::view() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return view_;
+  MutexLock lock(&mu_);
+  return shared_view_;
+}
+
+void Coordinator::ShareView() {
+  MutexLock lock(&mu_);
+  shared_view_ = view_;
 }
 
 Status Coordinator::Run() {
@@ -165,7 +171,6 @@ void Coordinator::HandleRegister(Message&& m) {
   auto adv = ParseHostPort(SplitCurveAddress(req->address).first);
   if (adv.ok() && IsLoopbackHost(adv->host) && !m.peer_host.empty() &&
       !IsLoopbackHost(m.peer_host)) {
-    std::lock_guard<std::mutex> lock(mu_);
     if (warned_unreachable_.insert(req->address).second) {
       log_.Error(claimed, " registered from ", m.peer_host, " but advertised ", adv->host,
                  ": unreachable from here; not admitted (start it with --advertise-host or "
@@ -173,7 +178,6 @@ void Coordinator::HandleRegister(Message&& m) {
     }
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
   // A retried registration from the same address gets the same answer.
   for (auto& mem : view_.members) {
     if (mem.address == req->address && mem.alive) {
@@ -274,6 +278,7 @@ void Coordinator::HandleRegister(Message&& m) {
     transport_->Send(mem.id, std::move(reply)).IgnoreError();
     return;
   }
+  ShareView();
   CheckStartup();
 }
 
@@ -292,6 +297,7 @@ void Coordinator::CheckStartup() {
     return std::tie(a.role, a.rank) < std::tie(b.role, b.rank);
   });
   if (options_.layout) view_.layout = options_.layout(view_);
+  ShareView();
   WriteNodesFile();
   log_.Info("all ", options_.num_servers + options_.num_workers, " nodes registered after ",
             ToMillis(std::chrono::steady_clock::now() - start_time_), " ms; job starts (epoch 1)");
@@ -367,47 +373,45 @@ void Coordinator::Tick() {
 void Coordinator::CheckHeartbeats() {
   auto now = std::chrono::steady_clock::now();
   std::vector<Member*> dead;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& mem : view_.members) {
-      if (!mem.alive) continue;
-      auto it = last_seen_.find(mem.id);
-      if (it == last_seen_.end()) continue;
-      Duration silent = now - it->second;
-      if (silent > options_.heartbeat_timeout) {
-        log_.Warn("declared ", Describe(mem), " dead: no heartbeat for ", ToMillis(silent),
-                  " ms (timeout ", ToMillis(options_.heartbeat_timeout), " ms)");
-        mem.alive = false;
-        dead.push_back(&mem);
+  for (auto& mem : view_.members) {
+    if (!mem.alive) continue;
+    auto it = last_seen_.find(mem.id);
+    if (it == last_seen_.end()) continue;
+    Duration silent = now - it->second;
+    if (silent > options_.heartbeat_timeout) {
+      log_.Warn("declared ", Describe(mem), " dead: no heartbeat for ", ToMillis(silent),
+                " ms (timeout ", ToMillis(options_.heartbeat_timeout), " ms)");
+      mem.alive = false;
+      dead.push_back(&mem);
+    }
+  }
+  if (dead.empty()) return;
+  ShareView();
+  for (Member* d : dead) {
+    if (started_ && d->role == Role::kServer) {
+      if (options_.tolerate_server_loss && !options_.server_rejoin_required) {
+        log_.Warn(Describe(*d), " is gone; its partitions fail over to their backups");
+        continue;
       }
-    }
-    if (dead.empty()) return;
-    for (Member* d : dead) {
-      if (started_ && d->role == Role::kServer) {
-        if (options_.tolerate_server_loss && !options_.server_rejoin_required) {
-          log_.Warn(Describe(*d), " is gone; its partitions fail over to their backups");
-          continue;
-        }
-        if (options_.tolerate_server_loss) {
-          log_.Warn("waiting up to ", ToMillis(options_.server_rejoin_timeout) / 1000, " s for ",
-                    Describe(*d),
-                    " to be restarted (the job then rolls back to its last checkpoint)");
-          dead_servers_[d->rank] = now;
-          continue;
-        }
-        // Without a replica or a checkpoint its parameters are gone:
-        // carrying on would train a model with a hole in it.
-        Finish(UnavailableError(Describe(*d) + " died and no replica or checkpoint holds its "
-                                               "parameters; the job stops"));
-        return;
+      if (options_.tolerate_server_loss) {
+        log_.Warn("waiting up to ", ToMillis(options_.server_rejoin_timeout) / 1000, " s for ",
+                  Describe(*d),
+                  " to be restarted (the job then rolls back to its last checkpoint)");
+        dead_servers_[d->rank] = now;
+        continue;
       }
+      // Without a replica or a checkpoint its parameters are gone:
+      // carrying on would train a model with a hole in it.
+      Finish(UnavailableError(Describe(*d) + " died and no replica or checkpoint holds its "
+                                             "parameters; the job stops"));
+      return;
     }
-    if (started_) {
-      ++view_.epoch;
-      log_.Info("membership epoch ", view_.epoch, ": ", view_.Live(Role::kServer).size(),
-                " server(s), ", view_.Live(Role::kWorker).size(), " worker(s) alive");
-      Publish(MsgType::kMembership);
-    }
+  }
+  if (started_) {
+    ++view_.epoch;
+    log_.Info("membership epoch ", view_.epoch, ": ", view_.Live(Role::kServer).size(),
+              " server(s), ", view_.Live(Role::kWorker).size(), " worker(s) alive");
+    Publish(MsgType::kMembership);
   }
   if (started_ && options_.on_view_change) options_.on_view_change(view_);
   CheckBarriers();
@@ -421,6 +425,7 @@ void Coordinator::SetLayout(std::string layout) {
 }
 
 void Coordinator::Publish(MsgType type) {
+  ShareView();
   Buffer body = EncodeView(view_);
   for (const auto& mem : view_.members) {
     if (!mem.alive) continue;

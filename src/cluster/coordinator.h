@@ -2,8 +2,9 @@
 // ranks, publishes the membership view (with the key-range layout its owner
 // computes), runs barriers, detects dead nodes by missing heartbeats, and
 // ends the job: cleanly when every live worker reported done, with an error
-// when start-up times out or a node aborts. Run() owns the calling thread;
-// Stop() may be called from any thread.
+// when start-up times out or a node aborts. Run() owns the calling thread
+// (the coordinator thread), which alone reads and writes the job's state;
+// Stop() and view() may be called from any thread.
 //
 //   Coordinator c(opts, transport.get(), log);
 //   Status s = c.Run();   // returns when the job is over
@@ -13,11 +14,11 @@
 #include <atomic>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 
 #include "base/logging.h"
+#include "base/mutex.h"
 #include "base/time.h"
 #include "cluster/membership.h"
 #include "transport/transport.h"
@@ -60,7 +61,8 @@ class Coordinator {
   Status Run();
   void Stop() { stop_.store(true); }
 
-  ClusterView view() const;
+  // The current view (a copy; any thread).
+  ClusterView view() const EXCLUDES(mu_);
 
   // Replaces the layout blob and publishes a new epoch (coordinator thread
   // only: from the option callbacks).
@@ -88,6 +90,9 @@ class Coordinator {
   std::string Missing() const;
   const Member* MemberOf(NodeId id) const;
   std::string Describe(const Member& m) const;
+  // Copies view_ to where view() reads it. Called after each change of
+  // view_, before the coordinator thread sends it or calls out.
+  void ShareView() EXCLUDES(mu_);
 
   const CoordinatorOptions options_;
   Transport* const transport_;
@@ -95,8 +100,12 @@ class Coordinator {
   std::atomic<bool> stop_{false};
   const SteadyTime start_time_;
 
-  // Owned by the Run() thread; view_ is also read by view() under mu_.
-  mutable std::mutex mu_;
+  // What view() returns: other threads never touch view_ itself.
+  mutable Mutex mu_;
+  ClusterView shared_view_ GUARDED_BY(mu_);
+
+  // Everything below belongs to the coordinator thread: Run() and the option
+  // callbacks it calls (SetLayout, Fail). No lock.
   ClusterView view_;
   bool started_ = false;
   NodeId next_id_ = 1;

@@ -3,12 +3,13 @@
 namespace distopt {
 
 void Dispatcher::Start() {
+  MutexLock lock(&join_mu_);
   thread_ = std::thread([this] { Loop(); });
 }
 
 void Dispatcher::Stop() {
   transport_->Shutdown();
-  std::lock_guard<std::mutex> lock(join_mu_);
+  MutexLock lock(&join_mu_);
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 

@@ -2,16 +2,17 @@
 // node's transport and hands each to the handler registered for its type, in
 // arrival order. Handlers run on that thread and must not block for long
 // (park requests instead of waiting). Register handlers before Start().
-// Start/Stop are called by the node's owner thread.
+// Start/Stop are called by the node's owner thread; Stop also from any other
+// (a kill), even while Start runs.
 #ifndef DISTOPT_TRANSPORT_DISPATCHER_H_
 #define DISTOPT_TRANSPORT_DISPATCHER_H_
 
 #include <array>
 #include <functional>
-#include <mutex>
 #include <thread>
 
 #include "base/logging.h"
+#include "base/mutex.h"
 #include "transport/transport.h"
 
 namespace distopt {
@@ -44,8 +45,8 @@ class Dispatcher {
   std::array<Handler, static_cast<size_t>(MsgType::kMaxType)> handlers_;
   Duration tick_ = std::chrono::milliseconds(100);
   TickHandler tick_handler_;
-  std::thread thread_;
-  std::mutex join_mu_;  // Stop() may run on two threads at once
+  Mutex join_mu_;  // Stop() may run on two threads at once, and during Start()
+  std::thread thread_ GUARDED_BY(join_mu_);
 };
 
 }  // namespace distopt

@@ -1,10 +1,10 @@
 #include "transport/faulty_transport.h"
 
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <random>
 #include <thread>
+
+#include "base/mutex.h"
 
 namespace distopt {
 namespace {
@@ -36,7 +36,7 @@ class FaultyTransport : public Transport {
     Duration delay = Duration::zero();
     bool kill = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (dead_) return Status::Ok();  // a dead node's messages go nowhere
       if (options_.kill_after >= 0 && ++sent_ > options_.kill_after) {
         dead_ = true;
@@ -65,9 +65,9 @@ class FaultyTransport : public Transport {
     }
     for (int i = 0; i < copies; ++i) {
       if (delay > Duration::zero()) {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         delayed_.emplace(std::chrono::steady_clock::now() + delay, std::make_pair(peer, msg));
-        cv_.notify_one();
+        cv_.Signal();
       } else {
         RETURN_IF_ERROR(inner_->Send(peer, msg));
       }
@@ -77,13 +77,18 @@ class FaultyTransport : public Transport {
 
   Result<Message> Recv(Deadline deadline) override { return inner_->Recv(deadline); }
 
+  // Two threads may shut down at once (Dispatcher::Stop runs on a node's own
+  // thread and on the one that kills it): the first takes the timer thread
+  // and joins it, as joining one std::thread twice is undefined.
   void Shutdown() override {
+    std::thread timer;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
+      timer.swap(timer_);
     }
-    cv_.notify_all();
-    if (timer_.joinable()) timer_.join();
+    cv_.SignalAll();
+    if (timer.joinable()) timer.join();
     inner_->Shutdown();
   }
 
@@ -91,22 +96,22 @@ class FaultyTransport : public Transport {
 
  private:
   void TimerLoop() {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     while (!stopping_) {
       if (delayed_.empty()) {
-        cv_.wait(lock);
+        cv_.Wait(&mu_);
         continue;
       }
       auto first = delayed_.begin();
       if (std::chrono::steady_clock::now() < first->first) {
-        cv_.wait_until(lock, first->first);
+        cv_.WaitUntil(&mu_, Deadline::At(first->first));
         continue;
       }
       auto [peer, msg] = std::move(first->second);
       delayed_.erase(first);
-      lock.unlock();
+      lock.Unlock();
       inner_->Send(peer, std::move(msg)).IgnoreError();
-      lock.lock();
+      lock.Lock();
     }
   }
 
@@ -115,14 +120,14 @@ class FaultyTransport : public Transport {
   const Logger log_;
   const std::shared_ptr<FaultStats> stats_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::mt19937_64 rng_;                                            // guarded by mu_
-  int64_t sent_ = 0;                                               // guarded by mu_
-  bool dead_ = false;                                              // guarded by mu_
-  bool stopping_ = false;                                          // guarded by mu_
-  std::multimap<SteadyTime, std::pair<NodeId, Message>> delayed_;  // guarded by mu_
-  std::thread timer_;
+  Mutex mu_;
+  CondVar cv_;
+  std::mt19937_64 rng_ GUARDED_BY(mu_);
+  int64_t sent_ GUARDED_BY(mu_) = 0;
+  bool dead_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::multimap<SteadyTime, std::pair<NodeId, Message>> delayed_ GUARDED_BY(mu_);
+  std::thread timer_ GUARDED_BY(mu_);  // taken by the first Shutdown()
 };
 
 }  // namespace

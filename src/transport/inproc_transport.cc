@@ -35,20 +35,20 @@ class InProcTransport : public Transport {
   std::string address() const override { return address_; }
 
   Status Connect(NodeId peer, const std::string& address) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     peers_[peer] = address;
     return Status::Ok();
   }
 
   void Disconnect(NodeId peer) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     peers_.erase(peer);
   }
 
   Status Send(NodeId peer, Message msg) override {
     std::string to;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (closed_) return AbortedError("transport is shut down");
       auto it = peers_.find(peer);
       if (it == peers_.end()) {
@@ -71,7 +71,7 @@ class InProcTransport : public Transport {
 
   void Shutdown() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (closed_) return;
       closed_ = true;
     }
@@ -83,7 +83,7 @@ class InProcTransport : public Transport {
 
   Status Deliver(Message msg) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (closed_) return AbortedError("transport is shut down");
     }
     counters_.CountReceived(msg.ByteSize());
@@ -113,14 +113,14 @@ class InProcTransport : public Transport {
   TransportCounters counters_;
   BlockingQueue<Message> inbox_;
 
-  mutable std::mutex mu_;
-  std::map<NodeId, std::string> peers_;  // guarded by mu_
-  bool closed_ = false;                  // guarded by mu_
+  Mutex mu_;
+  std::map<NodeId, std::string> peers_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
 };
 
 Result<std::unique_ptr<Transport>> InProcHub::Create(std::string address, Logger log,
                                                      WireLimits limits) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (address.empty()) address = "inproc://auto/" + std::to_string(next_auto_++);
   if (nodes_.count(address) != 0) return AlreadyExistsError(address + " is already bound");
   auto t = std::make_unique<InProcTransport>(shared_from_this(), address, std::move(log), limits);
@@ -132,7 +132,7 @@ bool InProcHub::Deliver(const std::string& address, std::vector<Buffer> frames,
                         const std::string& from) {
   // Delivery happens under the hub lock so a transport cannot be destroyed
   // while a sender is handing it a message; Deliver only decodes and queues.
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = nodes_.find(address);
   if (it == nodes_.end()) return false;
   it->second->DeliverFrames(std::move(frames), from);
@@ -140,7 +140,7 @@ bool InProcHub::Deliver(const std::string& address, std::vector<Buffer> frames,
 }
 
 void InProcHub::Remove(const std::string& address, InProcTransport* t) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = nodes_.find(address);
   if (it != nodes_.end() && it->second == t) nodes_.erase(it);
 }

@@ -12,10 +12,10 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "base/logging.h"
+#include "base/mutex.h"
 #include "transport/transport.h"
 
 namespace distopt {
@@ -35,9 +35,9 @@ class InProcHub : public std::enable_shared_from_this<InProcHub> {
   bool Deliver(const std::string& address, std::vector<Buffer> frames, const std::string& from);
   void Remove(const std::string& address, InProcTransport* t);
 
-  std::mutex mu_;
-  std::map<std::string, InProcTransport*> nodes_;  // guarded by mu_
-  uint64_t next_auto_ = 0;                         // guarded by mu_
+  Mutex mu_;
+  std::map<std::string, InProcTransport*> nodes_ GUARDED_BY(mu_);
+  uint64_t next_auto_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace distopt

@@ -1,16 +1,39 @@
 #include "transport/local_peers.h"
 
 #include <map>
-#include <mutex>
+#include <optional>
+
+#include "base/mutex.h"
 
 namespace distopt {
 namespace {
 
 // The process's co-located transports by address. A sender holds the lock
 // while it delivers, so an entry cannot be destroyed in the middle of it.
-struct Registry {
-  std::mutex mu;
-  std::map<std::string, Transport*> by_address;
+class Registry {
+ public:
+  void Enter(const std::string& address, Transport* t) {
+    MutexLock lock(&mu_);
+    by_address_[address] = t;
+  }
+  // Removes `t`'s entry, unless another transport took the address since.
+  void Leave(const std::string& address, Transport* t) {
+    MutexLock lock(&mu_);
+    auto it = by_address_.find(address);
+    if (it != by_address_.end() && it->second == t) by_address_.erase(it);
+  }
+  // Hands `msg` to the co-located transport at `address` and returns what
+  // its Deliver said; nothing (and `msg` untouched) if none is there.
+  std::optional<Status> Deliver(const std::string& address, Message& msg) {
+    MutexLock lock(&mu_);
+    auto it = by_address_.find(address);
+    if (it == by_address_.end()) return std::nullopt;
+    return it->second->Deliver(std::move(msg));
+  }
+
+ private:
+  Mutex mu_;
+  std::map<std::string, Transport*> by_address_ GUARDED_BY(mu_);
 };
 
 Registry& Local() {
@@ -22,8 +45,7 @@ class LocalPeersTransport : public Transport {
  public:
   LocalPeersTransport(std::unique_ptr<Transport> inner, std::shared_ptr<LocalPeerStats> stats)
       : inner_(std::move(inner)), stats_(std::move(stats)), address_(inner_->address()) {
-    std::lock_guard<std::mutex> lock(Local().mu);
-    Local().by_address[address_] = inner_.get();
+    Local().Enter(address_, inner_.get());
   }
   ~LocalPeersTransport() override { Shutdown(); }
 
@@ -31,7 +53,7 @@ class LocalPeersTransport : public Transport {
 
   Status Connect(NodeId peer, const std::string& address) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       peers_[peer] = address;
     }
     return inner_->Connect(peer, address);
@@ -39,7 +61,7 @@ class LocalPeersTransport : public Transport {
 
   void Disconnect(NodeId peer) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       peers_.erase(peer);
     }
     inner_->Disconnect(peer);
@@ -48,23 +70,20 @@ class LocalPeersTransport : public Transport {
   Status Send(NodeId peer, Message msg) override {
     std::string to;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       auto it = peers_.find(peer);
       if (it != peers_.end()) to = it->second;
     }
     if (!to.empty() && to != address_) {
-      std::lock_guard<std::mutex> lock(Local().mu);
-      auto it = Local().by_address.find(to);
-      if (it != Local().by_address.end()) {
-        const size_t bytes = msg.ByteSize();
-        Status s = it->second->Deliver(std::move(msg));
-        if (s.ok() && stats_) {
+      const size_t bytes = msg.ByteSize();
+      if (std::optional<Status> s = Local().Deliver(to, msg)) {
+        if (s->ok() && stats_) {
           stats_->local_messages.fetch_add(1, std::memory_order_relaxed);
           stats_->local_bytes.fetch_add(bytes, std::memory_order_relaxed);
         }
         // A co-located node that is shut down is like a dead peer: the
         // message vanishes.
-        return s.code() == StatusCode::kAborted ? Status::Ok() : s;
+        return s->code() == StatusCode::kAborted ? Status::Ok() : *s;
       }
     }
     return inner_->Send(peer, std::move(msg));
@@ -74,13 +93,7 @@ class LocalPeersTransport : public Transport {
   Status Deliver(Message msg) override { return inner_->Deliver(std::move(msg)); }
 
   void Shutdown() override {
-    {
-      std::lock_guard<std::mutex> lock(Local().mu);
-      auto it = Local().by_address.find(address_);
-      if (it != Local().by_address.end() && it->second == inner_.get()) {
-        Local().by_address.erase(it);
-      }
-    }
+    Local().Leave(address_, inner_.get());
     inner_->Shutdown();
   }
 
@@ -90,8 +103,8 @@ class LocalPeersTransport : public Transport {
   const std::unique_ptr<Transport> inner_;
   const std::shared_ptr<LocalPeerStats> stats_;
   const std::string address_;
-  std::mutex mu_;
-  std::map<NodeId, std::string> peers_;  // guarded by mu_
+  Mutex mu_;
+  std::map<NodeId, std::string> peers_ GUARDED_BY(mu_);
 };
 
 }  // namespace

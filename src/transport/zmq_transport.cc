@@ -11,9 +11,9 @@
 #include <cstring>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 
+#include "base/mutex.h"
 #include "base/queue.h"
 #include "transport/net_address.h"
 
@@ -140,7 +140,7 @@ class ZmqTransport : public Transport {
 
   Status Connect(NodeId peer, const std::string& address) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (stopping_) return AbortedError("transport is shut down");
       pending_connects_.push_back({peer, address});
     }
@@ -150,7 +150,7 @@ class ZmqTransport : public Transport {
 
   void Disconnect(NodeId peer) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       pending_connects_.push_back({peer, ""});
     }
     Wake();
@@ -159,7 +159,7 @@ class ZmqTransport : public Transport {
   Status Send(NodeId peer, Message msg) override {
     size_t bytes = msg.ByteSize();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (stopping_) return AbortedError("transport is shut down");
       outbox_.push_back(Outgoing{peer, EncodeFrames(msg)});
     }
@@ -173,7 +173,7 @@ class ZmqTransport : public Transport {
   Status Deliver(Message msg) override {
     const size_t bytes = msg.ByteSize();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (stopping_) return AbortedError("transport is shut down");
     }
     counters_.CountReceived(bytes);
@@ -183,7 +183,7 @@ class ZmqTransport : public Transport {
 
   void Shutdown() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (stopping_) return;
       stopping_ = true;
     }
@@ -236,7 +236,7 @@ class ZmqTransport : public Transport {
     std::deque<Outgoing> out;
     bool stopping;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       connects.swap(pending_connects_);
       out.swap(outbox_);
       stopping = stopping_;
@@ -514,10 +514,10 @@ class ZmqTransport : public Transport {
   std::string last_accepted_;
   std::map<NodeId, Dealer> dealers_;
 
-  std::mutex mu_;
-  std::deque<Outgoing> outbox_;                                   // guarded by mu_
-  std::vector<std::pair<NodeId, std::string>> pending_connects_;  // guarded by mu_
-  bool stopping_ = false;                                         // guarded by mu_
+  Mutex mu_;
+  std::deque<Outgoing> outbox_ GUARDED_BY(mu_);
+  std::vector<std::pair<NodeId, std::string>> pending_connects_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
