@@ -15,28 +15,28 @@ CheckpointWriter::CheckpointWriter(std::string run_dir, Transport* transport, Lo
 
 CheckpointWriter::~CheckpointWriter() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  changed_.SignalAll();
   thread_.join();
 }
 
 void CheckpointWriter::Submit(CheckpointJob job) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (queue_.size() >= max_queued_) {
     ++stats_.stalls;
     log_.Warn("checkpoint ", job.step, " of partition ", job.partition, " waits for ",
               queue_.size(), " earlier checkpoint(s) still being written (the disk is slower ",
               "than train.checkpoint_every_steps)");
-    cv_.wait(lock, [&] { return queue_.size() < max_queued_ || stop_; });
+    while (queue_.size() >= max_queued_ && !stop_) changed_.Wait(&mu_);
   }
   queue_.push_back(std::move(job));
-  cv_.notify_all();
+  changed_.SignalAll();
 }
 
 void CheckpointWriter::DropBefore(uint32_t generation) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (auto it = queue_.begin(); it != queue_.end();) {
     if (it->generation < generation) {
       log_.Info("checkpoint ", it->step, " of partition ", it->partition,
@@ -47,29 +47,29 @@ void CheckpointWriter::DropBefore(uint32_t generation) {
       ++it;
     }
   }
-  cv_.notify_all();
+  changed_.SignalAll();
 }
 
 void CheckpointWriter::Flush() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  MutexLock lock(&mu_);
+  while (!queue_.empty() || busy_) changed_.Wait(&mu_);
 }
 
 CheckpointWriterStats CheckpointWriter::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 
 void CheckpointWriter::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (true) {
-    cv_.wait(lock, [&] { return !queue_.empty() || stop_; });
+    while (queue_.empty() && !stop_) changed_.Wait(&mu_);
     if (queue_.empty()) return;  // stopping, and everything is written
     CheckpointJob job = std::move(queue_.front());
     queue_.pop_front();
     busy_ = true;
-    cv_.notify_all();  // a Submit may wait for room
-    lock.unlock();
+    changed_.SignalAll();  // a Submit may wait for room
+    lock.Unlock();
     const SteadyTime start = env_->Now();
     Status s = Write(job);
     const double seconds = ToSeconds(env_->Now() - start);
@@ -77,11 +77,11 @@ void CheckpointWriter::Loop() {
       log_.Error("checkpoint ", job.step, " of partition ", job.partition,
                  " failed: ", s.message());
     }
-    lock.lock();
+    lock.Lock();
     busy_ = false;
     ++(s.ok() ? stats_.written : stats_.failed);
     stats_.write_seconds_max = std::max(stats_.write_seconds_max, seconds);
-    cv_.notify_all();
+    changed_.SignalAll();
   }
 }
 

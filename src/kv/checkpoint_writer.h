@@ -14,16 +14,15 @@
 #ifndef DISTOPT_KV_CHECKPOINT_WRITER_H_
 #define DISTOPT_KV_CHECKPOINT_WRITER_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/env.h"
 #include "base/logging.h"
+#include "base/mutex.h"
 #include "kv/checkpoint.h"
 #include "transport/transport.h"
 
@@ -76,12 +75,12 @@ class CheckpointWriter {
   const size_t max_queued_;
   Env* const env_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;  // signalled on every change of the fields below
-  std::deque<CheckpointJob> queue_;
-  bool busy_ = false;  // a job is being written
-  bool stop_ = false;
-  CheckpointWriterStats stats_;
+  mutable Mutex mu_;
+  CondVar changed_;  // signalled on every change of the fields below
+  std::deque<CheckpointJob> queue_ GUARDED_BY(mu_);
+  bool busy_ GUARDED_BY(mu_) = false;  // a job is being written
+  bool stop_ GUARDED_BY(mu_) = false;
+  CheckpointWriterStats stats_ GUARDED_BY(mu_);
   std::thread thread_;  // last: starts once everything above exists
 };
 

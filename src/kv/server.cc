@@ -20,7 +20,7 @@ KvServer::KvServer(KvServerOptions options, Transport* transport, Logger log)
 KvServer::~KvServer() = default;
 
 Status KvServer::Start(uint32_t rank, const ClusterView& view) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   RETURN_IF_ERROR(Init(rank, view));
   started_ = true;
   ReleaseHeld();
@@ -28,7 +28,7 @@ Status KvServer::Start(uint32_t rank, const ClusterView& view) {
 }
 
 void KvServer::HandleMessage(Message&& m) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!started_) return Hold(std::move(m));
   Dispatch(std::move(m));
 }
@@ -228,7 +228,7 @@ void KvServer::SetBackup(PartitionReplica& part, const Replica& rep, NodeId back
 }
 
 void KvServer::OnViewChange(const ClusterView& view) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!started_ || view.epoch <= epoch_) return;
   epoch_ = view.epoch;
   auto layout = Layout::Decode(view.layout);
@@ -279,14 +279,14 @@ void KvServer::FlushCheckpoints() {
 }
 
 KvServerStats KvServer::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   KvServerStats s = stats_;
   if (writer_) s.checkpoints = writer_->stats();
   return s;
 }
 
 std::map<uint64_t, std::vector<float>> KvServer::DenseValues(uint32_t table) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::map<uint64_t, std::vector<float>> out;
   for (const auto& part : parts_) {
     if (!part || !part->owner() || table >= part->num_tables() || !part->table(table).dense) {
@@ -299,7 +299,7 @@ std::map<uint64_t, std::vector<float>> KvServer::DenseValues(uint32_t table) con
 }
 
 std::vector<float> KvServer::SparseRow(uint32_t table, uint64_t key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!started_ || table >= options_.tables.size() || !options_.tables[table].sparse) return {};
   const auto& part = parts_[layout_.SparsePartition(key)];
   if (!part || !part->owner()) return {};
@@ -309,7 +309,7 @@ std::vector<float> KvServer::SparseRow(uint32_t table, uint64_t key) const {
 }
 
 std::vector<uint32_t> KvServer::Owned() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<uint32_t> out;
   for (const auto& part : parts_) {
     if (part && part->owner()) out.push_back(part->id());
@@ -318,7 +318,7 @@ std::vector<uint32_t> KvServer::Owned() const {
 }
 
 std::vector<uint32_t> KvServer::BackedUp() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<uint32_t> out;
   for (const auto& part : parts_) {
     if (part && !part->owner()) out.push_back(part->id());
@@ -673,7 +673,7 @@ Status KvServer::RestoreCheckpoint(int64_t step) {
 // ---- housekeeping ----
 
 void KvServer::Tick() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const auto now = options_.env->Now();
   for (const auto& p : parts_) {
     if (!p || !p->owner()) continue;

@@ -28,11 +28,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "base/bytes.h"
 #include "base/logging.h"
+#include "base/mutex.h"
 #include "cluster/membership.h"
 #include "kv/checkpoint_writer.h"
 #include "kv/layout.h"
@@ -111,92 +111,100 @@ class KvServer {
   std::vector<uint32_t> BackedUp() const;
 
  private:
-  Status Init(uint32_t rank, const ClusterView& view);
+  Status Init(uint32_t rank, const ClusterView& view) REQUIRES(mu_);
   // Gives partition p fresh tables (the initializers) held by this server.
-  Status MakePartition(uint32_t p, bool owner);
+  Status MakePartition(uint32_t p, bool owner) REQUIRES(mu_);
   // Learns the live workers and servers of `view` (and connects to them).
-  Status ApplyMembers(const ClusterView& view);
+  Status ApplyMembers(const ClusterView& view) REQUIRES(mu_);
   // Applies layout_'s replica assignment: takes over, starts or stops
   // holding partitions, and (as owner) starts streaming to a new backup.
-  void ApplyAssignment();
-  void TakeOver(PartitionReplica& part);
-  void SetBackup(PartitionReplica& part, const Replica& rep, NodeId backup);
+  void ApplyAssignment() REQUIRES(mu_);
+  void TakeOver(PartitionReplica& part) REQUIRES(mu_);
+  void SetBackup(PartitionReplica& part, const Replica& rep, NodeId backup) REQUIRES(mu_);
   // The job rolled back (layout_ carries the step): every copy restarts from it.
-  void RollBack(uint32_t epoch);
-  void Dispatch(Message&& m);
+  void RollBack(uint32_t epoch) REQUIRES(mu_);
+  void Dispatch(Message&& m) REQUIRES(mu_);
   // Keeps a request until Start, or until the view of its epoch arrives;
   // handles those that can be now.
-  void Hold(Message m);
-  void ReleaseHeld();
+  void Hold(Message m) REQUIRES(mu_);
+  void ReleaseHeld() REQUIRES(mu_);
 
-  void HandlePush(Message&& m, bool then_pull);
-  void HandlePull(Message&& m);
-  void HandleClock(Message&& m);
-  void HandleReplicate(Message&& m);
-  void InstallSnapshot(PartitionReplica& part, const Message& m, ByteReader& body, uint64_t seq);
-  void ApplyReplicated(PartitionReplica& part, const Message& m, uint32_t worker, uint64_t seq);
-  void HandleReplicateAck(const Message& m);
+  void HandlePush(Message&& m, bool then_pull) REQUIRES(mu_);
+  void HandlePull(Message&& m) REQUIRES(mu_);
+  void HandleClock(Message&& m) REQUIRES(mu_);
+  void HandleReplicate(Message&& m) REQUIRES(mu_);
+  void InstallSnapshot(PartitionReplica& part, const Message& m, ByteReader& body, uint64_t seq)
+      REQUIRES(mu_);
+  void ApplyReplicated(PartitionReplica& part, const Message& m, uint32_t worker, uint64_t seq)
+      REQUIRES(mu_);
+  void HandleReplicateAck(const Message& m) REQUIRES(mu_);
 
   // Validation; on failure the request is answered with kKvError (or held
   // for a view this server has not seen yet). The sender's worker rank and
   // the addressed table, or nullptr.
-  TableReplica* Admit(const Message& m, uint32_t* rank);
-  Result<uint32_t> WorkerRank(const Message& m) const;
-  Result<TableReplica*> FindTable(const Message& m);
+  TableReplica* Admit(const Message& m, uint32_t* rank) REQUIRES(mu_);
+  Result<uint32_t> WorkerRank(const Message& m) const REQUIRES(mu_);
+  Result<TableReplica*> FindTable(const Message& m) REQUIRES(mu_);
 
   // Applies or aggregates a push; returns the update the reply must wait
   // for the backup to confirm (0: none).
-  uint64_t Accept(TableReplica& t, uint32_t rank, const Message& m);
-  void TryApplyBsp(TableReplica& t);
+  uint64_t Accept(TableReplica& t, uint32_t rank, const Message& m) REQUIRES(mu_);
+  void TryApplyBsp(TableReplica& t) REQUIRES(mu_);
   // Sends an applied update to the partition's backup; returns its sequence
   // number (0: there is no backup, nothing to wait for).
   uint64_t Replicate(TableReplica& t, int64_t clock, uint32_t flags, Buffer keys, Buffer values,
-                     int64_t bsp_clock, uint32_t worker = kNoServer);
-  void SendSnapshot(PartitionReplica& part);
+                     int64_t bsp_clock, uint32_t worker = kNoServer) REQUIRES(mu_);
+  void SendSnapshot(PartitionReplica& part) REQUIRES(mu_);
   // A small control message about partition `p` (its id in `offset`).
-  void SendAbout(const PartitionReplica& part, NodeId to, MsgType type, ByteWriter& body);
+  void SendAbout(const PartitionReplica& part, NodeId to, MsgType type, ByteWriter& body)
+      REQUIRES(mu_);
   // The backup confirmed updates up to `seq` of `part`, or they were released.
-  void Confirmed(PartitionReplica& part, const std::vector<std::pair<uint32_t, int64_t>>& done);
-  bool Replicated(const TableReplica& t) const;
+  void Confirmed(PartitionReplica& part, const std::vector<std::pair<uint32_t, int64_t>>& done)
+      REQUIRES(mu_);
+  bool Replicated(const TableReplica& t) const REQUIRES(mu_);
 
   void Park(TableReplica& t, Message req, uint32_t rank, NodeId node, MsgType type,
-            int64_t need_clock, uint64_t need_seq);
+            int64_t need_clock, uint64_t need_seq) REQUIRES(mu_);
   void Answer(TableReplica& t, const Message& req, uint32_t rank, NodeId node, MsgType type,
-              bool waited);
-  void ServeParked(TableReplica& t);
-  void ServeParked(PartitionReplica& part);
-  void Reply(NodeId node, const Message& req, MsgType type);
-  void Reject(NodeId node, const Message& req, const Status& s);
-  void LogParked(PartitionReplica& part, SteadyTime now);
+              bool waited) REQUIRES(mu_);
+  void ServeParked(TableReplica& t) REQUIRES(mu_);
+  void ServeParked(PartitionReplica& part) REQUIRES(mu_);
+  void Reply(NodeId node, const Message& req, MsgType type) REQUIRES(mu_);
+  void Reject(NodeId node, const Message& req, const Status& s) REQUIRES(mu_);
+  void LogParked(PartitionReplica& part, SteadyTime now) REQUIRES(mu_);
 
   // Takes a checkpoint of each owned partition whose tables all reached a
   // new multiple of checkpoint_every_steps (or a requested clock): copies
   // its state now, before any pull sees a later clock, for the writer.
-  void MaybeCheckpoint();
-  void TakeCheckpoint(const PartitionReplica& part, int64_t step);
-  Status RestoreCheckpoint(int64_t step);
+  void MaybeCheckpoint() REQUIRES(mu_);
+  void TakeCheckpoint(const PartitionReplica& part, int64_t step) REQUIRES(mu_);
+  Status RestoreCheckpoint(int64_t step) REQUIRES(mu_);
 
   const KvServerOptions options_;
   Transport* const transport_;
   const Logger log_;
 
-  mutable std::mutex mu_;  // guards everything below (taken by each public method)
-  bool started_ = false;
-  uint32_t rank_ = 0;
-  Layout layout_;
-  std::vector<std::unique_ptr<PartitionReplica>> parts_;  // by partition id; null: not held
-  std::map<NodeId, uint32_t> worker_rank_;                // live workers of the current epoch
-  std::map<uint32_t, NodeId> server_ids_;  // live servers of the current epoch, by rank
-  std::vector<bool> live_;                 // by worker rank
-  std::vector<Message> held_;  // requests of an epoch this server has not seen (or before Start)
+  mutable Mutex mu_;  // taken by each public method; never held across file I/O
+  bool started_ GUARDED_BY(mu_) = false;
+  uint32_t rank_ GUARDED_BY(mu_) = 0;
+  Layout layout_ GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<PartitionReplica>> parts_
+      GUARDED_BY(mu_);                                      // by partition id; null: not held
+  std::map<NodeId, uint32_t> worker_rank_ GUARDED_BY(mu_);  // live workers of the current epoch
+  std::map<uint32_t, NodeId> server_ids_
+      GUARDED_BY(mu_);                      // live servers of the current epoch, by rank
+  std::vector<bool> live_ GUARDED_BY(mu_);  // by worker rank
+  std::vector<Message> held_
+      GUARDED_BY(mu_);  // requests of an epoch this server has not seen (or before Start)
   static constexpr size_t kMaxHeld = 4096;
   static constexpr Duration kFastResendGap = std::chrono::milliseconds(20);
-  uint32_t num_workers_ = 0;
-  uint32_t epoch_ = 0;
-  NodeId self_id_ = kUnassignedId;
-  uint32_t generation_ = 0;
-  uint32_t rollback_epoch_ = 0;  // requests of earlier epochs belong to the rolled-back past
-  KvServerStats stats_;
+  uint32_t num_workers_ GUARDED_BY(mu_) = 0;
+  uint32_t epoch_ GUARDED_BY(mu_) = 0;
+  NodeId self_id_ GUARDED_BY(mu_) = kUnassignedId;
+  uint32_t generation_ GUARDED_BY(mu_) = 0;
+  uint32_t rollback_epoch_ GUARDED_BY(mu_) =
+      0;  // requests of earlier epochs belong to the rolled-back past
+  KvServerStats stats_ GUARDED_BY(mu_);
   // Declared last: destroyed first, so its thread finishes writing while
   // everything it uses still exists (it uses only its own copies).
   std::unique_ptr<CheckpointWriter> writer_;

@@ -7,10 +7,10 @@
 #ifndef DISTOPT_KV_TESTING_RECORDING_TRANSPORT_H_
 #define DISTOPT_KV_TESTING_RECORDING_TRANSPORT_H_
 
-#include <mutex>
 #include <utility>
 #include <vector>
 
+#include "base/mutex.h"
 #include "transport/transport.h"
 
 namespace distopt {
@@ -21,7 +21,7 @@ class RecordingTransport : public Transport {
   Status Connect(NodeId, const std::string&) override { return Status::Ok(); }
   void Disconnect(NodeId) override {}
   Status Send(NodeId peer, Message msg) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     sent_.emplace_back(peer, std::move(msg));
     return Status::Ok();
   }
@@ -31,7 +31,7 @@ class RecordingTransport : public Transport {
 
   // The messages sent to `peer` so far, oldest first.
   std::vector<Message> SentTo(NodeId peer) const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::vector<Message> out;
     for (const auto& [p, m] : sent_) {
       if (p == peer) out.push_back(m);
@@ -39,13 +39,13 @@ class RecordingTransport : public Transport {
     return out;
   }
   void Clear() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     sent_.clear();
   }
 
  private:
-  mutable std::mutex mu_;
-  std::vector<std::pair<NodeId, Message>> sent_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<std::pair<NodeId, Message>> sent_ GUARDED_BY(mu_);
 };
 
 }  // namespace distopt
