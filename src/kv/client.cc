@@ -13,9 +13,12 @@ KvClient::KvClient(KvClientOptions options, std::vector<TableSpec> tables, Trans
   for (MsgType t : {MsgType::kPushAck, MsgType::kPullReply, MsgType::kKvError}) {
     dispatcher->Handle(t, [this](Message&& m) { OnReply(std::move(m)); });
   }
-  if (options_.retry_interval > Duration::zero()) {
-    dispatcher->OnTick(options_.retry_interval / 4, [this] { Tick(); });
-  }
+  // Always ticking: a part answered from before a rollback is re-sent from
+  // here even when retries are off.
+  const Duration tick = options_.retry_interval > Duration::zero()
+                            ? std::min<Duration>(options_.retry_interval / 4, kStaleResendDelay)
+                            : kStaleResendDelay;
+  dispatcher->OnTick(tick, [this] { Tick(); });
 }
 
 Status KvClient::OnViewChange(const ClusterView& view) {
@@ -27,12 +30,15 @@ Status KvClient::OnViewChange(const ClusterView& view) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (has_layout_ && layout.generation > generation_) {
-    // Rolled back: nothing in flight belongs to the job any more.
+    // Rolled back: nothing in flight belongs to the job any more, and
+    // nothing the caller builds before it has asked where the job is now.
     Status s =
         AbortedError("the job rolled back to checkpoint " + std::to_string(layout.restore_step));
     for (auto& [id, part] : inflight_) Finish(*part.req, s, 0);
     inflight_.clear();
+    rejoin_pending_ = true;
   }
+  if (!has_layout_ || layout.generation != generation_) generation_epoch_ = view.epoch;
   has_layout_ = true;
   generation_ = layout.generation;
   layout_ = std::move(layout);
@@ -141,6 +147,7 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, Buffer grads, float* out,
              std::to_string(clock);
   std::lock_guard<std::mutex> lock(mu_);
   if (layout_.tables.empty()) return Failed(FailedPreconditionError("KvClient has no layout yet"));
+  if (Status s = AdmitClock(clock); !s.ok()) return Failed(s);
   const auto& slices = layout_.tables[table].slices;
   h->pending_ = static_cast<int>(slices.size());
   ++stats_.requests;
@@ -183,6 +190,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
     std::lock_guard<std::mutex> lock(mu_);
     if (layout_.tables.empty())
       return Failed(FailedPreconditionError("KvClient has no layout yet"));
+    if (Status s = AdmitClock(clock); !s.ok()) return Failed(s);
     num_servers = layout_.num_servers;
   }
   // Merge duplicates and split by server outside the lock: this is the
@@ -255,6 +263,19 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   return h;
 }
 
+Status KvClient::AdmitClock(int64_t clock) {
+  if (clock < 0) {
+    rejoin_pending_ = false;  // the caller asks where the job is: it knows
+    return Status::Ok();
+  }
+  if (!rejoin_pending_) return Status::Ok();
+  // Built before the caller learned of the rollback (its clock and values
+  // are of the abandoned past): sent now it would carry the new epoch and
+  // be taken for a request of the replay.
+  return AbortedError("the job rolled back to checkpoint " + std::to_string(layout_.restore_step) +
+                      "; rejoin (a pull at clock -1) before sending more");
+}
+
 void KvClient::SendPart(uint64_t id, Part part) {
   // mu_ is held by the caller.
   part.msg.request_id = id;
@@ -287,6 +308,17 @@ void KvClient::OnReply(Message&& m) {
   }
   Part& p = it->second;
   Status s;
+  if ((m.type == MsgType::kPullReply || m.type == MsgType::kPushAck) &&
+      m.epoch < generation_epoch_) {
+    // Answered by a server that has not seen the rollback yet (this
+    // request overtook the coordinator's word on the way): its values and
+    // clock are of the abandoned past. Asked again shortly, by Tick.
+    ++stats_.pre_rollback_replies;
+    log_.Info("node ", m.sender, " answered the ", p.req->what_, " from epoch ", m.epoch,
+              ", before the rollback of epoch ", generation_epoch_, ": asking again");
+    p.resend_at = std::chrono::steady_clock::now() + kStaleResendDelay;
+    return;
+  }
   if (m.type == MsgType::kKvError && m.status == static_cast<uint32_t>(StatusCode::kUnavailable)) {
     // Sent by a stale view to a server that does not serve the partition:
     // it goes to the owner of the next view (or with the next retry).
@@ -366,7 +398,11 @@ void KvClient::Tick() {
   std::lock_guard<std::mutex> lock(mu_);
   auto now = std::chrono::steady_clock::now();
   for (auto& [id, p] : inflight_) {
-    if (now - p.sent < options_.retry_interval) continue;
+    const bool answered_stale = p.resend_at != SteadyTime() && now >= p.resend_at;
+    const bool retry =
+        options_.retry_interval > Duration::zero() && now - p.sent >= options_.retry_interval;
+    if (!answered_stale && !retry) continue;
+    p.resend_at = SteadyTime();
     NodeId server = OwnerNode(p.partition);
     p.sent = now;
     p.sent_to = server;

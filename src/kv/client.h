@@ -67,6 +67,9 @@ struct KvClientStats {
   uint64_t messages = 0;
   uint64_t retries = 0;
   uint64_t stale_replies = 0;  // replies to requests already finished or cancelled
+  // Replies from a server that had not yet seen this worker's rollback
+  // (dropped; the request is sent again).
+  uint64_t pre_rollback_replies = 0;
 };
 
 class KvClient {
@@ -105,7 +108,11 @@ class KvClient {
   void RequestCheckpointAt(int64_t clock);
 
   // The layout generation: it changes when the job rolls back to a
-  // checkpoint (requests in flight then fail with kAborted).
+  // checkpoint. Requests in flight then fail with kAborted, and so does
+  // every new request until the caller asks where the job is (a pull at
+  // clock -1): a request built from the rolled-back past never reaches a
+  // server of the replay. Replies are accepted only from servers that have
+  // seen the rollback (their epoch); an earlier one is asked again.
   uint32_t generation() const;
 
   const TableSpec& table(uint32_t id) const { return tables_[id]; }
@@ -128,13 +135,20 @@ class KvClient {
     uint64_t expect = 0;   // floats the reply must carry
     std::shared_ptr<SparsePlan> plan;
     SteadyTime sent;
+    SteadyTime resend_at;  // set: answered from before the rollback, ask again then
   };
+  // How long a part answered from before a rollback waits before it is
+  // sent again (the server is then expected to have seen the new epoch).
+  static constexpr Duration kStaleResendDelay = std::chrono::milliseconds(20);
 
   KvHandle Dense(MsgType type, uint32_t table, Buffer grads, float* out, int64_t clock);
   KvHandle Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
                   std::span<const float> grads, float* out, int64_t clock);
   KvHandle Failed(Status s);
   void SendPart(uint64_t id, Part part);
+  // Refuses a request of clock >= 0 while a rollback is not yet rejoined;
+  // a request of clock < 0 (where is the job?) rejoins. mu_ held.
+  Status AdmitClock(int64_t clock);
   // The node serving partition p (kUnassignedId: none alive now); mu_ held.
   NodeId OwnerNode(uint32_t p) const;
   std::string Describe(uint32_t partition) const;  // "server/1 (partition 2)"; mu_ held
@@ -153,6 +167,8 @@ class KvClient {
   NodeId self_id_ = kUnassignedId;               // guarded by mu_
   uint32_t epoch_ = 0;                           // guarded by mu_
   uint32_t generation_ = 0;                      // guarded by mu_
+  uint32_t generation_epoch_ = 0;                // the first epoch of generation_; guarded by mu_
+  bool rejoin_pending_ = false;                  // rolled back, not yet rejoined; guarded by mu_
   int64_t checkpoint_clock_ = -1;                // guarded by mu_
   bool has_layout_ = false;                      // guarded by mu_
   uint64_t next_id_ = 1;                         // guarded by mu_

@@ -2,11 +2,11 @@
 
 #include <fstream>
 #include <iterator>
-#include <map>
-#include <set>
 
 #include "base/bytes.h"
 #include "kv/checkpoint.h"
+#include "kv/checkpoint_commit.h"
+#include "kv/failover_policy.h"
 
 namespace distopt {
 namespace {
@@ -21,8 +21,40 @@ ClusterClientOptions ClientOptions(const NodeOptions& n, Role role) {
   return o;
 }
 
+// Writes a complete checkpoint's manifest (last: only complete checkpoints
+// ever load), prunes old checkpoints, and hands each server a copy of the
+// manifest (servers with folders of their own keep one to verify, prune and
+// resume from; in a shared folder they find it already there).
+void CommitManifest(const Manifest& man, const CheckpointOptions& ckpt, CheckpointScope scope,
+                    const ClusterView& view, Transport* transport, const Logger& log) {
+  const std::string dir = CheckpointDir(ckpt.run_dir, man.step);
+  if (Status s = WriteManifest(dir, man, scope); !s.ok()) {
+    log.Error("checkpoint ", man.step, " is unusable: ", s.message());
+    return;
+  }
+  log.Info("checkpoint ", man.step, " complete: ", dir);
+  Status p = PruneCheckpoints(ckpt.run_dir, static_cast<int>(ckpt.keep), scope);
+  if (!p.ok()) log.Warn("pruning old checkpoints: ", p.message());
+  std::ifstream in(dir + "/" + kManifestName, std::ios::binary);
+  ManifestCopy copy;
+  copy.step = man.step;
+  copy.bytes.assign(std::istreambuf_iterator<char>(in), {});
+  const Buffer body = Buffer::FromVector(EncodeManifestCopy(copy));
+  for (const Member* srv : view.Live(Role::kServer)) {
+    Message mm;
+    mm.type = MsgType::kManifest;
+    mm.sender = kCoordinatorId;
+    mm.clock = man.step;
+    mm.body = body;
+    transport->Send(srv->id, std::move(mm)).IgnoreError();
+  }
+}
+
 }  // namespace
 
+// The decisions are FailoverPolicy's and CheckpointCommit's (unit-tested
+// without a cluster); this function only connects them to the coordinator's
+// callbacks, all of which run on the coordinator's thread.
 Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& tables,
                       Transport* transport, Logger log, const CheckpointOptions& ckpt,
                       uint32_t replication) {
@@ -36,189 +68,68 @@ Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& 
   // The coordinator's folder holds every checkpoint file (one filesystem
   // with the servers) or only the manifests (a folder per host).
   constexpr CheckpointScope kScope = CheckpointScope::kAllOrManifestOnly;
-  int64_t restore = -1;
-  if (ckpt.resume) {
-    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log, kScope);
-    if (!dir.ok()) return dir.status().WithContext("cannot resume " + ckpt.run_dir);
-    ASSIGN_OR_RETURN(Manifest m, ReadManifest(*dir));
-    restore = m.step;
-    log.Info("resuming from ", *dir, " (step ", restore, ")");
-  }
-  // The layout as last published; the callbacks below (all on the
-  // coordinator thread) keep it current.
-  Layout current;
-  options.layout = [&](const ClusterView&) {
-    current = Layout::Compute(tables, servers, replication);
-    current.restore_step = restore;
-    return current.Encode();
+  auto latest_checkpoint = [&]() -> Result<int64_t> {
+    ASSIGN_OR_RETURN(std::string dir, FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log, kScope));
+    ASSIGN_OR_RETURN(Manifest m, ReadManifest(dir));
+    return m.step;
   };
+  FailoverPolicyOptions po;
+  po.tables = tables;
+  po.num_servers = servers;
+  po.replication = replication;
+  po.checkpoints = !ckpt.run_dir.empty() && ckpt.enabled;
+  po.latest_checkpoint = latest_checkpoint;
+  if (ckpt.resume) {
+    auto step = latest_checkpoint();
+    if (!step.ok()) return step.status().WithContext("cannot resume " + ckpt.run_dir);
+    po.restore_step = *step;
+    log.Info("resuming from ", CheckpointDir(ckpt.run_dir, *step), " (step ", *step, ")");
+  }
+  options.tolerate_server_loss = po.checkpoints || replication > 1;
+  options.server_rejoin_required = replication == 1;
+  FailoverPolicy policy(std::move(po));
+  CheckpointCommit commit(servers, hash);
   Coordinator* self = nullptr;
-  // Checkpoint reports by step; the manifest is written last, once every
-  // partition's files are durable, so only complete checkpoints ever load.
-  std::map<int64_t, std::map<uint32_t, std::vector<ManifestEntry>>> reports;
+  // `epoch`: the view the decision was made on. Callbacks may run under the
+  // coordinator's lock (a registration): they must not call self->view().
+  auto apply = [&](const FailoverDecision& d, uint32_t epoch) {
+    for (const auto& e : d.events) log.Log(e.level, e.text);
+    switch (d.kind) {
+      case FailoverDecision::kNewLayout:
+        return self->SetLayout(d.layout.Encode());
+      case FailoverDecision::kRollBack:
+        self->SetLayout(d.layout.Encode());  // published in epoch + 1
+        // Reports sent before that epoch describe files of the abandoned run.
+        return commit.RolledBack(epoch + 1, d.restore_step);
+      case FailoverDecision::kFail:
+        return self->Fail(d.failure);
+      case FailoverDecision::kKeep:
+      case FailoverDecision::kWaitForRestart:
+        return;
+    }
+  };
+  options.layout = [&](const ClusterView& v) {
+    return policy.Start(ServerNodes::FromView(v, servers)).Encode();
+  };
+  options.on_view_change = [&](const ClusterView& v) {
+    if (self != nullptr) apply(policy.OnMembership(ServerNodes::FromView(v, servers)), v.epoch);
+  };
+  options.on_replica_synced = [&](const Message& m) {
+    ByteReader r(m.body.data(), m.body.size());
+    uint32_t p = 0;
+    if (self != nullptr && r.U32(&p).ok()) {
+      apply(policy.OnReplicaSynced(p, m.sender, m.epoch), m.epoch);
+    }
+  };
   options.on_checkpoint = [&](const Message& m) {
     auto r = DecodeCheckpointReport(m.body.data(), m.body.size());
     if (!r.ok() || ckpt.run_dir.empty()) {
       log.Warn("ignored a bad checkpoint report from node ", m.sender);
       return;
     }
-    auto& by_partition = reports[r->step];
-    by_partition[r->server_rank] = r->files;
-    if (by_partition.size() < servers) return;
-    Manifest man;
-    man.step = r->step;
-    man.config_hash = hash;
-    man.num_servers = servers;
-    for (auto& [rank, files] : by_partition) {
-      man.files.insert(man.files.end(), files.begin(), files.end());
+    if (auto man = commit.Add(*r, m.epoch)) {
+      CommitManifest(*man, ckpt, kScope, self->view(), transport, log);
     }
-    std::string dir = CheckpointDir(ckpt.run_dir, r->step);
-    Status s = WriteManifest(dir, man, kScope);
-    if (!s.ok()) {
-      log.Error("checkpoint ", r->step, " is unusable: ", s.message());
-    } else {
-      log.Info("checkpoint ", r->step, " complete: ", dir);
-      Status p = PruneCheckpoints(ckpt.run_dir, static_cast<int>(ckpt.keep), kScope);
-      if (!p.ok()) log.Warn("pruning old checkpoints: ", p.message());
-      // Servers with folders of their own keep a copy (to verify, prune and
-      // resume from); in a shared folder they find it already there.
-      std::ifstream in(dir + "/" + kManifestName, std::ios::binary);
-      ManifestCopy copy;
-      copy.step = r->step;
-      copy.bytes.assign(std::istreambuf_iterator<char>(in), {});
-      const Buffer body = Buffer::FromVector(EncodeManifestCopy(copy));
-      const ClusterView view = self->view();
-      for (const Member* srv : view.Live(Role::kServer)) {
-        Message mm;
-        mm.type = MsgType::kManifest;
-        mm.sender = kCoordinatorId;
-        mm.clock = r->step;
-        mm.body = body;
-        transport->Send(srv->id, std::move(mm)).IgnoreError();
-      }
-    }
-    reports.erase(reports.begin(), reports.upper_bound(r->step));
-  };
-  std::map<uint32_t, NodeId> server_ids;  // the node last seen holding each rank
-  uint32_t generation = 0;
-  const bool can_roll_back = !ckpt.run_dir.empty() && ckpt.enabled;
-  options.tolerate_server_loss = can_roll_back || replication > 1;
-  options.server_rejoin_required = replication == 1;
-  // Rollback: when a partition lost every copy (a server died without a
-  // replica, it comes back empty) and every server rank is live again, the
-  // job returns to the newest good checkpoint: a new layout generation
-  // tells servers to reload it and workers to drop what was in flight and
-  // rejoin at its clock.
-  auto roll_back = [&]() {
-    auto dir = FindLatestGoodCheckpoint(ckpt.run_dir, hash, &log, kScope);
-    if (!dir.ok()) {
-      self->Fail(
-          DataLossError("a partition lost every copy and there is no good checkpoint to "
-                        "roll back to: " +
-                        dir.status().message()));
-      return;
-    }
-    auto m = ReadManifest(*dir);
-    if (!m.ok()) return;
-    current = Layout::Compute(tables, servers, replication);
-    current.restore_step = m->step;
-    current.generation = ++generation;
-    log.Warn("rolling the job back to checkpoint ", m->step, " (generation ", generation, ")");
-    self->SetLayout(current.Encode());
-  };
-  options.on_view_change = [&](const ClusterView& v) {
-    if (self == nullptr) return;
-    // Ranks whose data is here: live, and the same process as before (a
-    // restarted server holds nothing until it is given a copy).
-    std::set<uint32_t> up;
-    bool complete = true;
-    for (uint32_t r = 0; r < servers; ++r) {
-      const Member* m = v.FindRank(Role::kServer, r);
-      if (m == nullptr) {
-        complete = false;
-        continue;
-      }
-      auto it = server_ids.find(r);
-      if (it == server_ids.end() || it->second == m->id) up.insert(r);
-      server_ids[r] = m->id;
-    }
-    bool changed = false;
-    std::vector<uint32_t> lost;
-    for (uint32_t p = 0; p < servers; ++p) {
-      Replica& rep = current.replicas[p];
-      if (!up.count(rep.owner)) {
-        if (rep.backup != kNoServer && up.count(rep.backup) && rep.synced) {
-          log.Warn("partition ", p, " fails over from server/", rep.owner, " to its backup server/",
-                   rep.backup);
-          rep.owner = rep.backup;
-          rep.backup = kNoServer;
-          rep.synced = false;
-          changed = true;
-        } else {
-          lost.push_back(p);
-        }
-      } else if (rep.backup != kNoServer && !up.count(rep.backup)) {
-        log.Warn("partition ", p, " lost its backup server/", rep.backup);
-        rep.backup = kNoServer;
-        rep.synced = false;
-        changed = true;
-      }
-    }
-    if (!lost.empty()) {
-      std::string which;
-      for (uint32_t p : lost) which += (which.empty() ? "" : ", ") + std::to_string(p);
-      if (!can_roll_back) {
-        self->Fail(UnavailableError("partition(s) " + which +
-                                    " lost every copy (no live replica and no checkpoints); the "
-                                    "job stops"));
-      } else if (complete) {
-        roll_back();
-      } else {
-        log.Warn("partition(s) ", which,
-                 " lost every copy; waiting for the servers to be "
-                 "restarted to roll back to the last checkpoint");
-      }
-      return;
-    }
-    if (replication > 1) {
-      // A partition without a backup gets one on the live server that
-      // holds the fewest copies (a restarted server, typically).
-      std::map<uint32_t, int> load;  // live ranks (restarted ones included)
-      for (uint32_t r = 0; r < servers; ++r) {
-        if (v.FindRank(Role::kServer, r) != nullptr) load.emplace(r, 0);
-      }
-      for (const Replica& rep : current.replicas) {
-        if (load.count(rep.owner)) ++load[rep.owner];
-        if (rep.backup != kNoServer && load.count(rep.backup)) ++load[rep.backup];
-      }
-      for (uint32_t p = 0; p < servers; ++p) {
-        Replica& rep = current.replicas[p];
-        if (rep.backup != kNoServer) continue;
-        uint32_t best = kNoServer;
-        for (auto [r, n] : load) {
-          if (r != rep.owner && (best == kNoServer || n < load[best])) best = r;
-        }
-        if (best == kNoServer) continue;
-        log.Info("partition ", p, " gets a new backup: server/", best, " (syncing from server/",
-                 rep.owner, ")");
-        rep.backup = best;
-        rep.synced = false;
-        ++load[best];
-        changed = true;
-      }
-    }
-    if (changed) self->SetLayout(current.Encode());
-  };
-  options.on_replica_synced = [&](const Message& m) {
-    ByteReader r(m.body.data(), m.body.size());
-    uint32_t p = 0;
-    if (!r.U32(&p).ok() || p >= current.replicas.size()) return;
-    Replica& rep = current.replicas[p];
-    auto it = server_ids.find(rep.backup);
-    if (rep.synced || it == server_ids.end() || it->second != m.sender) return;
-    rep.synced = true;
-    log.Info("partition ", p, ": backup server/", rep.backup, " is in sync");
-    self->SetLayout(current.Encode());
   };
   Coordinator c(std::move(options), transport, log);  // the callbacks above log too
   self = &c;
