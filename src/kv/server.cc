@@ -157,11 +157,12 @@ Status KvServer::ApplyMembers(const ClusterView& view) {
   return first;
 }
 
+NodeId KvServer::NodeOfServer(uint32_t rank) const {
+  auto it = server_ids_.find(rank);
+  return rank == kNoServer || it == server_ids_.end() ? kUnassignedId : it->second;
+}
+
 void KvServer::ApplyAssignment() {
-  auto node_of = [&](uint32_t rank) {
-    auto it = server_ids_.find(rank);
-    return rank == kNoServer || it == server_ids_.end() ? kUnassignedId : it->second;
-  };
   for (uint32_t p = 0; p < layout_.num_servers; ++p) {
     const Replica& rep = layout_.replicas[p];
     std::unique_ptr<PartitionReplica>& part = parts_[p];
@@ -172,7 +173,7 @@ void KvServer::ApplyAssignment() {
         continue;
       }
       if (!part->owner()) TakeOver(*part);
-      SetBackup(*part, rep, node_of(rep.backup));
+      SetBackup(*part, rep, NodeOfServer(rep.backup));
     } else if (rep.backup == rank_) {
       if (!part || part->owner()) {
         if (part) {
@@ -184,7 +185,7 @@ void KvServer::ApplyAssignment() {
         log_.Info("backing up partition ", p, " of server/", rep.owner,
                   "; waiting for its snapshot");
       }
-      if (part) part->set_owner_node(node_of(rep.owner));
+      if (part) part->set_owner_node(NodeOfServer(rep.owner));
     } else if (part) {
       log_.Info("no longer holding partition ", p);
       part.reset();

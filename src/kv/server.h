@@ -119,6 +119,8 @@ class KvServer {
   // Applies layout_'s replica assignment: takes over, starts or stops
   // holding partitions, and (as owner) starts streaming to a new backup.
   void ApplyAssignment() REQUIRES(mu_);
+  // The node of live server `rank` (kUnassignedId: none).
+  NodeId NodeOfServer(uint32_t rank) const REQUIRES(mu_);
   void TakeOver(PartitionReplica& part) REQUIRES(mu_);
   void SetBackup(PartitionReplica& part, const Replica& rep, NodeId backup) REQUIRES(mu_);
   // The job rolled back (layout_ carries the step): every copy restarts from it.

@@ -1,4 +1,5 @@
 #include "train/trainer.h"
+#include "train/step_times.h"
 
 #include <algorithm>
 #include <cmath>
@@ -283,6 +284,7 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
   std::string end_reason;
   float grad_scale = 1.0f;
   SteadyTime last_checkpoint_request = std::chrono::steady_clock::now();
+  StepTimes step_times;
 
   if (start_clock > 0) {
     log.Info("joining the job at clock ", start_clock, " (epoch ",
@@ -317,6 +319,7 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
       for (int64_t skip = epoch * steps_per_epoch; skip < clock && it.Next(&batch); ++skip) {
       }
       while (it.Next(&batch)) {
+        const SteadyTime step_start = std::chrono::steady_clock::now();
         model.CollectKeys(batch, &keys);
         Status fs = fetch(keys, &ps, &rows);
         if (fs.code() == StatusCode::kAborted) {
@@ -356,6 +359,7 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
           break;
         }
         RETURN_IF_ERROR(ws);
+        step_times.Add(std::chrono::steady_clock::now() - step_start);
         ++clock;
         window_loss += loss;
         ++window_steps;
@@ -371,6 +375,7 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
                          {"samples_per_s", secs > 0 ? window_samples * workers / secs : 0.0},
                          {"bytes_sent", ts.bytes_sent},
                          {"bytes_received", ts.bytes_received},
+                         {"step_ms_max", step_times.TakeWindowMax()},
                          {"elapsed_s", Seconds(start)}});
           window_loss = 0;
           window_steps = 0;
@@ -462,7 +467,12 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
                  {"epochs", summary.epochs},
                  {"step", clock},
                  {"elapsed_s", summary.seconds},
-                 {"reached_target", summary.reached_target}};
+                 {"reached_target", summary.reached_target},
+                 {"step_ms", {{"p50", step_times.Quantile(0.5)},
+                              {"p90", step_times.Quantile(0.9)},
+                              {"p99", step_times.Quantile(0.99)},
+                              {"max", step_times.Max()},
+                              {"steps", step_times.count()}}}};
     for (const auto& m : summary.last_eval) done[m.name] = m.value;
     metrics.Write(done);
   }
