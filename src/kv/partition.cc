@@ -69,6 +69,16 @@ int64_t PartitionReplica::Clock(const std::vector<bool>& live) const {
   return clock;
 }
 
+bool PartitionReplica::TablesInStep() const {
+  int64_t first = -1;
+  for (const TableReplica& t : tables_) {
+    if (!t.holds_data()) continue;
+    if (first < 0) first = t.gate.applied();
+    if (t.gate.applied() != first) return false;
+  }
+  return true;
+}
+
 std::vector<ShardSnapshot> PartitionReplica::Snapshot(int64_t step) const {
   std::vector<ShardSnapshot> out;
   for (const TableReplica& t : tables_) {

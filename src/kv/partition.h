@@ -83,6 +83,9 @@ class PartitionReplica {
   // applied clocks; otherwise the slowest live worker's). INT64_MAX if no
   // table holds data here.
   int64_t Clock(const std::vector<bool>& live) const;
+  // BSP: whether every table holding data applied the same clock (a
+  // checkpoint holds one clock of the whole partition, never a mix).
+  bool TablesInStep() const;
   // Every table's shard as of now, for a checkpoint (`step`) or a snapshot.
   std::vector<ShardSnapshot> Snapshot(int64_t step) const;
   // Replaces the tables' contents with `shards` (DataLoss if one does not fit).

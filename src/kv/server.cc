@@ -201,6 +201,10 @@ void KvServer::TakeOver(PartitionReplica& part) {
     t.gate.ConfirmAll();
     t.bsp.Clear();
   }
+  // The clock it stands at may already be a committed checkpoint (the old
+  // owner wrote it); a copy whose tables are at different clocks must not
+  // write it again.
+  part.last_checkpoint = std::max(part.last_checkpoint, part.Clock(live_));
   ++stats_.takeovers;
   log_.Warn("taking over partition ", part.id(), " as its backup (owner gone; at update ",
             part.stream().seq(), ")");
@@ -638,6 +642,7 @@ void KvServer::MaybeCheckpoint() {
     if (!p || !p->owner() || (every <= 0 && p->requested_checkpoint < 0)) continue;
     PartitionReplica& part = *p;
     const int64_t clock = part.Clock(live_);
+    if (options_.consistency.mode == Consistency::kBsp && !part.TablesInStep()) continue;
     const bool periodic = every > 0 && clock % every == 0;
     const bool requested = part.requested_checkpoint >= 0 && clock >= part.requested_checkpoint;
     if (clock == INT64_MAX || clock <= part.last_checkpoint || !(periodic || requested)) continue;
