@@ -193,9 +193,9 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
     for (size_t t = 0; t < num_tables; ++t) {
       if (decls[t].kind == TableKind::kDense) {
         dense[t].resize(decls[t].size);
-        pending.push_back(kv.Pull(static_cast<uint32_t>(t), dense[t].data(), -1));
+        pending.push_back(kv.Pull(static_cast<uint32_t>(t), dense[t], -1));
       } else if (pending.empty()) {
-        pending.push_back(kv.PullSparse(static_cast<uint32_t>(t), {}, nullptr, -1));
+        pending.push_back(kv.PullSparse(static_cast<uint32_t>(t), {}, {}, -1));
       }
     }
     std::vector<KvHandle> joined = pending;
@@ -225,7 +225,7 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
       (*storage)[t].resize(keys[t].size() * decls[t].dim);
       ps->keys[t] = keys[t];
       ps->values[t] = (*storage)[t];
-      hs.push_back(kv.PullSparse(static_cast<uint32_t>(t), keys[t], (*storage)[t].data(), clock));
+      hs.push_back(kv.PullSparse(static_cast<uint32_t>(t), keys[t], (*storage)[t], clock));
     }
     return WaitAll(node, hs, options.request_timeout);
   };
@@ -345,9 +345,7 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
             for (float& x : g) x *= grad_scale;
           }
           if (decls[t].kind == TableKind::kDense) {
-            pending.push_back(kv.PushPull(static_cast<uint32_t>(t),
-                                          Buffer::Borrow(g.data(), g.size() * 4), dense[t].data(),
-                                          clock));
+            pending.push_back(kv.PushPull(static_cast<uint32_t>(t), g, dense[t], clock));
           } else {
             pending.push_back(kv.PushSparse(static_cast<uint32_t>(t), keys[t], g, clock));
           }
@@ -454,7 +452,7 @@ Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& 
         st.keys = std::move(ids);
         st.values.resize(st.keys.size() * st.dim);
         std::vector<KvHandle> hs = {
-            kv.PullSparse(static_cast<uint32_t>(t), st.keys, st.values.data(), clock)};
+            kv.PullSparse(static_cast<uint32_t>(t), st.keys, st.values, clock)};
         RETURN_IF_ERROR(WaitAll(node, hs, options.request_timeout));
       }
       saved.tables.push_back(std::move(st));
