@@ -47,8 +47,8 @@ Status CountPushes(WorkerNode& node, const std::string& prefix, int steps, const
   for (int k = 0; k < steps; ++k) {
     auto keys = scenario::CounterKeys(node.rank(), k);
     std::vector<float> rows(keys.size() * kCounterDim, -1.0f), pulled(rows.size());
-    auto hd = node.kv().PushPull(0, Buffer::Borrow(grad.data(), grad.size() * 4), params.data(), k);
-    auto hs = node.kv().PushPullSparse(1, keys, rows, pulled.data(), k);
+    auto hd = node.kv().PushPull(0, grad, params, k);
+    auto hs = node.kv().PushPullSparse(1, keys, rows, pulled, k);
     RETURN_IF_ERROR(node.kv().Wait(hd, deadline()));
     RETURN_IF_ERROR(node.kv().Wait(hs, deadline()));
     counts[0] += 1;
@@ -63,8 +63,8 @@ Status CountPushes(WorkerNode& node, const std::string& prefix, int steps, const
   std::vector<uint64_t> all(kCounterKeys);
   for (uint64_t key = 0; key < kCounterKeys; ++key) all[key] = key;
   std::vector<float> rows(kCounterKeys * kCounterDim);
-  RETURN_IF_ERROR(node.kv().Wait(node.kv().Pull(0, params.data(), steps), deadline()));
-  RETURN_IF_ERROR(node.kv().Wait(node.kv().PullSparse(1, all, rows.data(), steps), deadline()));
+  RETURN_IF_ERROR(node.kv().Wait(node.kv().Pull(0, params, steps), deadline()));
+  RETURN_IF_ERROR(node.kv().Wait(node.kv().PullSparse(1, all, rows, steps), deadline()));
   std::vector<int64_t> final_counts(1 + kCounterKeys);
   // Every dense entry must agree; a disagreement shows as -1.
   final_counts[0] = static_cast<int64_t>(params[0]);
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     if (s.ok()) s = scenario::TrainBsp(node, workers);
     if (s.ok() && node.rank() == 0) {
       std::vector<float> p(tables[0].size);
-      s = node.kv().Wait(node.kv().Pull(0, p.data(), scenario::kSteps),
+      s = node.kv().Wait(node.kv().Pull(0, p, scenario::kSteps),
                          Deadline::After(std::chrono::seconds(60)));
       std::ofstream out(argv[5], std::ios::binary);
       out.write(reinterpret_cast<const char*>(p.data()), p.size() * 4);

@@ -18,11 +18,10 @@ Status TrainBsp(WorkerNode& node, uint32_t workers) {
   KvClient& kv = node.kv();
   const uint64_t n = Tables()[0].size;
   std::vector<float> p(n), g(n);
-  RETURN_IF_ERROR(kv.Wait(kv.Pull(0, p.data(), 0), Deadline::After(std::chrono::seconds(60))));
+  RETURN_IF_ERROR(kv.Wait(kv.Pull(0, p, 0), Deadline::After(std::chrono::seconds(60))));
   for (int k = 0; k < kSteps; ++k) {
     Grads(node.rank(), k, p.data(), g.data(), n);
-    RETURN_IF_ERROR(kv.Wait(kv.PushPull(0, Buffer::Borrow(g.data(), n * 4), p.data(), k),
-                            Deadline::After(std::chrono::seconds(60))));
+    RETURN_IF_ERROR(kv.Wait(kv.PushPull(0, g, p, k), Deadline::After(std::chrono::seconds(60))));
   }
   return Status::Ok();
 }

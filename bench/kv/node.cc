@@ -75,10 +75,8 @@ Result<double> TimeSteps(WorkerNode& node, const Case& c, Deadline deadline, Ste
 Result<double> TimeDense(WorkerNode& node, const Case& c, Deadline deadline) {
   KvClient& kv = node.kv();
   std::vector<float> grads(c.floats, 1e-3f), params(c.floats);
-  Buffer g = Buffer::Borrow(grads.data(), grads.size() * 4);
-  return TimeSteps(node, c, deadline, [&](int64_t k) {
-    return kv.Wait(kv.PushPull(0, g, params.data(), k), deadline);
-  });
+  return TimeSteps(node, c, deadline,
+                   [&](int64_t k) { return kv.Wait(kv.PushPull(0, grads, params, k), deadline); });
 }
 
 Result<double> TimeSparse(WorkerNode& node, const Case& c, int64_t rank, Deadline deadline) {
@@ -91,7 +89,7 @@ Result<double> TimeSparse(WorkerNode& node, const Case& c, int64_t rank, Deadlin
   std::vector<float> grads(c.keys * c.dim, 1e-3f), params(c.keys * c.dim);
   return TimeSteps(node, c, deadline, [&](int64_t k) {
     const auto& keys = key_sets[static_cast<size_t>(k) % key_sets.size()];
-    return kv.Wait(kv.PushPullSparse(0, keys, grads, params.data(), k), deadline);
+    return kv.Wait(kv.PushPullSparse(0, keys, grads, params, k), deadline);
   });
 }
 

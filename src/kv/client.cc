@@ -6,6 +6,17 @@
 #include "base/flat_map.h"
 
 namespace distopt {
+namespace {
+
+// The refusal of a span whose length does not fit the table, e.g.
+// "pull of table 'w' into 5 floats; the table holds 7".
+Status WrongLength(MsgType type, const TableSpec& spec, const char* span_role, size_t got,
+                   const std::string& want) {
+  return InvalidArgumentError(std::string(MsgTypeName(type)) + " of table '" + spec.name + "' " +
+                              span_role + " " + std::to_string(got) + " floats; " + want);
+}
+
+}  // namespace
 
 KvClient::KvClient(KvClientOptions options, std::vector<TableSpec> tables, Transport* transport,
                    Dispatcher* dispatcher, Logger log)
@@ -109,39 +120,60 @@ KvHandle KvClient::Failed(Status s) {
   return h;
 }
 
-KvHandle KvClient::Push(uint32_t table, Buffer grads, int64_t clock) {
-  return Dense(MsgType::kPush, table, std::move(grads), nullptr, clock);
+KvHandle KvClient::Push(uint32_t table, std::span<const float> grads, int64_t clock) {
+  return Dense(MsgType::kPush, table, grads, {}, clock);
 }
-KvHandle KvClient::Pull(uint32_t table, float* out, int64_t clock) {
-  return Dense(MsgType::kPull, table, Buffer(), out, clock);
+KvHandle KvClient::Pull(uint32_t table, std::span<float> out, int64_t clock) {
+  return Dense(MsgType::kPull, table, {}, out, clock);
 }
-KvHandle KvClient::PushPull(uint32_t table, Buffer grads, float* out, int64_t clock) {
-  return Dense(MsgType::kPushPull, table, std::move(grads), out, clock);
+KvHandle KvClient::PushPull(uint32_t table, std::span<const float> grads, std::span<float> out,
+                            int64_t clock) {
+  return Dense(MsgType::kPushPull, table, grads, out, clock);
 }
 KvHandle KvClient::PushSparse(uint32_t table, std::span<const uint64_t> keys,
                               std::span<const float> grads, int64_t clock) {
-  return Sparse(MsgType::kPush, table, keys, grads, nullptr, clock);
+  return Sparse(MsgType::kPush, table, keys, grads, {}, clock);
 }
-KvHandle KvClient::PullSparse(uint32_t table, std::span<const uint64_t> keys, float* out,
+KvHandle KvClient::PullSparse(uint32_t table, std::span<const uint64_t> keys, std::span<float> out,
                               int64_t clock) {
   return Sparse(MsgType::kPull, table, keys, {}, out, clock);
 }
 KvHandle KvClient::PushPullSparse(uint32_t table, std::span<const uint64_t> keys,
-                                  std::span<const float> grads, float* out, int64_t clock) {
+                                  std::span<const float> grads, std::span<float> out,
+                                  int64_t clock) {
   return Sparse(MsgType::kPushPull, table, keys, grads, out, clock);
 }
 
-KvHandle KvClient::Dense(MsgType type, uint32_t table, Buffer grads, float* out, int64_t clock) {
-  if (table >= tables_.size() || tables_[table].sparse) {
-    return Failed(InvalidArgumentError("table " + std::to_string(table) + " is not a dense table"));
+Status KvClient::CheckKind(MsgType type, uint32_t table, bool sparse) const {
+  const std::string what = std::string(MsgTypeName(type)) + " of table " + std::to_string(table);
+  if (table >= tables_.size()) {
+    return InvalidArgumentError(what + ": the job has " + std::to_string(tables_.size()) +
+                                " tables");
   }
+  if (tables_[table].sparse != sparse) {
+    return InvalidArgumentError(what + " '" + tables_[table].name + "': the table is " +
+                                (sparse ? "dense" : "sparse") + ", the request " +
+                                (sparse ? "sparse" : "dense"));
+  }
+  return Status::Ok();
+}
+
+KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> grads,
+                         std::span<float> out, int64_t clock) {
+  if (Status s = CheckKind(type, table, /*sparse=*/false); !s.ok()) return Failed(std::move(s));
   const TableSpec& spec = tables_[table];
-  bool pushes = type != MsgType::kPull;
-  if (pushes && grads.size() != spec.size * sizeof(float)) {
-    return Failed(InvalidArgumentError("push to '" + spec.name + "' carries " +
-                                       std::to_string(grads.size() / 4) +
-                                       " floats, the table has " + std::to_string(spec.size)));
+  const bool pushes = type != MsgType::kPull;
+  const bool pulls = type != MsgType::kPush;
+  // A span of the wrong length is the caller's bug: refuse it here, naming
+  // the table, before a reply could write past the caller's memory.
+  const std::string want = "the table holds " + std::to_string(spec.size);
+  if (pushes && grads.size() != spec.size) {
+    return Failed(WrongLength(type, spec, "carries", grads.size(), want));
   }
+  if (pulls && out.size() != spec.size) {
+    return Failed(WrongLength(type, spec, "into", out.size(), want));
+  }
+  const Buffer values = pushes ? Buffer::Borrow(grads.data(), grads.size_bytes()) : Buffer();
   auto h = std::make_shared<KvRequest>();
   h->what_ = std::string(MsgTypeName(type)) + " of table '" + spec.name + "' at clock " +
              std::to_string(clock);
@@ -159,9 +191,9 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, Buffer grads, float* out,
     p.msg.table = table;
     p.msg.clock = clock;
     p.msg.offset = s.begin;
-    if (pushes) p.msg.values = grads.Slice(s.begin * sizeof(float), s.size() * sizeof(float));
-    if (type != MsgType::kPush) {
-      p.out = out + s.begin;
+    if (pushes) p.msg.values = values.Slice(s.begin * sizeof(float), s.size() * sizeof(float));
+    if (pulls) {
+      p.out = out.subspan(s.begin, s.size());
       p.expect = s.size();
     }
     uint64_t id = next_id_++;
@@ -172,18 +204,20 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, Buffer grads, float* out,
 }
 
 KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
-                          std::span<const float> grads, float* out, int64_t clock) {
-  if (table >= tables_.size() || !tables_[table].sparse) {
-    return Failed(
-        InvalidArgumentError("table " + std::to_string(table) + " is not a sparse table"));
-  }
+                          std::span<const float> grads, std::span<float> out, int64_t clock) {
+  if (Status s = CheckKind(type, table, /*sparse=*/true); !s.ok()) return Failed(std::move(s));
   const TableSpec& spec = tables_[table];
   const uint32_t dim = spec.dim;
   const bool pushes = type != MsgType::kPull;
-  if (pushes && grads.size() != keys.size() * dim) {
-    return Failed(InvalidArgumentError(
-        "push to '" + spec.name + "' carries " + std::to_string(grads.size()) + " floats for " +
-        std::to_string(keys.size()) + " keys of dim " + std::to_string(dim)));
+  const bool pulls = type != MsgType::kPush;
+  const uint64_t floats = keys.size() * dim;
+  const std::string want = std::to_string(keys.size()) + " keys of dim " + std::to_string(dim) +
+                           " take " + std::to_string(floats);
+  if (pushes && grads.size() != floats) {
+    return Failed(WrongLength(type, spec, "carries", grads.size(), want));
+  }
+  if (pulls && out.size() != floats) {
+    return Failed(WrongLength(type, spec, "into", out.size(), want));
   }
   uint32_t num_servers;
   {
@@ -206,7 +240,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   for (uint32_t s = 0; s < num_servers; ++s) {
     skeys[s].reserve(share);
     if (pushes) svals[s].reserve(share * dim);
-    if (out != nullptr) plan->by_partition[s].reserve(share);
+    if (pulls) plan->by_partition[s].reserve(share);
   }
   // Unique key u -> (its server, its row in that server's request).
   FlatMap seen;
@@ -227,7 +261,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
       float* dst = svals[s].data() + static_cast<size_t>(pos) * dim;
       for (uint32_t j = 0; j < dim; ++j) dst[j] += grads[i * dim + j];
     }
-    if (out != nullptr) {
+    if (pulls) {
       const auto& w = where[*slot];
       plan->by_partition[w.first].push_back({static_cast<uint32_t>(i), w.second});
     }
@@ -252,7 +286,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
     p.expect = skeys[s].size() * dim;
     p.msg.keys = Buffer::FromVector(std::move(skeys[s]));
     if (pushes) p.msg.values = Buffer::FromVector(std::move(svals[s]));
-    if (out != nullptr) {
+    if (pulls) {
       p.out = out;
       p.plan = plan;
     }
@@ -336,12 +370,15 @@ void KvClient::OnReply(Message&& m) {
     } else if (p.plan) {
       const float* src = m.values.as<float>().data();
       const uint32_t dim = p.plan->dim;
+      // Rows land inside `out`: Sparse checked out.size() == keys x dim.
+      // memcpy, not a float copy: a received frame need not be aligned.
       for (auto [row, pos] : p.plan->by_partition[p.partition]) {
-        std::memcpy(p.out + static_cast<size_t>(row) * dim, src + static_cast<size_t>(pos) * dim,
-                    dim * sizeof(float));
+        std::memcpy(p.out.data() + static_cast<size_t>(row) * dim,
+                    src + static_cast<size_t>(pos) * dim, dim * sizeof(float));
       }
-    } else if (p.out != nullptr) {
-      std::memcpy(p.out, m.values.data(), m.values.size());
+    } else if (!p.out.empty()) {
+      // A dense slice: the reply's size equals out.size() (checked above).
+      std::memcpy(p.out.data(), m.values.data(), m.values.size());
     }
   }
   KvHandle req = std::move(p.req);

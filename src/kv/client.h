@@ -5,13 +5,20 @@
 // (pushed rows summed), keys are split by partition, and pulled rows are
 // reassembled in the caller's key order (duplicates included). Each part goes
 // to its partition's owner; when the owner changes (a failover) the parts
-// still unanswered are sent to the new one. Values leave
-// from the caller's memory without a copy: a pushed Buffer (or borrowed
-// memory) and a pull destination must stay untouched until Wait returns.
+// still unanswered are sent to the new one.
+//
+// Values move as spans of floats: the client checks every span's length
+// against the table's shape (a dense table's size, keys x dim for a sparse
+// one) and fails the request with an error naming the table, so no caller
+// counts bytes. Both spans are borrowed and must stay alive and untouched
+// until Wait returns: dense gradients leave from the caller's memory without
+// a copy (sparse rows are merged into per-server requests first), and
+// replies are written straight into `out`.
 // Thread-safe; replies are handled on the node's Dispatcher thread.
 //
-//   KvClient kv(opts, tables, view, transport, &dispatcher, log);
-//   auto h = kv.PushPull(w_table, Buffer::Borrow(grad.data(), n * 4), params.data(), clock);
+//   KvClient kv(opts, tables, transport, &dispatcher, log);
+//   std::vector<float> grad(n), params(n);  // n: the dense table's size
+//   auto h = kv.PushPull(w_table, grad, params, clock);
 //   RETURN_IF_ERROR(kv.Wait(h, Deadline::After(30s)));
 #ifndef DISTOPT_KV_CLIENT_H_
 #define DISTOPT_KV_CLIENT_H_
@@ -82,18 +89,20 @@ class KvClient {
   // request, and again on every membership change.
   Status OnViewChange(const ClusterView& view);
 
-  // Dense tables: `grads` and `out` hold the whole table (size floats).
-  KvHandle Push(uint32_t table, Buffer grads, int64_t clock);
-  KvHandle Pull(uint32_t table, float* out, int64_t clock);
+  // Dense tables: `grads` and `out` hold the whole table (its size floats).
+  KvHandle Push(uint32_t table, std::span<const float> grads, int64_t clock);
+  KvHandle Pull(uint32_t table, std::span<float> out, int64_t clock);
   // Pushes clock `clock` and pulls the parameters of clock+1.
-  KvHandle PushPull(uint32_t table, Buffer grads, float* out, int64_t clock);
+  KvHandle PushPull(uint32_t table, std::span<const float> grads, std::span<float> out,
+                    int64_t clock);
 
-  // Sparse tables: values/out hold keys.size() * dim floats in key order.
+  // Sparse tables: `grads` and `out` hold keys.size() * dim floats in key order.
   KvHandle PushSparse(uint32_t table, std::span<const uint64_t> keys, std::span<const float> grads,
                       int64_t clock);
-  KvHandle PullSparse(uint32_t table, std::span<const uint64_t> keys, float* out, int64_t clock);
+  KvHandle PullSparse(uint32_t table, std::span<const uint64_t> keys, std::span<float> out,
+                      int64_t clock);
   KvHandle PushPullSparse(uint32_t table, std::span<const uint64_t> keys,
-                          std::span<const float> grads, float* out, int64_t clock);
+                          std::span<const float> grads, std::span<float> out, int64_t clock);
 
   // Blocks until every part of `h` is answered. On a deadline the request is
   // cancelled (late replies are ignored) and the error names the servers
@@ -131,7 +140,7 @@ class KvClient {
     uint32_t partition = 0;
     NodeId sent_to = kUnassignedId;
     Message msg;           // kept for retries
-    float* out = nullptr;  // dense pull: where this slice goes
+    std::span<float> out;  // pulls: the slice (dense) or the whole destination (sparse)
     uint64_t expect = 0;   // floats the reply must carry
     std::shared_ptr<SparsePlan> plan;
     SteadyTime sent;
@@ -141,9 +150,12 @@ class KvClient {
   // sent again (the server is then expected to have seen the new epoch).
   static constexpr Duration kStaleResendDelay = std::chrono::milliseconds(20);
 
-  KvHandle Dense(MsgType type, uint32_t table, Buffer grads, float* out, int64_t clock);
+  KvHandle Dense(MsgType type, uint32_t table, std::span<const float> grads, std::span<float> out,
+                 int64_t clock);
   KvHandle Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
-                  std::span<const float> grads, float* out, int64_t clock);
+                  std::span<const float> grads, std::span<float> out, int64_t clock);
+  // Ok if `table` exists and is sparse (or dense); else an error naming it.
+  Status CheckKind(MsgType type, uint32_t table, bool sparse) const;
   KvHandle Failed(Status s);
   void SendPart(uint64_t id, Part part);
   // Refuses a request of clock >= 0 while a rollback is not yet rejoined;

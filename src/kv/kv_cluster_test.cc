@@ -88,8 +88,7 @@ TEST_P(KvClusterTest, DenseTrainingMatchesTheSingleProcessReference) {
     for (uint32_t t = 0; t < 2; ++t) {
       params[t].resize(tables[t].size);
       grads[t].resize(tables[t].size);
-      RETURN_IF_ERROR(
-          kv.Wait(kv.Pull(t, params[t].data(), 0), Deadline::After(std::chrono::seconds(30))));
+      RETURN_IF_ERROR(kv.Wait(kv.Pull(t, params[t], 0), Deadline::After(std::chrono::seconds(30))));
     }
     for (int k = 0; k < kSteps; ++k) {
       std::vector<KvHandle> hs;
@@ -98,8 +97,7 @@ TEST_P(KvClusterTest, DenseTrainingMatchesTheSingleProcessReference) {
           grads[t][i] =
               bsp ? Grad(w, k, i + t * 1000, params[t][i]) : FixedGrad(w, k, i + t * 1000);
         }
-        hs.push_back(kv.PushPull(t, Buffer::Borrow(grads[t].data(), grads[t].size() * 4),
-                                 params[t].data(), k));
+        hs.push_back(kv.PushPull(t, grads[t], params[t], k));
       }
       for (auto& h : hs) RETURN_IF_ERROR(kv.Wait(h, Deadline::After(std::chrono::seconds(30))));
     }
@@ -146,15 +144,14 @@ TEST_P(KvClusterTest, PullsNeverRunAheadOfTheSlowestWorkerBeyondTheBound) {
     KvClient& kv = node.kv();
     uint32_t w = node.rank();
     std::vector<float> p(kBig), g(kBig, 0.001f);
-    RETURN_IF_ERROR(kv.Wait(kv.Pull(0, p.data(), 0)));
+    RETURN_IF_ERROR(kv.Wait(kv.Pull(0, p, 0)));
     for (int k = 0; k < 2 * kSteps; ++k) {
       if (w == 0) std::this_thread::sleep_for(std::chrono::milliseconds(15));
       {
         std::lock_guard<std::mutex> lock(mu);
         pushed[w] = k + 1;
       }
-      RETURN_IF_ERROR(kv.Wait(kv.PushPull(0, Buffer::Borrow(g.data(), kBig * 4), p.data(), k),
-                              Deadline::After(std::chrono::seconds(30))));
+      RETURN_IF_ERROR(kv.Wait(kv.PushPull(0, g, p, k), Deadline::After(std::chrono::seconds(30))));
       std::lock_guard<std::mutex> lock(mu);
       int64_t slowest = *std::min_element(pushed.begin(), pushed.end());
       max_lead = std::max(max_lead, (k + 1) - slowest);
@@ -213,7 +210,7 @@ TEST_P(KvClusterTest, SparsePushesOfRandomKeysSumExactly) {
         }
       }
       std::vector<float> out(keys.size() * 4);
-      RETURN_IF_ERROR(node.kv().Wait(node.kv().PushPullSparse(0, keys, g, out.data(), k),
+      RETURN_IF_ERROR(node.kv().Wait(node.kv().PushPullSparse(0, keys, g, out, k),
                                      Deadline::After(std::chrono::seconds(30))));
     }
     return Status::Ok();
@@ -240,7 +237,7 @@ TEST_P(KvClusterTest, SparsePullReassemblesRowsInCallerOrder) {
   Status s = cluster.Run([&](WorkerNode& node) -> Status {
     std::vector<uint64_t> keys = {99, 5, 1ull << 40, 5, 12345, 99};
     std::vector<float> out(keys.size() * 3);
-    RETURN_IF_ERROR(node.kv().Wait(node.kv().PullSparse(0, keys, out.data(), 0)));
+    RETURN_IF_ERROR(node.kv().Wait(node.kv().PullSparse(0, keys, out, 0)));
     for (size_t i = 0; i < keys.size(); ++i) {
       for (int j = 0; j < 3; ++j) {
         float want = InitValue(tables[0].init, 0, keys[i] * 3 + j);
@@ -296,15 +293,15 @@ TEST(KvFaultTest, DropAndDuplicateLeaveTheBspResultIdentical) {
       KvClient& kv = node.kv();
       uint32_t w = node.rank();
       std::vector<float> p(kBig), g(kBig);
-      RETURN_IF_ERROR(kv.Wait(kv.Pull(0, p.data(), 0), Deadline::After(std::chrono::seconds(60))));
+      RETURN_IF_ERROR(kv.Wait(kv.Pull(0, p, 0), Deadline::After(std::chrono::seconds(60))));
       std::mt19937_64 rng(77 + w);
       for (int k = 0; k < kSteps; ++k) {
         for (uint64_t i = 0; i < kBig; ++i) g[i] = Grad(w, k, i, p[i]);
         std::vector<uint64_t> keys(50);
         for (auto& key : keys) key = rng() % 200;
         std::vector<float> sg(keys.size() * 4, 0.5f), out(keys.size() * 4);
-        auto h1 = kv.PushPull(0, Buffer::Borrow(g.data(), kBig * 4), p.data(), k);
-        auto h2 = kv.PushPullSparse(2, keys, sg, out.data(), k);
+        auto h1 = kv.PushPull(0, g, p, k);
+        auto h2 = kv.PushPullSparse(2, keys, sg, out, k);
         RETURN_IF_ERROR(kv.Wait(h1, Deadline::After(std::chrono::seconds(60))));
         RETURN_IF_ERROR(kv.Wait(h2, Deadline::After(std::chrono::seconds(60))));
       }
@@ -347,8 +344,8 @@ TEST(KvCheckpointTest, AWorkerRequestedCheckpointIsWrittenAtThatClock) {
     // Every table, every step (a server checkpoints once all it holds are there).
     std::vector<float> p(kBig), g(kBig, 0.01f), ps(kSmall), gs(kSmall, 0.01f);
     for (int k = 0; k < 4; ++k) {
-      auto h0 = kv.PushPull(0, Buffer::Borrow(g.data(), kBig * 4), p.data(), k);
-      auto h1 = kv.PushPull(1, Buffer::Borrow(gs.data(), kSmall * 4), ps.data(), k);
+      auto h0 = kv.PushPull(0, g, p, k);
+      auto h1 = kv.PushPull(1, gs, ps, k);
       RETURN_IF_ERROR(kv.Wait(h0, Deadline::After(std::chrono::seconds(30))));
       RETURN_IF_ERROR(kv.Wait(h1, Deadline::After(std::chrono::seconds(30))));
     }
@@ -375,7 +372,7 @@ TEST(KvServerTest, MalformedRequestsAreRejectedAndTheServerKeepsServing) {
   Status s = cluster.Run([&](WorkerNode& node) -> Status {
     KvClient& kv = node.kv();
     std::vector<float> wrong(5, 1.0f);
-    Status bad = kv.Wait(kv.Push(0, Buffer::Borrow(wrong.data(), 20), 0));
+    Status bad = kv.Wait(kv.Push(0, wrong, 0));
     if (bad.ok()) return InternalError("a push of the wrong size was accepted");
     // A raw message with a wrong slice offset, sent past the client's checks.
     Message m;
@@ -386,7 +383,7 @@ TEST(KvServerTest, MalformedRequestsAreRejectedAndTheServerKeepsServing) {
     m.request_id = 777;
     RETURN_IF_ERROR(node.transport().Send(node.cluster().view().FindRank(Role::kServer, 0)->id, m));
     std::vector<float> p(kBig);
-    RETURN_IF_ERROR(kv.Wait(kv.Pull(0, p.data(), 0), Deadline::After(std::chrono::seconds(10))));
+    RETURN_IF_ERROR(kv.Wait(kv.Pull(0, p, 0), Deadline::After(std::chrono::seconds(10))));
     if (p[0] != InitValue(tables[0].init, 0, 0))
       return InternalError("wrong value after rejection");
     return Status::Ok();
@@ -421,13 +418,11 @@ TEST(KvColocatedTest, LocalDeliveryTrainsBitForBitLikeTheTransport) {
     Status s = cluster.Run([&](WorkerNode& node) -> Status {
       KvClient& kv = node.kv();
       std::vector<float> params(tables[0].size), grads(tables[0].size);
-      RETURN_IF_ERROR(
-          kv.Wait(kv.Pull(0, params.data(), 0), Deadline::After(std::chrono::seconds(30))));
+      RETURN_IF_ERROR(kv.Wait(kv.Pull(0, params, 0), Deadline::After(std::chrono::seconds(30))));
       for (int k = 0; k < kSteps; ++k) {
         for (uint64_t i = 0; i < grads.size(); ++i) grads[i] = Grad(node.rank(), k, i, params[i]);
-        RETURN_IF_ERROR(kv.Wait(
-            kv.PushPull(0, Buffer::Borrow(grads.data(), grads.size() * 4), params.data(), k),
-            Deadline::After(std::chrono::seconds(30))));
+        RETURN_IF_ERROR(
+            kv.Wait(kv.PushPull(0, grads, params, k), Deadline::After(std::chrono::seconds(30))));
       }
       return Status::Ok();
     });

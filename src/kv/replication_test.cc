@@ -124,8 +124,8 @@ TEST_P(ReplicationTest, KillingOwnersLosesNoAcknowledgedPush) {
       auto keys = KeysOf(w.rank(), k, bsp);
       std::vector<float> rows(keys.size() * kDim, -1.0f);
       std::vector<float> pulled(keys.size() * kDim);
-      auto hd = w.kv().PushPull(0, Buffer::Borrow(grad.data(), kDense * 4), params.data(), k);
-      auto hs = w.kv().PushPullSparse(1, keys, rows, pulled.data(), k);
+      auto hd = w.kv().PushPull(0, grad, params, k);
+      auto hs = w.kv().PushPullSparse(1, keys, rows, pulled, k);
       RETURN_IF_ERROR(w.kv().Wait(hd, deadline()));
       RETURN_IF_ERROR(w.kv().Wait(hs, deadline()));
       // Acknowledged: count what this push must have added.
@@ -147,8 +147,8 @@ TEST_P(ReplicationTest, KillingOwnersLosesNoAcknowledgedPush) {
       std::vector<uint64_t> all(kKeySpace);
       for (uint64_t k = 0; k < kKeySpace; ++k) all[k] = k;
       std::vector<float> rows(kKeySpace * kDim);
-      auto hd = w.kv().Pull(0, final_dense.data(), kSteps);
-      auto hs = w.kv().PullSparse(1, all, rows.data(), kSteps);
+      auto hd = w.kv().Pull(0, final_dense, kSteps);
+      auto hs = w.kv().PullSparse(1, all, rows, kSteps);
       RETURN_IF_ERROR(w.kv().Wait(hd, deadline()));
       RETURN_IF_ERROR(w.kv().Wait(hs, deadline()));
       for (uint64_t k = 0; k < kKeySpace; ++k) {

@@ -1,11 +1,9 @@
 #include "train/trainer.h"
-#include "train/step_times.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
-#include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -18,43 +16,23 @@ using Json = nlohmann::json;
 
 double Seconds(SteadyTime since) { return ToSeconds(std::chrono::steady_clock::now() - since); }
 
-// Appends one JSON object per line, flushed, so a reader (the launcher's
-// progress bar) sees complete lines as they happen.
-class JsonLines {
- public:
-  explicit JsonLines(const std::string& path) {
-    if (!path.empty()) out_.open(path, std::ios::app);
-  }
-  void Write(const Json& j) {
-    if (!out_.is_open()) return;
-    out_ << j.dump() << "\n";
-    out_.flush();
-  }
-
- private:
-  std::ofstream out_;
-};
-
-// Waits for every handle, watching for the job's end: a worker blocked in
-// BSP when another ends the job must not wait for a clock that never comes.
-Status WaitAll(WorkerNode& node, std::vector<KvHandle>& handles, Duration timeout) {
-  Deadline deadline = Deadline::After(timeout);
-  for (auto& h : handles) {
-    while (!node.kv().WaitDone(h, Deadline::After(std::chrono::milliseconds(200)))) {
-      if (node.cluster().shutting_down()) return AbortedError("the job ended");
-      if (deadline.expired()) return node.kv().Wait(h, deadline);  // names the silent servers
-    }
-    RETURN_IF_ERROR(node.kv().Wait(h));
-  }
-  handles.clear();
-  return Status::Ok();
-}
-
 // Sorted unique feature ids of a sparse dataset.
 std::vector<uint64_t> FeatureIds(const Dataset& d) {
   std::vector<uint64_t> ids = d.col_idx;
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+// Sorted unique feature ids of the training and (if any) test data.
+std::vector<uint64_t> FeatureIds(const Dataset& train, const Dataset* test) {
+  std::vector<uint64_t> ids = FeatureIds(train);
+  if (test != nullptr) {
+    auto more = FeatureIds(*test);
+    ids.insert(ids.end(), more.begin(), more.end());
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  }
   return ids;
 }
 
@@ -65,11 +43,14 @@ const MetricValue* Find(const std::vector<MetricValue>& v, const std::string& na
   return nullptr;
 }
 
-bool Reached(const std::string& metric, double value, double target) {
-  // Losses and errors go down; everything else goes up.
-  bool lower_better =
-      metric.find("loss") != std::string::npos || metric.find("rmse") != std::string::npos;
-  return lower_better ? value <= target : value >= target;
+double UnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string JoinInts(const std::vector<int>& v) {
+  std::string s;
+  for (int x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+  return s;
 }
 
 }  // namespace
@@ -168,330 +149,390 @@ Result<ParamSource> SavedModelSource(const SavedModel& saved, const std::vector<
   });
 }
 
+Result<TrainStop> StopAfter(const Status& request, bool generation_changed) {
+  if (request.ok()) return TrainStop::kNone;
+  // kAborted is how the KV client and WaitAll report both a rollback (the
+  // client cancels what is in flight on a new generation) and the job's
+  // end; only the generation tells them apart.
+  if (request.code() == StatusCode::kAborted) {
+    return generation_changed ? TrainStop::kRolledBack : TrainStop::kJobEnded;
+  }
+  return request;
+}
+
+std::vector<int> ShardsToRead(uint32_t rank, uint32_t workers, std::vector<uint32_t> live_ranks) {
+  std::sort(live_ranks.begin(), live_ranks.end());
+  std::vector<int> mine = {static_cast<int>(rank)};
+  for (uint32_t s = 0; s < workers && !live_ranks.empty(); ++s) {
+    bool dead = std::find(live_ranks.begin(), live_ranks.end(), s) == live_ranks.end();
+    if (dead && live_ranks[s % live_ranks.size()] == rank) mine.push_back(static_cast<int>(s));
+  }
+  return mine;
+}
+
+float GradScale(size_t shards, size_t live, uint32_t workers) {
+  return static_cast<float>(shards) * static_cast<float>(live) / static_cast<float>(workers);
+}
+
+bool EvalDue(int64_t epochs_done, const TrainerOptions& options) {
+  return epochs_done % std::max<int64_t>(1, options.eval_every_epochs) == 0 ||
+         epochs_done == options.epochs;
+}
+
+bool TargetReached(const std::string& metric, double value, double target) {
+  bool lower_better =
+      metric.find("loss") != std::string::npos || metric.find("rmse") != std::string::npos;
+  return lower_better ? value <= target : value >= target;
+}
+
+Trainer::Trainer(WorkerNode& node, Model& model, const Dataset& train, const Dataset* test,
+                 const TrainerOptions& options, Logger log)
+    : node_(node),
+      kv_(node.kv()),
+      model_(model),
+      train_(train),
+      test_(test),
+      options_(options),
+      log_(std::move(log)),
+      decls_(model.Tables()),
+      rank_(node.rank()),
+      workers_(node.cluster().view().num_workers),
+      lead_(rank_ == 0),
+      start_(std::chrono::steady_clock::now()),
+      dense_(decls_.size()),
+      rows_(decls_.size()),
+      last_checkpoint_request_(start_) {
+  if (lead_ && !options_.metrics_path.empty()) metrics_.open(options_.metrics_path, std::ios::app);
+}
+
+Result<TrainSummary> Trainer::Run() {
+  RETURN_IF_ERROR(Join());
+  RETURN_IF_ERROR(PrepareBatches());
+  WriteStart();
+  window_.start = std::chrono::steady_clock::now();
+  last_checkpoint_request_ = window_.start;
+  if (clock_ > 0) {
+    log_.Info("joining the job at clock ", clock_, " (epoch ", clock_ / steps_per_epoch_ + 1, ")");
+  }
+  while (true) {
+    ASSIGN_OR_RETURN(TrainStop stop, RunEpochs());
+    if (stop != TrainStop::kRolledBack) break;
+    RETURN_IF_ERROR(Join());
+    log_.Warn("the job rolled back: going on from clock ", clock_, " (epoch ",
+              clock_ / steps_per_epoch_ + 1, ")");
+  }
+  summary_.steps = clock_;
+  summary_.seconds = Seconds(start_);
+  RETURN_IF_ERROR(SaveFinalModel());
+  WriteDone();
+  SendResults();
+  RETURN_IF_ERROR(node_.Finish(Deadline::After(std::chrono::minutes(10)), end_reason_));
+  return summary_;
+}
+
+Status Trainer::Join() {
+  generation_ = kv_.generation();
+  std::vector<KvHandle> pending;
+  for (size_t t = 0; t < decls_.size(); ++t) {
+    const auto table = static_cast<uint32_t>(t);
+    if (decls_[t].kind == TableKind::kDense) {
+      dense_[t].resize(decls_[t].size);
+      pending.push_back(kv_.Pull(table, dense_[t], -1));
+    } else if (pending.empty()) {
+      // Until a dense table answers, one sparse pull of no keys asks for the clock.
+      pending.push_back(kv_.PullSparse(table, {}, {}, -1));
+    }
+  }
+  std::vector<KvHandle> joined = pending;
+  RETURN_IF_ERROR(WaitAll(pending));
+  clock_ = INT64_MAX;
+  for (const auto& h : joined) clock_ = std::min(clock_, h->clock());
+  if (clock_ == INT64_MAX || clock_ < 0) clock_ = 0;
+  return Status::Ok();
+}
+
+Status Trainer::PrepareBatches() {
+  batch_options_.batch_size = static_cast<size_t>(options_.batch_size);
+  batch_options_.seed = options_.seed;
+  batch_options_.shuffle = true;
+  batch_options_.shards = {static_cast<int>(rank_)};
+  batch_options_.num_shards = static_cast<int>(workers_);
+  batch_options_.global_order = options_.global_order;
+  batch_options_.drop_last = options_.global_order;
+  ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(&train_, batch_options_));
+  batches_.emplace(std::move(it));
+  steps_per_epoch_ = static_cast<int64_t>(batches_->batches_per_epoch());
+  if (steps_per_epoch_ == 0) {
+    return InvalidArgumentError("the training set (" + std::to_string(train_.num_rows) +
+                                " rows) is too small for " + std::to_string(workers_) +
+                                " workers with batch_size " + std::to_string(options_.batch_size));
+  }
+  return Status::Ok();
+}
+
+Result<TrainStop> Trainer::RunEpochs() {
+  for (int64_t epoch = clock_ / steps_per_epoch_; epoch < options_.epochs; ++epoch) {
+    ASSIGN_OR_RETURN(TrainStop stop, RunEpoch(epoch));
+    if (stop != TrainStop::kNone) return stop;
+  }
+  return TrainStop::kNone;
+}
+
+Result<TrainStop> Trainer::RunEpoch(int64_t epoch) {
+  RETURN_IF_ERROR(ReadShardsFor(epoch));
+  batches_->StartEpoch(static_cast<int>(epoch));
+  Batch batch;
+  // A worker joining mid-epoch skips the steps already taken.
+  for (int64_t skip = epoch * steps_per_epoch_; skip < clock_ && batches_->Next(&batch); ++skip) {
+  }
+  while (batches_->Next(&batch)) {
+    ASSIGN_OR_RETURN(TrainStop stop, Step(batch, epoch));
+    if (stop != TrainStop::kNone) return stop;
+  }
+  summary_.epochs = epoch + 1;
+  if (lead_ && test_ != nullptr && EvalDue(epoch + 1, options_)) return EvaluateEpoch(epoch);
+  return TrainStop::kNone;
+}
+
+Status Trainer::ReadShardsFor(int64_t epoch) {
+  const ClusterView view = node_.cluster().view();
+  std::vector<uint32_t> live;
+  for (const Member* m : view.Live(Role::kWorker)) live.push_back(m->rank);
+  const size_t num_live = live.size();
+  std::vector<int> shards = ShardsToRead(rank_, workers_, std::move(live));
+  grad_scale_ = GradScale(shards.size(), num_live, workers_);
+  if (shards == batches_->options().shards) return Status::Ok();
+  log_.Info("epoch ", epoch + 1, ": reading shards ", JoinInts(shards),
+            " (taking over for dead workers)");
+  batch_options_.shards = std::move(shards);
+  ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(&train_, batch_options_));
+  batches_.emplace(std::move(it));
+  return Status::Ok();
+}
+
+Result<TrainStop> Trainer::Step(const Batch& batch, int64_t epoch) {
+  const SteadyTime step_start = std::chrono::steady_clock::now();
+  model_.CollectKeys(batch, &keys_);
+  ASSIGN_OR_RETURN(TrainStop stop, Classify(FetchParams(keys_, &params_, &rows_)));
+  if (stop != TrainStop::kNone) return stop;
+  ASSIGN_OR_RETURN(float loss, model_.ForwardBackward(batch, params_, &grads_));
+  if (!std::isfinite(loss)) {
+    return InvalidArgumentError("the loss became " + std::to_string(loss) + " at step " +
+                                std::to_string(clock_) +
+                                " (learning rate too high?); stopping the job");
+  }
+  MaybeRequestCheckpoint();
+  ASSIGN_OR_RETURN(stop, Classify(PushGradients()));
+  if (stop != TrainStop::kNone) return stop;
+  step_times_.Add(std::chrono::steady_clock::now() - step_start);
+  ++clock_;
+  CountStep(loss, batch.size(), epoch);
+  return TrainStop::kNone;
+}
+
+Result<TrainStop> Trainer::EvaluateEpoch(int64_t epoch) {
+  ParamSource source = [this](const std::vector<std::vector<uint64_t>>& keys, ParamSet* params,
+                              std::vector<std::vector<float>>* storage) {
+    return FetchParams(keys, params, storage);
+  };
+  Result<std::vector<MetricValue>> ev = Evaluate(model_, *test_, source);
+  if (!ev.ok()) return Classify(ev.status());
+  summary_.last_eval = *ev;
+  WriteEval(epoch, *ev);
+  window_.start = std::chrono::steady_clock::now();  // eval time is not training time
+  if (options_.target_metric.empty()) return TrainStop::kNone;
+  const MetricValue* m = Find(*ev, options_.target_metric);
+  if (m == nullptr || !TargetReached(options_.target_metric, m->value, options_.target)) {
+    return TrainStop::kNone;
+  }
+  summary_.reached_target = true;
+  end_reason_ = options_.target_metric + " reached " + std::to_string(m->value) + " (target " +
+                std::to_string(options_.target) + ") after epoch " + std::to_string(epoch + 1);
+  log_.Info(end_reason_, "; ending the job");
+  return TrainStop::kTargetReached;
+}
+
+Status Trainer::FetchParams(const std::vector<std::vector<uint64_t>>& keys, ParamSet* params,
+                            std::vector<std::vector<float>>* storage) {
+  const size_t n = decls_.size();
+  params->values.assign(n, {});
+  params->keys.assign(n, {});
+  storage->resize(n);
+  std::vector<KvHandle> pending;
+  for (size_t t = 0; t < n; ++t) {
+    if (decls_[t].kind == TableKind::kDense) {
+      params->values[t] = dense_[t];
+      continue;
+    }
+    std::vector<float>& rows = (*storage)[t];
+    rows.resize(keys[t].size() * decls_[t].dim);
+    params->keys[t] = keys[t];
+    params->values[t] = rows;
+    pending.push_back(kv_.PullSparse(static_cast<uint32_t>(t), keys[t], rows, clock_));
+  }
+  return WaitAll(pending);
+}
+
+Status Trainer::PushGradients() {
+  std::vector<KvHandle> pending;
+  for (size_t t = 0; t < decls_.size(); ++t) {
+    const auto table = static_cast<uint32_t>(t);
+    std::vector<float>& g = grads_.values[t];
+    if (grad_scale_ != 1.0f) {
+      for (float& x : g) x *= grad_scale_;
+    }
+    if (decls_[t].kind == TableKind::kDense) {
+      pending.push_back(kv_.PushPull(table, g, dense_[t], clock_));
+    } else {
+      pending.push_back(kv_.PushSparse(table, keys_[t], g, clock_));
+    }
+  }
+  return WaitAll(pending);
+}
+
+void Trainer::MaybeRequestCheckpoint() {
+  if (!lead_ || options_.checkpoint_every <= Duration::zero()) return;
+  SteadyTime now = std::chrono::steady_clock::now();
+  if (now - last_checkpoint_request_ < options_.checkpoint_every) return;
+  kv_.RequestCheckpointAt(clock_);
+  last_checkpoint_request_ = now;
+}
+
+Status Trainer::WaitAll(std::vector<KvHandle>& handles) {
+  // A worker blocked in BSP when another ends the job must not wait for a
+  // clock that never comes: poll, watching for the job's end.
+  Deadline deadline = Deadline::After(options_.request_timeout);
+  for (auto& h : handles) {
+    while (!kv_.WaitDone(h, Deadline::After(std::chrono::milliseconds(200)))) {
+      if (node_.cluster().shutting_down()) return AbortedError("the job ended");
+      if (deadline.expired()) return kv_.Wait(h, deadline);  // names the silent servers
+    }
+    RETURN_IF_ERROR(kv_.Wait(h));
+  }
+  handles.clear();
+  return Status::Ok();
+}
+
+Result<TrainStop> Trainer::Classify(const Status& request) const {
+  return StopAfter(request, kv_.generation() != generation_);
+}
+
+Status Trainer::SaveFinalModel() {
+  if (!lead_ || options_.model_path.empty() || node_.cluster().shutting_down()) {
+    return Status::Ok();
+  }
+  SavedModel saved;
+  saved.step = clock_;
+  for (size_t t = 0; t < decls_.size(); ++t) {
+    SavedTable st;
+    st.name = decls_[t].name;
+    st.sparse = decls_[t].kind == TableKind::kSparse;
+    st.size = decls_[t].size;
+    st.dim = decls_[t].dim;
+    if (!st.sparse) {
+      st.values = dense_[t];
+    } else {
+      st.keys = FeatureIds(train_, test_);
+      st.values.resize(st.keys.size() * st.dim);
+      std::vector<KvHandle> pending = {
+          kv_.PullSparse(static_cast<uint32_t>(t), st.keys, st.values, clock_)};
+      RETURN_IF_ERROR(WaitAll(pending));
+    }
+    saved.tables.push_back(std::move(st));
+  }
+  RETURN_IF_ERROR(SaveModel(options_.model_path, saved));
+  log_.Info("saved the model (step ", clock_, ") to ", options_.model_path);
+  return Status::Ok();
+}
+
+void Trainer::SendResults() {
+  if (!lead_ || !options_.send_results) return;
+  // A lost result at the end of a run is the worst loss there is: the
+  // files stay here whatever happens, and a failed hand-over says where.
+  for (const std::string& path : {options_.metrics_path, options_.model_path}) {
+    if (path.empty() || node_.cluster().shutting_down()) continue;
+    const std::string name = path.substr(path.rfind('/') + 1);
+    Status s = node_.cluster().SendFile(name, path, Deadline::After(options_.request_timeout));
+    if (!s.ok()) {
+      log_.Error("could not hand ", name, " to the coordinator (", s.message(), "); it is at ",
+                 path);
+    }
+  }
+}
+
+void Trainer::WriteStart() {
+  if (!lead_) return;
+  Json rec = {{"type", "start"},           {"name", options_.run_name},
+              {"epochs", options_.epochs}, {"steps_per_epoch", steps_per_epoch_},
+              {"workers", workers_},       {"batch_size", options_.batch_size},
+              {"time", UnixSeconds()}};
+  WriteRecord(rec.dump());
+}
+
+void Trainer::CountStep(double loss, size_t samples, int64_t epoch) {
+  window_.loss += loss;
+  ++window_.steps;
+  window_.samples += static_cast<int64_t>(samples);
+  if (!lead_ || options_.log_every_steps <= 0 || clock_ % options_.log_every_steps != 0) return;
+  TransportStats ts = node_.transport().Stats();
+  double secs = Seconds(window_.start);
+  Json rec = {{"type", "train"},
+              {"epoch", epoch + 1},
+              {"step", clock_},
+              {"loss", window_.loss / window_.steps},
+              // Worker 0's rate times the workers (they move in step under BSP).
+              {"samples_per_s", secs > 0 ? window_.samples * workers_ / secs : 0.0},
+              {"bytes_sent", ts.bytes_sent},
+              {"bytes_received", ts.bytes_received},
+              {"step_ms_max", step_times_.TakeWindowMax()},
+              {"elapsed_s", Seconds(start_)}};
+  WriteRecord(rec.dump());
+  window_ = Window{.start = std::chrono::steady_clock::now()};
+}
+
+void Trainer::WriteEval(int64_t epoch, const std::vector<MetricValue>& metrics) {
+  Json rec = {
+      {"type", "eval"}, {"epoch", epoch + 1}, {"step", clock_}, {"elapsed_s", Seconds(start_)}};
+  std::string line;
+  for (const auto& m : metrics) {
+    rec[m.name] = m.value;
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), " %s %.4f", m.name.c_str(), m.value);
+    line += buf;
+  }
+  WriteRecord(rec.dump());
+  log_.Info("epoch ", epoch + 1, "/", options_.epochs, " step ", clock_, ":", line);
+}
+
+void Trainer::WriteDone() {
+  if (!lead_) return;
+  Json rec = {{"type", "done"},
+              {"epochs", summary_.epochs},
+              {"step", clock_},
+              {"elapsed_s", summary_.seconds},
+              {"reached_target", summary_.reached_target},
+              {"step_ms",
+               {{"p50", step_times_.Quantile(0.5)},
+                {"p90", step_times_.Quantile(0.9)},
+                {"p99", step_times_.Quantile(0.99)},
+                {"max", step_times_.Max()},
+                {"steps", step_times_.count()}}}};
+  for (const auto& m : summary_.last_eval) rec[m.name] = m.value;
+  WriteRecord(rec.dump());
+}
+
+void Trainer::WriteRecord(const std::string& json) {
+  // One object per line, flushed, so a reader (the launcher's progress bar)
+  // sees complete lines as they happen.
+  if (!metrics_.is_open()) return;
+  metrics_ << json << "\n";
+  metrics_.flush();
+}
+
 Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& train,
                                  const Dataset* test, const TrainerOptions& options, Logger log) {
-  const std::vector<TableDecl> decls = model.Tables();
-  const size_t num_tables = decls.size();
-  const uint32_t rank = node.rank();
-  const uint32_t workers = node.cluster().view().num_workers;
-  const bool lead = rank == 0;
-  KvClient& kv = node.kv();
-  JsonLines metrics(lead ? options.metrics_path : "");
-  SteadyTime start = std::chrono::steady_clock::now();
-
-  // Dense parameters live here between steps: each push-pull's reply lands
-  // in them, so the next step needs no pull.
-  std::vector<std::vector<float>> dense(num_tables), rows(num_tables);
-  std::vector<KvHandle> pending;
-  // Ask the servers where the job is (clock -1): 0 for a fresh job, the
-  // current clock for a worker restarted into a running one or after a
-  // rollback to a checkpoint. Dense parameters land in `dense` on the way.
-  int64_t clock = 0;
-  uint32_t generation = kv.generation();
-  auto join = [&]() -> Status {
-    generation = kv.generation();
-    for (size_t t = 0; t < num_tables; ++t) {
-      if (decls[t].kind == TableKind::kDense) {
-        dense[t].resize(decls[t].size);
-        pending.push_back(kv.Pull(static_cast<uint32_t>(t), dense[t].data(), -1));
-      } else if (pending.empty()) {
-        pending.push_back(kv.PullSparse(static_cast<uint32_t>(t), {}, nullptr, -1));
-      }
-    }
-    std::vector<KvHandle> joined = pending;
-    RETURN_IF_ERROR(WaitAll(node, pending, options.request_timeout));
-    clock = INT64_MAX;
-    for (const auto& h : joined) clock = std::min(clock, h->clock());
-    if (clock == INT64_MAX || clock < 0) clock = 0;
-    return Status::Ok();
-  };
-  RETURN_IF_ERROR(join());
-  int64_t start_clock = clock;
-  // A request that failed because the job rolled back (not because it ended).
-  auto rolled_back = [&] { return kv.generation() != generation; };
-
-  // Parameters for a set of keys at the current clock (training and eval).
-  auto fetch = [&](const std::vector<std::vector<uint64_t>>& keys, ParamSet* ps,
-                   std::vector<std::vector<float>>* storage) -> Status {
-    ps->values.assign(num_tables, {});
-    ps->keys.assign(num_tables, {});
-    storage->resize(num_tables);
-    std::vector<KvHandle> hs;
-    for (size_t t = 0; t < num_tables; ++t) {
-      if (decls[t].kind == TableKind::kDense) {
-        ps->values[t] = dense[t];
-        continue;
-      }
-      (*storage)[t].resize(keys[t].size() * decls[t].dim);
-      ps->keys[t] = keys[t];
-      ps->values[t] = (*storage)[t];
-      hs.push_back(kv.PullSparse(static_cast<uint32_t>(t), keys[t], (*storage)[t].data(), clock));
-    }
-    return WaitAll(node, hs, options.request_timeout);
-  };
-
-  BatchOptions bo;
-  bo.batch_size = static_cast<size_t>(options.batch_size);
-  bo.seed = options.seed;
-  bo.shuffle = true;
-  bo.shards = {static_cast<int>(rank)};
-  bo.num_shards = static_cast<int>(workers);
-  bo.global_order = options.global_order;
-  bo.drop_last = options.global_order;
-  ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(&train, bo));
-  const int64_t steps_per_epoch = static_cast<int64_t>(it.batches_per_epoch());
-  // The shards of this worker for an epoch: its own, plus those of dead
-  // workers dealt round-robin over the live ones (a crashed worker's data
-  // is taken over from the next epoch on; a restarted one takes it back).
-  auto shards_now = [&]() {
-    ClusterView v = node.cluster().view();
-    std::vector<uint32_t> live;
-    for (const Member* m : v.Live(Role::kWorker)) live.push_back(m->rank);
-    std::sort(live.begin(), live.end());
-    std::vector<int> mine = {static_cast<int>(rank)};
-    for (uint32_t s = 0; s < workers && !live.empty(); ++s) {
-      if (std::find(live.begin(), live.end(), s) == live.end() && live[s % live.size()] == rank) {
-        mine.push_back(static_cast<int>(s));
-      }
-    }
-    return mine;
-  };
-  if (steps_per_epoch == 0) {
-    return InvalidArgumentError("the training set (" + std::to_string(train.num_rows) +
-                                " rows) is too small for " + std::to_string(workers) +
-                                " workers with batch_size " + std::to_string(options.batch_size));
-  }
-  if (lead) {
-    metrics.Write(
-        {{"type", "start"},
-         {"name", options.run_name},
-         {"epochs", options.epochs},
-         {"steps_per_epoch", steps_per_epoch},
-         {"workers", workers},
-         {"batch_size", options.batch_size},
-         {"time", std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-                      .count()}});
-  }
-
-  TrainSummary summary;
-  GradSet grads;
-  ParamSet ps;
-  std::vector<std::vector<uint64_t>> keys;
-  double window_loss = 0;
-  int64_t window_steps = 0, window_samples = 0;
-  SteadyTime window_start = std::chrono::steady_clock::now();
-  bool stop = false;
-  std::string end_reason;
-  float grad_scale = 1.0f;
-  SteadyTime last_checkpoint_request = std::chrono::steady_clock::now();
-  StepTimes step_times;
-
-  if (start_clock > 0) {
-    log.Info("joining the job at clock ", start_clock, " (epoch ",
-             start_clock / steps_per_epoch + 1, ")");
-  }
-  bool rollback = false;
-  while (true) {  // once, plus once per rollback to a checkpoint
-    for (int64_t epoch = start_clock / steps_per_epoch; epoch < options.epochs && !stop; ++epoch) {
-      std::vector<int> shards = shards_now();
-      // A worker reading k slots of the global batch pushes k * live / W times
-      // its gradient, so the servers' mean over the live workers' pushes is
-      // still the mean over all W slots: the run stays equal to large-batch
-      // SGD after a crash.
-      grad_scale = static_cast<float>(shards.size()) *
-                   static_cast<float>(node.cluster().view().Live(Role::kWorker).size()) /
-                   static_cast<float>(workers);
-      if (shards != it.options().shards) {
-        log.Info(
-            "epoch ", epoch + 1, ": reading shards ",
-            [&] {
-              std::string s;
-              for (int x : shards) s += (s.empty() ? "" : ",") + std::to_string(x);
-              return s;
-            }(),
-            " (taking over for dead workers)");
-        bo.shards = shards;
-        ASSIGN_OR_RETURN(it, BatchIterator::Create(&train, bo));
-      }
-      it.StartEpoch(static_cast<int>(epoch));
-      Batch batch;
-      // A worker joining mid-epoch skips the steps already taken.
-      for (int64_t skip = epoch * steps_per_epoch; skip < clock && it.Next(&batch); ++skip) {
-      }
-      while (it.Next(&batch)) {
-        const SteadyTime step_start = std::chrono::steady_clock::now();
-        model.CollectKeys(batch, &keys);
-        Status fs = fetch(keys, &ps, &rows);
-        if (fs.code() == StatusCode::kAborted) {
-          (rolled_back() ? rollback : stop) = true;
-          break;
-        }
-        RETURN_IF_ERROR(fs);
-        ASSIGN_OR_RETURN(float loss, model.ForwardBackward(batch, ps, &grads));
-        if (!std::isfinite(loss)) {
-          return InvalidArgumentError("the loss became " + std::to_string(loss) + " at step " +
-                                      std::to_string(clock) +
-                                      " (learning rate too high?); stopping the job");
-        }
-        if (lead && options.checkpoint_every > Duration::zero() &&
-            std::chrono::steady_clock::now() - last_checkpoint_request >=
-                options.checkpoint_every) {
-          kv.RequestCheckpointAt(clock);
-          last_checkpoint_request = std::chrono::steady_clock::now();
-        }
-        for (size_t t = 0; t < num_tables; ++t) {
-          auto& g = grads.values[t];
-          if (grad_scale != 1.0f) {
-            for (float& x : g) x *= grad_scale;
-          }
-          if (decls[t].kind == TableKind::kDense) {
-            pending.push_back(kv.PushPull(static_cast<uint32_t>(t),
-                                          Buffer::Borrow(g.data(), g.size() * 4), dense[t].data(),
-                                          clock));
-          } else {
-            pending.push_back(kv.PushSparse(static_cast<uint32_t>(t), keys[t], g, clock));
-          }
-        }
-        Status ws = WaitAll(node, pending, options.request_timeout);
-        if (ws.code() == StatusCode::kAborted) {
-          pending.clear();
-          (rolled_back() ? rollback : stop) = true;
-          break;
-        }
-        RETURN_IF_ERROR(ws);
-        step_times.Add(std::chrono::steady_clock::now() - step_start);
-        ++clock;
-        window_loss += loss;
-        ++window_steps;
-        window_samples += static_cast<int64_t>(batch.size());
-        if (lead && options.log_every_steps > 0 && clock % options.log_every_steps == 0) {
-          TransportStats ts = node.transport().Stats();
-          double secs = Seconds(window_start);
-          metrics.Write({{"type", "train"},
-                         {"epoch", epoch + 1},
-                         {"step", clock},
-                         {"loss", window_loss / window_steps},
-                         // Worker 0's rate times the workers (they move in step under BSP).
-                         {"samples_per_s", secs > 0 ? window_samples * workers / secs : 0.0},
-                         {"bytes_sent", ts.bytes_sent},
-                         {"bytes_received", ts.bytes_received},
-                         {"step_ms_max", step_times.TakeWindowMax()},
-                         {"elapsed_s", Seconds(start)}});
-          window_loss = 0;
-          window_steps = 0;
-          window_samples = 0;
-          window_start = std::chrono::steady_clock::now();
-        }
-      }
-      if (stop || rollback) break;
-      summary.epochs = epoch + 1;
-      bool eval_now = (epoch + 1) % std::max<int64_t>(1, options.eval_every_epochs) == 0 ||
-                      epoch + 1 == options.epochs;
-      if (lead && test != nullptr && eval_now) {
-        auto ev = Evaluate(model, *test, fetch);
-        if (ev.status().code() == StatusCode::kAborted) {
-          (rolled_back() ? rollback : stop) = true;
-          break;
-        }
-        RETURN_IF_ERROR(ev.status());
-        summary.last_eval = *ev;
-        Json rec = {
-            {"type", "eval"}, {"epoch", epoch + 1}, {"step", clock}, {"elapsed_s", Seconds(start)}};
-        std::string line;
-        for (const auto& m : *ev) {
-          rec[m.name] = m.value;
-          char buf[64];
-          std::snprintf(buf, sizeof(buf), " %s %.4f", m.name.c_str(), m.value);
-          line += buf;
-        }
-        metrics.Write(rec);
-        log.Info("epoch ", epoch + 1, "/", options.epochs, " step ", clock, ":", line);
-        window_start = std::chrono::steady_clock::now();  // eval time is not training time
-        if (!options.target_metric.empty()) {
-          const MetricValue* m = Find(*ev, options.target_metric);
-          if (m != nullptr && Reached(options.target_metric, m->value, options.target)) {
-            summary.reached_target = true;
-            end_reason = options.target_metric + " reached " + std::to_string(m->value) +
-                         " (target " + std::to_string(options.target) + ") after epoch " +
-                         std::to_string(epoch + 1);
-            log.Info(end_reason, "; ending the job");
-            stop = true;
-          }
-        }
-      }
-    }
-    if (!rollback || stop) break;
-    rollback = false;
-    RETURN_IF_ERROR(join());
-    log.Warn("the job rolled back: going on from clock ", clock, " (epoch ",
-             clock / steps_per_epoch + 1, ")");
-    start_clock = clock;
-  }  // while: rollbacks
-  summary.steps = clock;
-  summary.seconds = Seconds(start);
-
-  if (lead && !options.model_path.empty() && !node.cluster().shutting_down()) {
-    // The final model: dense tables as they are here; sparse tables as the
-    // rows of every key the training and test data touch.
-    SavedModel saved;
-    saved.step = clock;
-    for (size_t t = 0; t < num_tables; ++t) {
-      SavedTable st;
-      st.name = decls[t].name;
-      st.sparse = decls[t].kind == TableKind::kSparse;
-      st.size = decls[t].size;
-      st.dim = decls[t].dim;
-      if (!st.sparse) {
-        st.values = dense[t];
-      } else {
-        std::vector<uint64_t> ids = FeatureIds(train);
-        if (test != nullptr) {
-          auto more = FeatureIds(*test);
-          ids.insert(ids.end(), more.begin(), more.end());
-          std::sort(ids.begin(), ids.end());
-          ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-        }
-        st.keys = std::move(ids);
-        st.values.resize(st.keys.size() * st.dim);
-        std::vector<KvHandle> hs = {
-            kv.PullSparse(static_cast<uint32_t>(t), st.keys, st.values.data(), clock)};
-        RETURN_IF_ERROR(WaitAll(node, hs, options.request_timeout));
-      }
-      saved.tables.push_back(std::move(st));
-    }
-    RETURN_IF_ERROR(SaveModel(options.model_path, saved));
-    log.Info("saved the model (step ", clock, ") to ", options.model_path);
-  }
-  if (lead) {
-    Json done = {{"type", "done"},
-                 {"epochs", summary.epochs},
-                 {"step", clock},
-                 {"elapsed_s", summary.seconds},
-                 {"reached_target", summary.reached_target},
-                 {"step_ms", {{"p50", step_times.Quantile(0.5)},
-                              {"p90", step_times.Quantile(0.9)},
-                              {"p99", step_times.Quantile(0.99)},
-                              {"max", step_times.Max()},
-                              {"steps", step_times.count()}}}};
-    for (const auto& m : summary.last_eval) done[m.name] = m.value;
-    metrics.Write(done);
-  }
-  if (lead && options.send_results) {
-    // A lost result at the end of a run is the worst loss there is: the
-    // files stay here whatever happens, and a failed hand-over says where.
-    for (const std::string& path : {options.metrics_path, options.model_path}) {
-      if (path.empty() || node.cluster().shutting_down()) continue;
-      const std::string name = path.substr(path.rfind('/') + 1);
-      Status s = node.cluster().SendFile(name, path, Deadline::After(options.request_timeout));
-      if (!s.ok()) {
-        log.Error("could not hand ", name, " to the coordinator (", s.message(), "); it is at ",
-                  path);
-      }
-    }
-  }
-  Status fin = node.Finish(Deadline::After(std::chrono::minutes(10)), end_reason);
-  if (!fin.ok()) return fin;
-  return summary;
+  Trainer trainer(node, model, train, test, options, std::move(log));
+  return trainer.Run();
 }
 
 }  // namespace distopt

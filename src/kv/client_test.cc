@@ -1,0 +1,184 @@
+// Tests of KvClient's own contract on an in-process cluster: every span is
+// checked against the table's shape before anything is sent (the error names
+// the table and both lengths), a request on the wrong kind of table is
+// refused, a pull writes exactly its span, and duplicate sparse keys are
+// merged before they leave.
+#include "kv/client.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "kv/testing/in_proc_cluster.h"
+
+namespace distopt {
+namespace {
+
+constexpr uint64_t kDenseSize = 10;
+constexpr uint32_t kDim = 3;
+constexpr uint32_t kDense = 0;   // table "w"
+constexpr uint32_t kSparse = 1;  // table "emb"
+
+std::vector<TableSpec> Tables() {
+  std::vector<TableSpec> t(2);
+  t[kDense] = {
+      .id = kDense, .name = "w", .size = kDenseSize, .init = {InitKind::kUniform, 0.5f, 3}};
+  t[kSparse] = {.id = kSparse,
+                .name = "emb",
+                .sparse = true,
+                .dim = kDim,
+                .init = {InitKind::kUniform, 1.0f, 9}};
+  for (auto& spec : t) {
+    spec.optimizer.kind = "sgd";
+    spec.optimizer.lr = 1.0f;  // a parameter moves by exactly minus the gradient
+  }
+  return t;
+}
+
+// Runs `work` on the single worker of a job with two servers.
+Status OnOneWorker(const std::function<Status(WorkerNode&)>& work) {
+  InProcClusterOptions o;
+  o.servers = 2;
+  o.workers = 1;
+  o.tables = Tables();
+  InProcCluster cluster(o);
+  return cluster.Run(work);
+}
+
+// The status of a request refused by the client, which must have sent
+// nothing for it.
+Status Refused(KvClient& kv, const std::function<KvHandle()>& request) {
+  const KvClientStats before = kv.stats();
+  KvHandle h = request();
+  if (!h->done()) return InternalError("a refused request is still pending");
+  Status s = kv.Wait(h);
+  const KvClientStats after = kv.stats();
+  if (after.requests != before.requests || after.messages != before.messages) {
+    return InternalError("a refused request sent " +
+                         std::to_string(after.messages - before.messages) + " message(s)");
+  }
+  return s;
+}
+
+// Fails unless `s` is an InvalidArgument whose message holds every one of `parts`.
+Status ExpectRefusal(const Status& s, std::initializer_list<std::string> parts) {
+  if (s.code() != StatusCode::kInvalidArgument) {
+    return InternalError("want InvalidArgument, got " + s.ToString());
+  }
+  for (const std::string& p : parts) {
+    if (s.message().find(p) == std::string::npos) {
+      return InternalError("'" + s.message() + "' does not say '" + p + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+TEST(KvClientTest, SpansOfTheWrongLengthAreRefusedNamingTheTable) {
+  Status s = OnOneWorker([](WorkerNode& node) -> Status {
+    KvClient& kv = node.kv();
+    std::vector<float> short_dense(kDenseSize - 1), dense(kDenseSize), long_dense(kDenseSize + 1);
+    RETURN_IF_ERROR(ExpectRefusal(Refused(kv, [&] { return kv.Push(kDense, short_dense, 0); }),
+                                  {"push", "'w'", "carries 9 floats", "holds 10"}));
+    RETURN_IF_ERROR(ExpectRefusal(Refused(kv, [&] { return kv.Pull(kDense, long_dense, 0); }),
+                                  {"pull", "'w'", "into 11 floats", "holds 10"}));
+    // Right gradients, wrong destination: the push must not leave either.
+    RETURN_IF_ERROR(
+        ExpectRefusal(Refused(kv, [&] { return kv.PushPull(kDense, dense, short_dense, 0); }),
+                      {"'w'", "into 9 floats", "holds 10"}));
+    const std::vector<uint64_t> keys = {4, 7};
+    std::vector<float> rows(keys.size() * kDim), short_rows(keys.size() * kDim - 1);
+    RETURN_IF_ERROR(
+        ExpectRefusal(Refused(kv, [&] { return kv.PushSparse(kSparse, keys, short_rows, 0); }),
+                      {"push", "'emb'", "carries 5 floats", "2 keys of dim 3 take 6"}));
+    RETURN_IF_ERROR(
+        ExpectRefusal(Refused(kv, [&] { return kv.PullSparse(kSparse, keys, short_rows, 0); }),
+                      {"pull", "'emb'", "into 5 floats", "2 keys of dim 3 take 6"}));
+    RETURN_IF_ERROR(ExpectRefusal(
+        Refused(kv, [&] { return kv.PushPullSparse(kSparse, keys, rows, short_rows, 0); }),
+        {"'emb'", "into 5 floats"}));
+    // The right lengths go through, and nothing refused reached a server:
+    // the table is still at its initial values.
+    RETURN_IF_ERROR(kv.Wait(kv.Pull(kDense, dense, 0)));
+    for (uint64_t i = 0; i < kDenseSize; ++i) {
+      if (dense[i] != InitValue(Tables()[kDense].init, kDense, i)) {
+        return InternalError("w[" + std::to_string(i) + "] moved: a refused push was applied");
+      }
+    }
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST(KvClientTest, RequestsOnTheWrongKindOfTableAreRefused) {
+  Status s = OnOneWorker([](WorkerNode& node) -> Status {
+    KvClient& kv = node.kv();
+    std::vector<float> dense(kDenseSize), rows(kDim);
+    const std::vector<uint64_t> key = {1};
+    RETURN_IF_ERROR(ExpectRefusal(Refused(kv, [&] { return kv.Pull(kSparse, dense, 0); }),
+                                  {"table 1 'emb'", "is sparse"}));
+    RETURN_IF_ERROR(ExpectRefusal(Refused(kv, [&] { return kv.PullSparse(kDense, key, rows, 0); }),
+                                  {"table 0 'w'", "is dense"}));
+    RETURN_IF_ERROR(ExpectRefusal(Refused(kv, [&] { return kv.Push(7, dense, 0); }),
+                                  {"table 7", "the job has 2 tables"}));
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+// A pull into a span inside a larger buffer fills the span and nothing
+// around it; a push-pull's reply is the parameters after the push.
+TEST(KvClientTest, ADensePullWritesExactlyItsSpan) {
+  Status s = OnOneWorker([](WorkerNode& node) -> Status {
+    KvClient& kv = node.kv();
+    const InitSpec init = Tables()[kDense].init;
+    constexpr float kGuard = -123.0f;
+    std::vector<float> buffer(kDenseSize + 2, kGuard);
+    std::span<float> params = std::span(buffer).subspan(1, kDenseSize);
+    RETURN_IF_ERROR(kv.Wait(kv.Pull(kDense, params, 0)));
+    std::vector<float> grads(kDenseSize);
+    for (uint64_t i = 0; i < kDenseSize; ++i) grads[i] = 0.25f * static_cast<float>(i);
+    RETURN_IF_ERROR(kv.Wait(kv.PushPull(kDense, grads, params, 0)));
+    if (buffer.front() != kGuard || buffer.back() != kGuard) {
+      return InternalError("the pull wrote outside its span");
+    }
+    for (uint64_t i = 0; i < kDenseSize; ++i) {
+      float want = InitValue(init, kDense, i) - grads[i];
+      if (params[i] != want) {
+        return InternalError("w[" + std::to_string(i) + "] is " + std::to_string(params[i]) +
+                             ", want " + std::to_string(want));
+      }
+    }
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+// Rows pushed twice under one key in one request are summed before they
+// leave; a pull of duplicates returns the row at each position.
+TEST(KvClientTest, DuplicateSparseKeysArePushedAsTheirSum) {
+  Status s = OnOneWorker([](WorkerNode& node) -> Status {
+    KvClient& kv = node.kv();
+    const InitSpec init = Tables()[kSparse].init;
+    const std::vector<uint64_t> keys = {8, 3, 8};
+    const std::vector<float> grads = {0.5f, 1.0f, 1.5f, 0.25f, 0.25f, 0.25f, 2.0f, 4.0f, 8.0f};
+    RETURN_IF_ERROR(kv.Wait(kv.PushSparse(kSparse, keys, grads, 0)));
+    std::vector<float> rows(keys.size() * kDim);
+    RETURN_IF_ERROR(kv.Wait(kv.PullSparse(kSparse, keys, rows, 1)));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      for (uint32_t j = 0; j < kDim; ++j) {
+        float pushed = keys[i] == 8 ? grads[j] + grads[2 * kDim + j] : grads[kDim + j];
+        float want = InitValue(init, kSparse, keys[i] * kDim + j) - pushed;
+        float got = rows[i * kDim + j];
+        if (got != want) {
+          return InternalError("key " + std::to_string(keys[i]) + " col " + std::to_string(j) +
+                               " is " + std::to_string(got) + ", want " + std::to_string(want));
+        }
+      }
+    }
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+}  // namespace
+}  // namespace distopt

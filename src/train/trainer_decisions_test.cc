@@ -1,0 +1,106 @@
+// The training loop's decisions, tested without a cluster: what a failed
+// request means (rollback, the job's end, an error), which shards a worker
+// reads when others are dead and how its gradient is scaled, when an epoch
+// is evaluated, and when a target metric counts as reached.
+#include <gtest/gtest.h>
+
+#include "train/trainer.h"
+
+namespace distopt {
+namespace {
+
+TEST(StopAfterTest, OkGoesOn) {
+  Result<TrainStop> r = StopAfter(Status::Ok(), /*generation_changed=*/true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, TrainStop::kNone);
+}
+
+TEST(StopAfterTest, AbortedIsARollbackOnlyWhenTheGenerationMoved) {
+  Result<TrainStop> rolled = StopAfter(AbortedError("rolled back"), /*generation_changed=*/true);
+  Result<TrainStop> ended = StopAfter(AbortedError("the job ended"), /*generation_changed=*/false);
+  ASSERT_TRUE(rolled.ok());
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(*rolled, TrainStop::kRolledBack);
+  EXPECT_EQ(*ended, TrainStop::kJobEnded);
+}
+
+TEST(StopAfterTest, OtherErrorsAreReturnedAsTheyAre) {
+  for (bool changed : {false, true}) {
+    Result<TrainStop> r = StopAfter(DeadlineExceededError("server/1 did not answer"), changed);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
+    EXPECT_EQ(r.status().message(), "server/1 did not answer");
+  }
+}
+
+TEST(ShardsToReadTest, WithEveryWorkerAliveEachReadsItsOwn) {
+  for (uint32_t rank = 0; rank < 4; ++rank) {
+    EXPECT_EQ(ShardsToRead(rank, 4, {3, 1, 0, 2}), std::vector<int>{static_cast<int>(rank)});
+  }
+}
+
+TEST(ShardsToReadTest, ADeadWorkersShardGoesToExactlyOneLiveWorker) {
+  // Worker 1 of 4 is dead: its shard goes to live[1 % 3], rank 2.
+  EXPECT_EQ(ShardsToRead(0, 4, {0, 2, 3}), std::vector<int>{0});
+  EXPECT_EQ(ShardsToRead(2, 4, {3, 0, 2}), (std::vector<int>{2, 1}));
+  EXPECT_EQ(ShardsToRead(3, 4, {0, 2, 3}), std::vector<int>{3});
+}
+
+// For every set of dead workers among 5: the live workers' shards cover
+// every shard exactly once, and their gradient scales average to 1 (the
+// servers' mean over live pushes is the mean over all slots).
+TEST(ShardsToReadTest, LiveWorkersPartitionTheShardsAndTheirScalesAverageToOne) {
+  constexpr uint32_t kWorkers = 5;
+  for (uint32_t dead_mask = 0; dead_mask < (1u << kWorkers) - 1; ++dead_mask) {
+    std::vector<uint32_t> live;
+    for (uint32_t r = 0; r < kWorkers; ++r) {
+      if ((dead_mask & (1u << r)) == 0) live.push_back(r);
+    }
+    std::vector<int> read_by(kWorkers, 0);
+    double scale_sum = 0;
+    for (uint32_t r : live) {
+      std::vector<int> shards = ShardsToRead(r, kWorkers, live);
+      ASSERT_FALSE(shards.empty());
+      EXPECT_EQ(shards.front(), static_cast<int>(r)) << "mask " << dead_mask;
+      for (int s : shards) ++read_by.at(static_cast<size_t>(s));
+      scale_sum += GradScale(shards.size(), live.size(), kWorkers);
+    }
+    for (uint32_t s = 0; s < kWorkers; ++s) {
+      EXPECT_EQ(read_by[s], 1) << "shard " << s << ", dead mask " << dead_mask;
+    }
+    EXPECT_NEAR(scale_sum / static_cast<double>(live.size()), 1.0, 1e-6) << "mask " << dead_mask;
+  }
+}
+
+TEST(GradScaleTest, IsShardsTimesLiveOverWorkers) {
+  EXPECT_EQ(GradScale(1, 4, 4), 1.0f);
+  EXPECT_EQ(GradScale(2, 3, 4), 1.5f);
+  EXPECT_EQ(GradScale(1, 3, 4), 0.75f);
+}
+
+TEST(EvalDueTest, EveryNEpochsAndAlwaysTheLast) {
+  TrainerOptions o;
+  o.epochs = 5;
+  o.eval_every_epochs = 2;
+  std::vector<int64_t> due;
+  for (int64_t e = 1; e <= o.epochs; ++e) {
+    if (EvalDue(e, o)) due.push_back(e);
+  }
+  EXPECT_EQ(due, (std::vector<int64_t>{2, 4, 5}));
+  o.eval_every_epochs = 0;  // read as every epoch
+  EXPECT_TRUE(EvalDue(1, o));
+  EXPECT_TRUE(EvalDue(3, o));
+}
+
+TEST(TargetReachedTest, LossesAndErrorsGoDownEverythingElseUp) {
+  EXPECT_TRUE(TargetReached("test_loss", 0.3, 0.4));
+  EXPECT_FALSE(TargetReached("test_loss", 0.5, 0.4));
+  EXPECT_TRUE(TargetReached("test_rmse", 0.4, 0.4));
+  EXPECT_FALSE(TargetReached("test_rmse", 0.41, 0.4));
+  EXPECT_TRUE(TargetReached("test_accuracy", 0.9, 0.8));
+  EXPECT_TRUE(TargetReached("test_auc", 0.8, 0.8));
+  EXPECT_FALSE(TargetReached("test_auc", 0.79, 0.8));
+}
+
+}  // namespace
+}  // namespace distopt
