@@ -144,7 +144,9 @@ ServerNode::ServerNode(NodeOptions node, KvServerOptions kv, std::unique_ptr<Tra
       log_(std::move(log)),
       dispatcher_(transport_.get(), log_),
       cluster_(ClientOptions(node_, Role::kServer), transport_.get(), &dispatcher_, log_) {
-  server_ = std::make_unique<KvServer>(kv_, transport_.get(), log_);
+  KvServerOptions server_options = kv_;
+  server_options.on_fatal = [this](const std::string& reason) { cluster_.SendAbort(reason); };
+  server_ = std::make_unique<KvServer>(std::move(server_options), transport_.get(), log_);
   // Requests that arrive before the server has joined (a fast worker can
   // send its first pull before this node has built its tables) are held by
   // the server itself until Start.
