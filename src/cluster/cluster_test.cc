@@ -13,6 +13,17 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
+// A JobPolicy made of functions; an unset one keeps what is.
+struct FnPolicy : JobPolicy {
+  std::function<std::string(const ClusterView&)> first;
+  std::function<JobAction(const ClusterView&)> on_view;
+  std::string FirstLayout(const ClusterView& v) override { return first ? first(v) : ""; }
+  JobAction OnViewChange(const ClusterView& v) override {
+    return on_view ? on_view(v) : JobAction::Keep();
+  }
+  JobAction OnReport(const Message&, const ClusterView&) override { return JobAction::Keep(); }
+};
+
 struct TestNode {
   std::unique_ptr<Transport> transport;
   std::unique_ptr<Dispatcher> dispatcher;
@@ -49,7 +60,11 @@ TEST_F(ClusterTest, RegistersAssignsRanksRunsBarriersAndEndsCleanly) {
   CoordinatorOptions o;
   o.num_servers = 2;
   o.num_workers = 2;
-  o.layout = [](const ClusterView& v) { return "layout-for-" + std::to_string(v.members.size()); };
+  FnPolicy policy;
+  policy.first = [](const ClusterView& v) {
+    return "layout-for-" + std::to_string(v.members.size());
+  };
+  o.policy = &policy;
   auto coord = MakeCoordinator(o);
   auto result = std::async(std::launch::async, [&] { return coord->Run(); });
   std::vector<TestNode> nodes;
@@ -183,18 +198,18 @@ TEST_F(ClusterTest, AbortFromANodeStopsTheJobWithItsReason) {
 
 // SetLayout used to write the view that view() read under its mutex without
 // taking it (a data race under TSan); now view() returns a copy the
-// coordinator thread refreshes on every change, SetLayout's included.
-TEST_F(ClusterTest, CoordinatorViewOnAnotherThreadSeesSetLayout) {
+// coordinator thread refreshes on every change, a policy's new layout's included.
+TEST_F(ClusterTest, CoordinatorViewOnAnotherThreadSeesANewLayout) {
   CoordinatorOptions o;
   o.num_servers = 1;
   o.num_workers = 1;
-  o.layout = [](const ClusterView&) { return std::string("first"); };
-  Coordinator* self = nullptr;
-  o.on_view_change = [&self](const ClusterView& v) {
-    if (v.layout == "first") self->SetLayout("second");  // on the coordinator thread
+  FnPolicy policy;
+  policy.first = [](const ClusterView&) { return std::string("first"); };
+  policy.on_view = [](const ClusterView& v) {  // on the coordinator thread
+    return v.layout == "first" ? JobAction::Publish("second") : JobAction::Keep();
   };
+  o.policy = &policy;
   auto coord = MakeCoordinator(o);
-  self = coord.get();
   EXPECT_EQ(coord->view().members.size(), 0u);
   EXPECT_EQ(coord->view().num_workers, 1u);
   auto result = std::async(std::launch::async, [&] { return coord->Run(); });
@@ -218,6 +233,29 @@ TEST_F(ClusterTest, CoordinatorViewOnAnotherThreadSeesSetLayout) {
   EXPECT_EQ(v.Live(Role::kWorker).size(), 1u);
   w0.client->SendDone();
   EXPECT_TRUE(result.get().ok());
+}
+
+TEST_F(ClusterTest, APolicyThatFailsTheJobEndsItWithItsReason) {
+  CoordinatorOptions o;
+  o.num_servers = 1;
+  o.num_workers = 1;
+  FnPolicy policy;
+  policy.on_view = [](const ClusterView& v) {
+    return v.epoch >= 1 ? JobAction::Fail(UnavailableError("no copy of partition 3 is left"))
+                        : JobAction::Keep();
+  };
+  o.policy = &policy;
+  auto coord = MakeCoordinator(o);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  auto s0 = MakeNode(Role::kServer, "s0");
+  auto w0 = MakeNode(Role::kWorker, "w0");
+  auto a = std::async(std::launch::async,
+                      [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  w0.client->Register(Deadline::After(seconds(10))).IgnoreError();
+  a.get().IgnoreError();
+  Status s = result.get();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("no copy of partition 3 is left"), std::string::npos) << s.message();
 }
 
 }  // namespace

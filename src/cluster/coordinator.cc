@@ -131,11 +131,9 @@ void Coordinator::Handle(Message&& m) {
     case MsgType::kResultFile:
       return HandleResultFile(m);
     case MsgType::kCheckpoint:
-      if (options_.on_checkpoint && MemberOf(m.sender) != nullptr) options_.on_checkpoint(m);
-      return;
     case MsgType::kReplicaSynced:
-      if (options_.on_replica_synced && MemberOf(m.sender) != nullptr) {
-        options_.on_replica_synced(m);
+      if (options_.policy != nullptr && MemberOf(m.sender) != nullptr) {
+        Carry(options_.policy->OnReport(m, view_));
       }
       return;
     default:
@@ -266,9 +264,9 @@ void Coordinator::HandleRegister(Message&& m) {
     // A node rejoining a running job: new epoch, everybody learns of it.
     ++view_.epoch;
     Publish(MsgType::kMembership);
-    // The owner may react (a rollback changes the layout) before the
+    // The policy may react (a rollback changes the layout) before the
     // newcomer is answered, so it starts from the final word.
-    if (options_.on_view_change) options_.on_view_change(view_);
+    ConsultPolicy();
     Message reply;
     reply.type = MsgType::kRegisterReply;
     reply.sender = kCoordinatorId;
@@ -296,7 +294,7 @@ void Coordinator::CheckStartup() {
   std::sort(view_.members.begin(), view_.members.end(), [](const Member& a, const Member& b) {
     return std::tie(a.role, a.rank) < std::tie(b.role, b.rank);
   });
-  if (options_.layout) view_.layout = options_.layout(view_);
+  if (options_.policy != nullptr) view_.layout = options_.policy->FirstLayout(view_);
   ShareView();
   WriteNodesFile();
   log_.Info("all ", options_.num_servers + options_.num_workers, " nodes registered after ",
@@ -310,7 +308,7 @@ void Coordinator::CheckStartup() {
     reply.body = EncodeView(view_);
     transport_->Send(mem.id, std::move(reply)).IgnoreError();
   }
-  if (options_.on_view_change) options_.on_view_change(view_);
+  ConsultPolicy();
 }
 
 std::string Coordinator::Missing() const {
@@ -413,9 +411,18 @@ void Coordinator::CheckHeartbeats() {
               " server(s), ", view_.Live(Role::kWorker).size(), " worker(s) alive");
     Publish(MsgType::kMembership);
   }
-  if (started_ && options_.on_view_change) options_.on_view_change(view_);
+  if (started_) ConsultPolicy();
   CheckBarriers();
   CheckDone();
+}
+
+void Coordinator::ConsultPolicy() {
+  if (options_.policy != nullptr) Carry(options_.policy->OnViewChange(view_));
+}
+
+void Coordinator::Carry(JobAction action) {
+  if (!action.failure.ok()) return Finish(std::move(action.failure));
+  if (action.layout) SetLayout(std::move(*action.layout));
 }
 
 void Coordinator::SetLayout(std::string layout) {
