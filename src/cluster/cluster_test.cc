@@ -3,6 +3,7 @@
 #include <future>
 #include <thread>
 
+#include "base/env.h"
 #include "cluster/cluster_client.h"
 #include "cluster/coordinator.h"
 #include "transport/inproc_transport.h"
@@ -146,6 +147,59 @@ TEST_F(ClusterTest, MissingHeartbeatsDeclareANodeDeadAndPublishANewEpoch) {
   EXPECT_TRUE(sink_->Contains("declared worker/" + std::to_string(dead_rank)));
   EXPECT_TRUE(sink_->Contains("no heartbeat for"));
   // The survivor finishing ends the job: nobody waits for the dead worker.
+  w0.client->SendDone();
+  EXPECT_TRUE(result.get().ok());
+}
+
+// The coordinator's heartbeat timeout reads the Env's clock: an hour of
+// silence passes in an instant, and only the node that really went quiet is
+// declared dead.
+TEST_F(ClusterTest, HeartbeatTimeoutsReadTheInjectedClock) {
+  FaultyEnv env(Env::Default());
+  const SteadyTime t0 = std::chrono::steady_clock::now();
+  env.SetTime(t0);
+  CoordinatorOptions o;
+  o.num_servers = 1;
+  o.num_workers = 2;
+  o.heartbeat_timeout = std::chrono::hours(1);
+  o.env = &env;
+  auto coord = MakeCoordinator(o);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  auto s0 = MakeNode(Role::kServer, "s0");
+  auto w0 = MakeNode(Role::kWorker, "w0");
+  auto w1 = MakeNode(Role::kWorker, "w1");
+  std::promise<ClusterView> changed;
+  bool once = false;
+  s0.client->OnViewChange([&](const ClusterView& v) {
+    if (!once) {
+      once = true;
+      changed.set_value(v);
+    }
+  });
+  auto r0 = std::async(std::launch::async,
+                       [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  auto r1 = std::async(std::launch::async,
+                       [&] { return w0.client->Register(Deadline::After(seconds(10))); });
+  ASSERT_TRUE(w1.client->Register(Deadline::After(seconds(10))).ok());
+  ASSERT_TRUE(r0.get().ok());
+  ASSERT_TRUE(r1.get().ok());
+  const uint32_t dead_rank = w1.client->rank();
+  w1.client->Stop();
+  w1.dispatcher->Stop();
+  // 50 minutes on: the live nodes' heartbeats (every 50 ms of real time)
+  // are stamped with it; w1's last one is from t0.
+  env.SetTime(t0 + std::chrono::minutes(50));
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_FALSE(sink_->Contains("declared"));  // 50 min < the hour
+  env.SetTime(t0 + std::chrono::minutes(61));
+  auto fut = changed.get_future();
+  ASSERT_EQ(fut.wait_for(seconds(10)), std::future_status::ready);
+  ClusterView v = fut.get();
+  EXPECT_EQ(v.FindRank(Role::kWorker, dead_rank), nullptr);
+  EXPECT_EQ(v.Live(Role::kWorker).size(), 1u);
+  EXPECT_EQ(v.Live(Role::kServer).size(), 1u);
+  EXPECT_TRUE(sink_->Contains("declared worker/" + std::to_string(dead_rank) + " ("));
+  EXPECT_TRUE(sink_->Contains("dead: no heartbeat for 3660000 ms"));  // 61 min of its clock
   w0.client->SendDone();
   EXPECT_TRUE(result.get().ok());
 }

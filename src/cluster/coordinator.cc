@@ -30,7 +30,7 @@ Coordinator::Coordinator(CoordinatorOptions options, Transport* transport, Logge
     : options_(std::move(options)),
       transport_(transport),
       log_(std::move(log)),
-      start_time_(std::chrono::steady_clock::now()),
+      start_time_(options_.env->Now()),
       last_startup_log_(start_time_) {
   view_.num_servers = options_.num_servers;
   view_.num_workers = options_.num_workers;
@@ -50,6 +50,7 @@ void Coordinator::ShareView() {
 Status Coordinator::Run() {
   log_.Info("listening on ", transport_->address(), "; expecting ", options_.num_servers,
             " server(s) and ", options_.num_workers, " worker(s)");
+  // Paced by the real clock: it bounds a real wait on the transport.
   SteadyTime next_tick = std::chrono::steady_clock::now();
   while (!finished_) {
     if (stop_.load()) {
@@ -92,7 +93,7 @@ std::string Coordinator::Describe(const Member& m) const {
 }
 
 void Coordinator::Handle(Message&& m) {
-  if (m.sender != kUnassignedId) last_seen_[m.sender] = std::chrono::steady_clock::now();
+  if (m.sender != kUnassignedId) last_seen_[m.sender] = options_.env->Now();
   switch (m.type) {
     case MsgType::kRegister:
       return HandleRegister(std::move(m));
@@ -179,7 +180,7 @@ void Coordinator::HandleRegister(Message&& m) {
   // A retried registration from the same address gets the same answer.
   for (auto& mem : view_.members) {
     if (mem.address == req->address && mem.alive) {
-      last_seen_[mem.id] = std::chrono::steady_clock::now();
+      last_seen_[mem.id] = options_.env->Now();
       if (started_) {
         Message reply;
         reply.type = MsgType::kRegisterReply;
@@ -252,7 +253,7 @@ void Coordinator::HandleRegister(Message&& m) {
   }
   view_.members.push_back(mem);
   origins_[mem.id] = Origin{req->host, m.peer_host, req->pid};
-  last_seen_[mem.id] = std::chrono::steady_clock::now();
+  last_seen_[mem.id] = options_.env->Now();
   if (Status s = transport_->Connect(mem.id, mem.address); !s.ok()) {
     log_.Error("cannot reach ", Describe(mem), ": ", s.message());
   }
@@ -290,7 +291,7 @@ void Coordinator::CheckStartup() {
   view_.epoch = 1;
   // Heartbeats start once a node is admitted; until now the early ones only
   // retried their registration. Everyone's silence is counted from here.
-  for (const auto& mem : view_.members) last_seen_[mem.id] = std::chrono::steady_clock::now();
+  for (const auto& mem : view_.members) last_seen_[mem.id] = options_.env->Now();
   std::sort(view_.members.begin(), view_.members.end(), [](const Member& a, const Member& b) {
     return std::tie(a.role, a.rank) < std::tie(b.role, b.rank);
   });
@@ -298,7 +299,7 @@ void Coordinator::CheckStartup() {
   ShareView();
   WriteNodesFile();
   log_.Info("all ", options_.num_servers + options_.num_workers, " nodes registered after ",
-            ToMillis(std::chrono::steady_clock::now() - start_time_), " ms; job starts (epoch 1)");
+            ToMillis(options_.env->Now() - start_time_), " ms; job starts (epoch 1)");
   for (const auto& mem : view_.members) {
     Message reply;
     reply.type = MsgType::kRegisterReply;
@@ -330,7 +331,7 @@ std::string Coordinator::Missing() const {
 }
 
 void Coordinator::Tick() {
-  auto now = std::chrono::steady_clock::now();
+  auto now = options_.env->Now();
   if (!started_) {
     if (now - start_time_ >= options_.startup_timeout) {
       std::string missing = Missing();
@@ -369,7 +370,7 @@ void Coordinator::Tick() {
 }
 
 void Coordinator::CheckHeartbeats() {
-  auto now = std::chrono::steady_clock::now();
+  auto now = options_.env->Now();
   std::vector<Member*> dead;
   for (auto& mem : view_.members) {
     if (!mem.alive) continue;

@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 
+#include "base/env.h"
 #include "base/logging.h"
 #include "base/mutex.h"
 #include "base/time.h"
@@ -76,6 +77,9 @@ struct CoordinatorOptions {
   // The coordinator's run folder: the lead worker's result files land here
   // (kResultFile), and nodes.json says where every node ran. Empty: neither.
   std::string result_dir;
+  // Its clock times heartbeats, start-up and rejoin timeouts (the loop that
+  // waits on the transport paces itself by the real clock).
+  Env* env = Env::Default();
 };
 
 class Coordinator {
