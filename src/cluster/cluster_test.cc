@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "base/env.h"
@@ -49,6 +51,31 @@ class ClusterTest : public ::testing::Test {
     n.client = std::make_unique<ClusterClient>(o, n.transport.get(), n.dispatcher.get(), Log(name));
     n.dispatcher->Start();
     return n;
+  }
+  // Server s0 and workers w0, w1, registered with a running coordinator;
+  // first_change: the first new view s0 is told of after the job starts.
+  struct ServerAndTwoWorkers {
+    TestNode s0, w0, w1;
+    bool registered = false;
+    std::future<ClusterView> first_change;
+  };
+  ServerAndTwoWorkers RegisterServerAndTwoWorkers() {
+    ServerAndTwoWorkers job{MakeNode(Role::kServer, "s0"), MakeNode(Role::kWorker, "w0"),
+                            MakeNode(Role::kWorker, "w1")};
+    auto changed = std::make_shared<std::promise<ClusterView>>();
+    job.first_change = changed->get_future();
+    auto once = std::make_shared<std::once_flag>();
+    job.s0.client->OnViewChange([changed, once](const ClusterView& v) {
+      std::call_once(*once, [&] { changed->set_value(v); });
+    });
+    std::vector<std::future<Status>> regs;
+    for (TestNode* n : {&job.s0, &job.w0, &job.w1}) {
+      regs.push_back(std::async(std::launch::async,
+                                [n] { return n->client->Register(Deadline::After(seconds(10))); }));
+    }
+    job.registered = true;
+    for (auto& r : regs) job.registered = r.get().ok() && job.registered;
+    return job;
   }
   Logger Log(const std::string& name) { return Logger(sink_, name, LogLevel::kInfo); }
 
@@ -116,29 +143,15 @@ TEST_F(ClusterTest, MissingHeartbeatsDeclareANodeDeadAndPublishANewEpoch) {
   o.heartbeat_timeout = milliseconds(400);
   auto coord = MakeCoordinator(o);
   auto result = std::async(std::launch::async, [&] { return coord->Run(); });
-  auto s0 = MakeNode(Role::kServer, "s0");
-  auto w0 = MakeNode(Role::kWorker, "w0");
-  auto w1 = MakeNode(Role::kWorker, "w1");
-  std::promise<ClusterView> changed;
-  bool once = false;
-  s0.client->OnViewChange([&](const ClusterView& v) {
-    if (!once) {
-      once = true;
-      changed.set_value(v);
-    }
-  });
-  auto r0 = std::async(std::launch::async,
-                       [&] { return s0.client->Register(Deadline::After(seconds(10))); });
-  auto r1 = std::async(std::launch::async,
-                       [&] { return w0.client->Register(Deadline::After(seconds(10))); });
-  ASSERT_TRUE(w1.client->Register(Deadline::After(seconds(10))).ok());
-  ASSERT_TRUE(r0.get().ok());
-  ASSERT_TRUE(r1.get().ok());
+  ServerAndTwoWorkers job = RegisterServerAndTwoWorkers();
+  ASSERT_TRUE(job.registered);
+  TestNode& w0 = job.w0;
+  TestNode& w1 = job.w1;
   uint32_t dead_rank = w1.client->rank();
   // w1 "crashes": its heartbeats stop and its transport goes away.
   w1.client->Stop();
   w1.dispatcher->Stop();
-  auto fut = changed.get_future();
+  auto& fut = job.first_change;
   ASSERT_EQ(fut.wait_for(seconds(10)), std::future_status::ready);
   ClusterView v = fut.get();
   EXPECT_EQ(v.epoch, 2u);
@@ -165,24 +178,10 @@ TEST_F(ClusterTest, HeartbeatTimeoutsReadTheInjectedClock) {
   o.env = &env;
   auto coord = MakeCoordinator(o);
   auto result = std::async(std::launch::async, [&] { return coord->Run(); });
-  auto s0 = MakeNode(Role::kServer, "s0");
-  auto w0 = MakeNode(Role::kWorker, "w0");
-  auto w1 = MakeNode(Role::kWorker, "w1");
-  std::promise<ClusterView> changed;
-  bool once = false;
-  s0.client->OnViewChange([&](const ClusterView& v) {
-    if (!once) {
-      once = true;
-      changed.set_value(v);
-    }
-  });
-  auto r0 = std::async(std::launch::async,
-                       [&] { return s0.client->Register(Deadline::After(seconds(10))); });
-  auto r1 = std::async(std::launch::async,
-                       [&] { return w0.client->Register(Deadline::After(seconds(10))); });
-  ASSERT_TRUE(w1.client->Register(Deadline::After(seconds(10))).ok());
-  ASSERT_TRUE(r0.get().ok());
-  ASSERT_TRUE(r1.get().ok());
+  ServerAndTwoWorkers job = RegisterServerAndTwoWorkers();
+  ASSERT_TRUE(job.registered);
+  TestNode& w0 = job.w0;
+  TestNode& w1 = job.w1;
   const uint32_t dead_rank = w1.client->rank();
   w1.client->Stop();
   w1.dispatcher->Stop();
@@ -192,7 +191,7 @@ TEST_F(ClusterTest, HeartbeatTimeoutsReadTheInjectedClock) {
   std::this_thread::sleep_for(seconds(2));
   EXPECT_FALSE(sink_->Contains("declared"));  // 50 min < the hour
   env.SetTime(t0 + std::chrono::minutes(61));
-  auto fut = changed.get_future();
+  auto& fut = job.first_change;
   ASSERT_EQ(fut.wait_for(seconds(10)), std::future_status::ready);
   ClusterView v = fut.get();
   EXPECT_EQ(v.FindRank(Role::kWorker, dead_rank), nullptr);
