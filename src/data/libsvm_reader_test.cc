@@ -168,7 +168,9 @@ TEST(LibSvmReaderTest, MissingFileIsNotFound) {
 
 // Guards the "tens of MB/s" claim loosely (shared CI machines vary) and that a
 // large input parses into exactly the rows that were written.
-TEST(LibSvmReaderTest, LargeInputParsesQuickly) {
+// A large input parses whole: every row and every entry. How fast is
+// bench/text_parse_benchmark.cc's to measure (no timed assertion here).
+TEST(LibSvmReaderTest, LargeInputParsesEveryRowAndEntry) {
   std::string text;
   const size_t rows = 200000;
   text.reserve(rows * 200);
@@ -186,17 +188,12 @@ TEST(LibSvmReaderTest, LargeInputParsesQuickly) {
     }
     text += '\n';
   }
-  auto start = std::chrono::steady_clock::now();
   Result<Dataset> d = ParseLibSvm(text, "big.svm");
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(d->num_rows, rows);
   EXPECT_EQ(d->col_idx.size(), rows * 20);
-  const double mb_per_s = static_cast<double>(text.size()) / 1e6 / secs;
-  std::printf("libsvm: %.1f MB in %.3f s = %.0f MB/s\n", static_cast<double>(text.size()) / 1e6,
-              secs, mb_per_s);
-  RecordProperty("libsvm_mb_per_s", std::to_string(mb_per_s));
-  EXPECT_GT(mb_per_s, 5.0);  // ~100x below what RelWithDebInfo does; room for sanitizers
+  EXPECT_EQ(d->labels.front(), 1.0f);  // row 0: r % 3 == 0
+  EXPECT_EQ(d->labels[1], 0.0f);
 }
 
 }  // namespace

@@ -406,25 +406,39 @@ Status KvClient::Wait(const KvHandle& h, Deadline deadline) {
   }
   // Timed out: cancel what is left so a late reply cannot write into memory
   // the caller is about to reuse, and say whom we were waiting for.
+  const std::string waiting = Forget(h);
+  return FinishEarly(*h,
+                     DeadlineExceededError("the " + h->what_ + " got no answer from " + waiting));
+}
+
+void KvClient::Cancel(const KvHandle& h) {
+  Forget(h);
+  FinishEarly(*h, AbortedError("the " + h->what_ + " was cancelled")).IgnoreError();
+}
+
+std::string KvClient::Forget(const KvHandle& h) {
+  MutexLock lock(&mu_);
   std::string waiting;
-  {
-    MutexLock lock(&mu_);
-    for (uint64_t id : h->parts_) {
-      auto it = inflight_.find(id);
-      if (it == inflight_.end()) continue;
-      uint32_t p = it->second.partition;
-      if (!waiting.empty()) waiting += ", ";
-      NodeId node = OwnerNode(p);
-      waiting += Describe(p) +
-                 (node == kUnassignedId ? " (not alive)" : " (node " + std::to_string(node) + ")");
-      inflight_.erase(it);
-    }
+  for (uint64_t id : h->parts_) {
+    auto it = inflight_.find(id);
+    if (it == inflight_.end()) continue;
+    uint32_t p = it->second.partition;
+    if (!waiting.empty()) waiting += ", ";
+    NodeId node = OwnerNode(p);
+    waiting += Describe(p) +
+               (node == kUnassignedId ? " (not alive)" : " (node " + std::to_string(node) + ")");
+    inflight_.erase(it);
   }
-  MutexLock lock(&h->mu_);
-  if (h->pending_ <= 0) return h->status_;
-  h->pending_ = 0;
-  h->status_ = DeadlineExceededError("the " + h->what_ + " got no answer from " + waiting);
-  return h->status_;
+  return waiting;
+}
+
+Status KvClient::FinishEarly(KvRequest& r, Status s) {
+  MutexLock lock(&r.mu_);
+  if (r.pending_ <= 0) return r.status_;
+  r.pending_ = 0;
+  r.status_ = std::move(s);
+  r.done_cv_.SignalAll();
+  return r.status_;
 }
 
 bool KvClient::WaitDone(const KvHandle& h, Deadline deadline) {

@@ -113,6 +113,11 @@ class KvClient {
   // cancelled (late replies are ignored) and the error names the servers
   // that did not answer.
   Status Wait(const KvHandle& h, Deadline deadline = Deadline::Never());
+  // Stops waiting for what is left of `h`: late replies are dropped and
+  // never write into its output, and `h` finishes with kAborted (a no-op
+  // once it is answered). Call it before freeing or reusing the buffers of
+  // a request nobody will wait for.
+  void Cancel(const KvHandle& h);
   // True once `h` is answered (then Wait returns at once); false if the
   // deadline came first. Never cancels (for loops that also watch shutdown).
   bool WaitDone(const KvHandle& h, Deadline deadline);
@@ -172,6 +177,11 @@ class KvClient {
   void OnReply(Message&& m) EXCLUDES(mu_);
   void Tick() EXCLUDES(mu_);
   void Finish(KvRequest& r, const Status& s, int64_t clock);
+  // Removes what is in flight of `h`; returns whom it waited for
+  // ("server/1 (partition 2) (node 7)").
+  std::string Forget(const KvHandle& h) EXCLUDES(mu_);
+  // Finishes `r` now with `s` unless it is already answered; its status.
+  static Status FinishEarly(KvRequest& r, Status s);
 
   const KvClientOptions options_;
   const std::vector<TableSpec> tables_;

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
 #include <vector>
 
 #include "kv/testing/in_proc_cluster.h"
@@ -147,6 +148,42 @@ TEST(KvClientTest, ADensePullWritesExactlyItsSpan) {
         return InternalError("w[" + std::to_string(i) + "] is " + std::to_string(params[i]) +
                              ", want " + std::to_string(want));
       }
+    }
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+// A request nobody waits for any more is cancelled before its buffer is
+// freed: the server's late reply is dropped, not written (the Trainer
+// cancels what is left when it stops waiting, e.g. at the job's end).
+TEST(KvClientTest, ACancelledPullNeverWritesItsBuffer) {
+  Status s = OnOneWorker([](WorkerNode& node) -> Status {
+    KvClient& kv = node.kv();
+    constexpr float kGuard = -123.0f;
+    std::vector<float> out(kDenseSize, kGuard);
+    KvHandle pull = kv.Pull(kDense, out, 1);  // BSP: waits for clock 0's push
+    if (kv.WaitDone(pull, Deadline::After(std::chrono::milliseconds(200)))) {
+      return InternalError("a pull of clock 1 was answered before clock 0 was pushed");
+    }
+    kv.Cancel(pull);
+    if (!pull->done()) return InternalError("a cancelled request is still pending");
+    if (Status w = kv.Wait(pull); w.code() != StatusCode::kAborted) {
+      return InternalError("a cancelled request ends with " + w.ToString());
+    }
+    const uint64_t stale = kv.stats().stale_replies;
+    std::vector<float> grads(kDenseSize, 1.0f);
+    RETURN_IF_ERROR(kv.Wait(kv.Push(kDense, grads, 0)));
+    // Clock 0 is applied: the server answers the parked pull, too late.
+    const Deadline give_up = Deadline::After(std::chrono::seconds(10));
+    while (kv.stats().stale_replies == stale && !give_up.expired()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (kv.stats().stale_replies == stale) {
+      return InternalError("the cancelled pull's reply never arrived");
+    }
+    for (float v : out) {
+      if (v != kGuard) return InternalError("a cancelled pull wrote into its buffer");
     }
     return Status::Ok();
   });

@@ -407,17 +407,25 @@ void Trainer::MaybeRequestCheckpoint() {
 }
 
 Status Trainer::WaitAll(std::vector<KvHandle>& handles) {
+  Status s = WaitEach(handles);
+  // On an early return the others are still out, and their replies would
+  // write into buffers this trainer reuses next step or frees on its way out.
+  for (const KvHandle& h : handles) kv_.Cancel(h);
+  handles.clear();
+  return s;
+}
+
+Status Trainer::WaitEach(const std::vector<KvHandle>& handles) {
   // A worker blocked in BSP when another ends the job must not wait for a
   // clock that never comes: poll, watching for the job's end.
   Deadline deadline = Deadline::After(options_.request_timeout);
-  for (auto& h : handles) {
+  for (const KvHandle& h : handles) {
     while (!kv_.WaitDone(h, Deadline::After(std::chrono::milliseconds(200)))) {
       if (node_.cluster().shutting_down()) return AbortedError("the job ended");
       if (deadline.expired()) return kv_.Wait(h, deadline);  // names the silent servers
     }
     RETURN_IF_ERROR(kv_.Wait(h));
   }
-  handles.clear();
   return Status::Ok();
 }
 

@@ -151,8 +151,11 @@ class Trainer {
   Status PushGradients();
   // The lead asks for a checkpoint at clock_ every checkpoint_every.
   void MaybeRequestCheckpoint();
-  // Waits for every handle, watching for the job's end.
+  // Waits for every handle (watching for the job's end), then empties the
+  // list; on an error the ones not answered are cancelled (nothing writes
+  // into this trainer's buffers later).
   Status WaitAll(std::vector<KvHandle>& handles);
+  Status WaitEach(const std::vector<KvHandle>& handles);
   // The one place a request's status becomes a TrainStop (see StopAfter).
   Result<TrainStop> Classify(const Status& request) const;
 
