@@ -74,7 +74,7 @@ Status ClusterClient::Register(Deadline deadline) {
     while (!registered_ && !shutdown_.has_value() && cv_.WaitUntil(&mu_, retry)) {
     }
   }
-  last_heard_ = std::chrono::steady_clock::now();
+  last_heard_ = options_.env->Now();
   log_.Info("admitted as ", RoleName(options_.role), "/", rank_, " (node ", id_, "), epoch ",
             view_.epoch, ": ", view_.num_servers, " server(s), ", view_.num_workers, " worker(s)");
   lock.Unlock();
@@ -134,7 +134,7 @@ void ClusterClient::OnMembership(Message&& m) {
   std::function<void(const ClusterView&)> cb;
   {
     MutexLock lock(&mu_);
-    last_heard_ = std::chrono::steady_clock::now();
+    last_heard_ = options_.env->Now();
     if (!registered_ || view->epoch <= view_.epoch) return;
     // Log who left and who joined, by comparing with the previous view.
     for (const auto& mem : view->members) {
@@ -158,7 +158,7 @@ void ClusterClient::OnBarrierRelease(Message&& m) {
   auto b = DecodeBarrier(m.body);
   if (!b.ok()) return;
   MutexLock lock(&mu_);
-  last_heard_ = std::chrono::steady_clock::now();
+  last_heard_ = options_.env->Now();
   released_.insert(b->name);
   cv_.SignalAll();
 }
@@ -172,7 +172,7 @@ void ClusterClient::OnShutdown(Message&& m) {
 
 void ClusterClient::OnHeartbeatAck(Message&& m) {
   MutexLock lock(&mu_);
-  last_heard_ = std::chrono::steady_clock::now();
+  last_heard_ = options_.env->Now();
 }
 
 void ClusterClient::OnFileAck(Message&& m) {
@@ -329,7 +329,7 @@ void ClusterClient::HeartbeatLoop() {
     lock.Unlock();
     SendToCoordinator(MsgType::kHeartbeat, Buffer());
     lock.Lock();
-    Duration silent = std::chrono::steady_clock::now() - last_heard_;
+    Duration silent = options_.env->Now() - last_heard_;
     if (silent > options_.coordinator_timeout && !shutdown_.has_value()) {
       log_.Error("the coordinator at ", SplitCurveAddress(options_.coordinator_address).first,
                  " has been silent for ", ToMillis(silent), " ms (timeout ",

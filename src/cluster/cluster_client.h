@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "base/env.h"
 #include "base/logging.h"
 #include "base/mutex.h"
 #include "cluster/membership.h"
@@ -35,6 +36,9 @@ struct ClusterClientOptions {
   // shuts down with an error (see README: coordinator crash).
   Duration coordinator_timeout = std::chrono::seconds(30);
   Duration register_retry = std::chrono::seconds(1);
+  // Its clock times the coordinator's silence (the waits for registration
+  // and between heartbeats are real-time waits on the real clock).
+  Env* env = Env::Default();
 };
 
 class ClusterClient {

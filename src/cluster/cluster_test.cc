@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <memory>
+#include <mutex>
 #include <thread>
 
+#include "base/env.h"
 #include "cluster/cluster_client.h"
 #include "cluster/coordinator.h"
 #include "transport/inproc_transport.h"
@@ -12,6 +15,17 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+
+// A JobPolicy made of functions; an unset one keeps what is.
+struct FnPolicy : JobPolicy {
+  std::function<std::string(const ClusterView&)> first;
+  std::function<JobAction(const ClusterView&)> on_view;
+  std::string FirstLayout(const ClusterView& v) override { return first ? first(v) : ""; }
+  JobAction OnViewChange(const ClusterView& v) override {
+    return on_view ? on_view(v) : JobAction::Keep();
+  }
+  JobAction OnReport(const Message&, const ClusterView&) override { return JobAction::Keep(); }
+};
 
 struct TestNode {
   std::unique_ptr<Transport> transport;
@@ -38,6 +52,31 @@ class ClusterTest : public ::testing::Test {
     n.dispatcher->Start();
     return n;
   }
+  // Server s0 and workers w0, w1, registered with a running coordinator;
+  // first_change: the first new view s0 is told of after the job starts.
+  struct ServerAndTwoWorkers {
+    TestNode s0, w0, w1;
+    bool registered = false;
+    std::future<ClusterView> first_change;
+  };
+  ServerAndTwoWorkers RegisterServerAndTwoWorkers() {
+    ServerAndTwoWorkers job{MakeNode(Role::kServer, "s0"), MakeNode(Role::kWorker, "w0"),
+                            MakeNode(Role::kWorker, "w1")};
+    auto changed = std::make_shared<std::promise<ClusterView>>();
+    job.first_change = changed->get_future();
+    auto once = std::make_shared<std::once_flag>();
+    job.s0.client->OnViewChange([changed, once](const ClusterView& v) {
+      std::call_once(*once, [&] { changed->set_value(v); });
+    });
+    std::vector<std::future<Status>> regs;
+    for (TestNode* n : {&job.s0, &job.w0, &job.w1}) {
+      regs.push_back(std::async(std::launch::async,
+                                [n] { return n->client->Register(Deadline::After(seconds(10))); }));
+    }
+    job.registered = true;
+    for (auto& r : regs) job.registered = r.get().ok() && job.registered;
+    return job;
+  }
   Logger Log(const std::string& name) { return Logger(sink_, name, LogLevel::kInfo); }
 
   std::shared_ptr<InProcHub> hub_ = std::make_shared<InProcHub>();
@@ -49,7 +88,11 @@ TEST_F(ClusterTest, RegistersAssignsRanksRunsBarriersAndEndsCleanly) {
   CoordinatorOptions o;
   o.num_servers = 2;
   o.num_workers = 2;
-  o.layout = [](const ClusterView& v) { return "layout-for-" + std::to_string(v.members.size()); };
+  FnPolicy policy;
+  policy.first = [](const ClusterView& v) {
+    return "layout-for-" + std::to_string(v.members.size());
+  };
+  o.policy = &policy;
   auto coord = MakeCoordinator(o);
   auto result = std::async(std::launch::async, [&] { return coord->Run(); });
   std::vector<TestNode> nodes;
@@ -100,29 +143,15 @@ TEST_F(ClusterTest, MissingHeartbeatsDeclareANodeDeadAndPublishANewEpoch) {
   o.heartbeat_timeout = milliseconds(400);
   auto coord = MakeCoordinator(o);
   auto result = std::async(std::launch::async, [&] { return coord->Run(); });
-  auto s0 = MakeNode(Role::kServer, "s0");
-  auto w0 = MakeNode(Role::kWorker, "w0");
-  auto w1 = MakeNode(Role::kWorker, "w1");
-  std::promise<ClusterView> changed;
-  bool once = false;
-  s0.client->OnViewChange([&](const ClusterView& v) {
-    if (!once) {
-      once = true;
-      changed.set_value(v);
-    }
-  });
-  auto r0 = std::async(std::launch::async,
-                       [&] { return s0.client->Register(Deadline::After(seconds(10))); });
-  auto r1 = std::async(std::launch::async,
-                       [&] { return w0.client->Register(Deadline::After(seconds(10))); });
-  ASSERT_TRUE(w1.client->Register(Deadline::After(seconds(10))).ok());
-  ASSERT_TRUE(r0.get().ok());
-  ASSERT_TRUE(r1.get().ok());
+  ServerAndTwoWorkers job = RegisterServerAndTwoWorkers();
+  ASSERT_TRUE(job.registered);
+  TestNode& w0 = job.w0;
+  TestNode& w1 = job.w1;
   uint32_t dead_rank = w1.client->rank();
   // w1 "crashes": its heartbeats stop and its transport goes away.
   w1.client->Stop();
   w1.dispatcher->Stop();
-  auto fut = changed.get_future();
+  auto& fut = job.first_change;
   ASSERT_EQ(fut.wait_for(seconds(10)), std::future_status::ready);
   ClusterView v = fut.get();
   EXPECT_EQ(v.epoch, 2u);
@@ -131,6 +160,45 @@ TEST_F(ClusterTest, MissingHeartbeatsDeclareANodeDeadAndPublishANewEpoch) {
   EXPECT_TRUE(sink_->Contains("declared worker/" + std::to_string(dead_rank)));
   EXPECT_TRUE(sink_->Contains("no heartbeat for"));
   // The survivor finishing ends the job: nobody waits for the dead worker.
+  w0.client->SendDone();
+  EXPECT_TRUE(result.get().ok());
+}
+
+// The coordinator's heartbeat timeout reads the Env's clock: an hour of
+// silence passes in an instant, and only the node that really went quiet is
+// declared dead.
+TEST_F(ClusterTest, HeartbeatTimeoutsReadTheInjectedClock) {
+  FaultyEnv env(Env::Default());
+  const SteadyTime t0 = std::chrono::steady_clock::now();
+  env.SetTime(t0);
+  CoordinatorOptions o;
+  o.num_servers = 1;
+  o.num_workers = 2;
+  o.heartbeat_timeout = std::chrono::hours(1);
+  o.env = &env;
+  auto coord = MakeCoordinator(o);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  ServerAndTwoWorkers job = RegisterServerAndTwoWorkers();
+  ASSERT_TRUE(job.registered);
+  TestNode& w0 = job.w0;
+  TestNode& w1 = job.w1;
+  const uint32_t dead_rank = w1.client->rank();
+  w1.client->Stop();
+  w1.dispatcher->Stop();
+  // 50 minutes on: the live nodes' heartbeats (every 50 ms of real time)
+  // are stamped with it; w1's last one is from t0.
+  env.SetTime(t0 + std::chrono::minutes(50));
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_FALSE(sink_->Contains("declared"));  // 50 min < the hour
+  env.SetTime(t0 + std::chrono::minutes(61));
+  auto& fut = job.first_change;
+  ASSERT_EQ(fut.wait_for(seconds(10)), std::future_status::ready);
+  ClusterView v = fut.get();
+  EXPECT_EQ(v.FindRank(Role::kWorker, dead_rank), nullptr);
+  EXPECT_EQ(v.Live(Role::kWorker).size(), 1u);
+  EXPECT_EQ(v.Live(Role::kServer).size(), 1u);
+  EXPECT_TRUE(sink_->Contains("declared worker/" + std::to_string(dead_rank) + " ("));
+  EXPECT_TRUE(sink_->Contains("dead: no heartbeat for 3660000 ms"));  // 61 min of its clock
   w0.client->SendDone();
   EXPECT_TRUE(result.get().ok());
 }
@@ -183,18 +251,18 @@ TEST_F(ClusterTest, AbortFromANodeStopsTheJobWithItsReason) {
 
 // SetLayout used to write the view that view() read under its mutex without
 // taking it (a data race under TSan); now view() returns a copy the
-// coordinator thread refreshes on every change, SetLayout's included.
-TEST_F(ClusterTest, CoordinatorViewOnAnotherThreadSeesSetLayout) {
+// coordinator thread refreshes on every change, a policy's new layout's included.
+TEST_F(ClusterTest, CoordinatorViewOnAnotherThreadSeesANewLayout) {
   CoordinatorOptions o;
   o.num_servers = 1;
   o.num_workers = 1;
-  o.layout = [](const ClusterView&) { return std::string("first"); };
-  Coordinator* self = nullptr;
-  o.on_view_change = [&self](const ClusterView& v) {
-    if (v.layout == "first") self->SetLayout("second");  // on the coordinator thread
+  FnPolicy policy;
+  policy.first = [](const ClusterView&) { return std::string("first"); };
+  policy.on_view = [](const ClusterView& v) {  // on the coordinator thread
+    return v.layout == "first" ? JobAction::Publish("second") : JobAction::Keep();
   };
+  o.policy = &policy;
   auto coord = MakeCoordinator(o);
-  self = coord.get();
   EXPECT_EQ(coord->view().members.size(), 0u);
   EXPECT_EQ(coord->view().num_workers, 1u);
   auto result = std::async(std::launch::async, [&] { return coord->Run(); });
@@ -218,6 +286,29 @@ TEST_F(ClusterTest, CoordinatorViewOnAnotherThreadSeesSetLayout) {
   EXPECT_EQ(v.Live(Role::kWorker).size(), 1u);
   w0.client->SendDone();
   EXPECT_TRUE(result.get().ok());
+}
+
+TEST_F(ClusterTest, APolicyThatFailsTheJobEndsItWithItsReason) {
+  CoordinatorOptions o;
+  o.num_servers = 1;
+  o.num_workers = 1;
+  FnPolicy policy;
+  policy.on_view = [](const ClusterView& v) {
+    return v.epoch >= 1 ? JobAction::Fail(UnavailableError("no copy of partition 3 is left"))
+                        : JobAction::Keep();
+  };
+  o.policy = &policy;
+  auto coord = MakeCoordinator(o);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  auto s0 = MakeNode(Role::kServer, "s0");
+  auto w0 = MakeNode(Role::kWorker, "w0");
+  auto a = std::async(std::launch::async,
+                      [&] { return s0.client->Register(Deadline::After(seconds(10))); });
+  w0.client->Register(Deadline::After(seconds(10))).IgnoreError();
+  a.get().IgnoreError();
+  Status s = result.get();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("no copy of partition 3 is left"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ Coordinator::Coordinator(CoordinatorOptions options, Transport* transport, Logge
     : options_(std::move(options)),
       transport_(transport),
       log_(std::move(log)),
-      start_time_(std::chrono::steady_clock::now()),
+      start_time_(options_.env->Now()),
       last_startup_log_(start_time_) {
   view_.num_servers = options_.num_servers;
   view_.num_workers = options_.num_workers;
@@ -51,6 +51,7 @@ void Coordinator::ShareView() {
 Status Coordinator::Run() {
   log_.Info("listening on ", transport_->address(), "; expecting ", options_.num_servers,
             " server(s) and ", options_.num_workers, " worker(s)");
+  // Paced by the real clock: it bounds a real wait on the transport.
   SteadyTime next_tick = std::chrono::steady_clock::now();
   while (!finished_) {
     if (stop_.load()) {
@@ -93,7 +94,7 @@ std::string Coordinator::Describe(const Member& m) const {
 }
 
 void Coordinator::Handle(Message&& m) {
-  if (m.sender != kUnassignedId) last_seen_[m.sender] = std::chrono::steady_clock::now();
+  if (m.sender != kUnassignedId) last_seen_[m.sender] = options_.env->Now();
   switch (m.type) {
     case MsgType::kRegister:
       return HandleRegister(std::move(m));
@@ -132,11 +133,9 @@ void Coordinator::Handle(Message&& m) {
     case MsgType::kResultFile:
       return HandleResultFile(m);
     case MsgType::kCheckpoint:
-      if (options_.on_checkpoint && MemberOf(m.sender) != nullptr) options_.on_checkpoint(m);
-      return;
     case MsgType::kReplicaSynced:
-      if (options_.on_replica_synced && MemberOf(m.sender) != nullptr) {
-        options_.on_replica_synced(m);
+      if (options_.policy != nullptr && MemberOf(m.sender) != nullptr) {
+        Carry(options_.policy->OnReport(m, view_));
       }
       return;
     default:
@@ -200,7 +199,7 @@ bool Coordinator::AnswerRetry(const RegisterRequest& req) {
   // A retried registration from the same address gets the same answer.
   for (auto& mem : view_.members) {
     if (mem.address == req.address && mem.alive) {
-      last_seen_[mem.id] = std::chrono::steady_clock::now();
+      last_seen_[mem.id] = options_.env->Now();
       if (started_) SendRegisterReply(mem.id);
       return true;
     }
@@ -278,7 +277,7 @@ void Coordinator::Admit(const RegisterRequest& req, const std::string& peer_host
   }
   view_.members.push_back(mem);
   origins_[mem.id] = Origin{req.host, peer_host, req.pid};
-  last_seen_[mem.id] = std::chrono::steady_clock::now();
+  last_seen_[mem.id] = options_.env->Now();
   if (Status s = transport_->Connect(mem.id, mem.address); !s.ok()) {
     log_.Error("cannot reach ", Describe(mem), ": ", s.message());
   }
@@ -290,9 +289,9 @@ void Coordinator::Admit(const RegisterRequest& req, const std::string& peer_host
     // A node rejoining a running job: new epoch, everybody learns of it.
     ++view_.epoch;
     Publish(MsgType::kMembership);
-    // The owner may react (a rollback changes the layout) before the
+    // The policy may react (a rollback changes the layout) before the
     // newcomer is answered, so it starts from the final word.
-    if (options_.on_view_change) options_.on_view_change(view_);
+    ConsultPolicy();
     SendRegisterReply(mem.id);
     return;
   }
@@ -320,15 +319,15 @@ void Coordinator::CheckStartup() {
   view_.epoch = 1;
   // Heartbeats start once a node is admitted; until now the early ones only
   // retried their registration. Everyone's silence is counted from here.
-  for (const auto& mem : view_.members) last_seen_[mem.id] = std::chrono::steady_clock::now();
+  for (const auto& mem : view_.members) last_seen_[mem.id] = options_.env->Now();
   std::sort(view_.members.begin(), view_.members.end(), [](const Member& a, const Member& b) {
     return std::tie(a.role, a.rank) < std::tie(b.role, b.rank);
   });
-  if (options_.layout) view_.layout = options_.layout(view_);
+  if (options_.policy != nullptr) view_.layout = options_.policy->FirstLayout(view_);
   ShareView();
   WriteNodesFile();
   log_.Info("all ", options_.num_servers + options_.num_workers, " nodes registered after ",
-            ToMillis(std::chrono::steady_clock::now() - start_time_), " ms; job starts (epoch 1)");
+            ToMillis(options_.env->Now() - start_time_), " ms; job starts (epoch 1)");
   for (const auto& mem : view_.members) {
     Message reply;
     reply.type = MsgType::kRegisterReply;
@@ -338,7 +337,7 @@ void Coordinator::CheckStartup() {
     reply.body = EncodeView(view_);
     transport_->Send(mem.id, std::move(reply)).IgnoreError();
   }
-  if (options_.on_view_change) options_.on_view_change(view_);
+  ConsultPolicy();
 }
 
 std::string Coordinator::Missing() const {
@@ -360,7 +359,7 @@ std::string Coordinator::Missing() const {
 }
 
 void Coordinator::Tick() {
-  auto now = std::chrono::steady_clock::now();
+  auto now = options_.env->Now();
   if (!started_) {
     if (now - start_time_ >= options_.startup_timeout) {
       std::string missing = Missing();
@@ -399,7 +398,7 @@ void Coordinator::Tick() {
 }
 
 void Coordinator::CheckHeartbeats() {
-  auto now = std::chrono::steady_clock::now();
+  auto now = options_.env->Now();
   std::vector<Member*> dead;
   for (auto& mem : view_.members) {
     if (!mem.alive) continue;
@@ -441,9 +440,18 @@ void Coordinator::CheckHeartbeats() {
               " server(s), ", view_.Live(Role::kWorker).size(), " worker(s) alive");
     Publish(MsgType::kMembership);
   }
-  if (started_ && options_.on_view_change) options_.on_view_change(view_);
+  if (started_) ConsultPolicy();
   CheckBarriers();
   CheckDone();
+}
+
+void Coordinator::ConsultPolicy() {
+  if (options_.policy != nullptr) Carry(options_.policy->OnViewChange(view_));
+}
+
+void Coordinator::Carry(JobAction action) {
+  if (!action.failure.ok()) return Finish(std::move(action.failure));
+  if (action.layout) SetLayout(std::move(*action.layout));
 }
 
 void Coordinator::SetLayout(std::string layout) {

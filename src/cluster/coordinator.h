@@ -4,8 +4,11 @@
 // ends the job: cleanly when every live worker reported done, with an error
 // when start-up times out or a node aborts. Run() owns the calling thread
 // (the coordinator thread), which alone reads and writes the job's state;
-// Stop() and view() may be called from any thread.
+// Stop() and view() may be called from any thread. What the job does when
+// its membership changes (the layout, failover, rollback) is its JobPolicy's
+// decision, which the coordinator carries out.
 //
+//   opts.policy = &my_policy;  // optional
 //   Coordinator c(opts, transport.get(), log);
 //   Status s = c.Run();   // returns when the job is over
 #ifndef DISTOPT_CLUSTER_COORDINATOR_H_
@@ -18,6 +21,7 @@
 #include <set>
 #include <string>
 
+#include "base/env.h"
 #include "base/logging.h"
 #include "base/mutex.h"
 #include "base/time.h"
@@ -25,6 +29,33 @@
 #include "transport/transport.h"
 
 namespace distopt {
+
+// What a JobPolicy decides after an event: nothing, a new layout blob (the
+// coordinator publishes it as the next membership epoch), or the end of the
+// job with `failure`.
+struct JobAction {
+  std::optional<std::string> layout;
+  Status failure;
+
+  static JobAction Keep() { return {}; }
+  static JobAction Publish(std::string layout) { return {std::move(layout), Status::Ok()}; }
+  static JobAction Fail(Status failure) { return {std::nullopt, std::move(failure)}; }
+};
+
+// The job's policy above membership (for kv: partition failover, rollback,
+// checkpoint commits). The coordinator consults it on its own thread, hands
+// it what it needs, and carries out the action it returns; the policy never
+// calls into the coordinator.
+class JobPolicy {
+ public:
+  virtual ~JobPolicy() = default;
+  // The layout blob of the first complete view (epoch 1).
+  virtual std::string FirstLayout(const ClusterView& view) = 0;
+  // After each membership change (`view` is the new one, already published).
+  virtual JobAction OnViewChange(const ClusterView& view) = 0;
+  // A member's report (kCheckpoint, kReplicaSynced); `view` is the current one.
+  virtual JobAction OnReport(const Message& m, const ClusterView& view) = 0;
+};
 
 struct CoordinatorOptions {
   uint32_t num_servers = 1;
@@ -34,24 +65,21 @@ struct CoordinatorOptions {
   Duration startup_log_interval = std::chrono::seconds(3);
   // After the job ends, how long to keep answering stragglers with shutdown.
   Duration shutdown_grace = std::chrono::milliseconds(500);
-  // Builds the layout blob from the first complete view (may be unset).
-  std::function<std::string(const ClusterView&)> layout;
+  // Not owned; outlives Run(). Null: the layout blob stays empty.
+  JobPolicy* policy = nullptr;
   // A dead server may be replaced (its parameters restored by the owner,
   // e.g. from a checkpoint) instead of ending the job, if it rejoins in time.
   bool tolerate_server_loss = false;
   Duration server_rejoin_timeout = std::chrono::seconds(60);
   // With replicas the job goes on without the lost server (its partitions
-  // fail over to their backups; on_view_change decides): no rejoin needed.
+  // fail over to their backups; the policy decides): no rejoin needed.
   bool server_rejoin_required = true;
-  // Called on the coordinator thread with each server's checkpoint report.
-  std::function<void(const Message&)> on_checkpoint;
-  // Called on the coordinator thread when a server reports a backup copy complete.
-  std::function<void(const Message&)> on_replica_synced;
   // The coordinator's run folder: the lead worker's result files land here
   // (kResultFile), and nodes.json says where every node ran. Empty: neither.
   std::string result_dir;
-  // Called on the coordinator thread after each membership change.
-  std::function<void(const ClusterView&)> on_view_change;
+  // Its clock times heartbeats, start-up and rejoin timeouts (the loop that
+  // waits on the transport paces itself by the real clock).
+  Env* env = Env::Default();
 };
 
 class Coordinator {
@@ -65,13 +93,12 @@ class Coordinator {
   // The current view (a copy; any thread).
   ClusterView view() const EXCLUDES(mu_);
 
-  // Replaces the layout blob and publishes a new epoch (coordinator thread
-  // only: from the option callbacks).
-  void SetLayout(std::string layout);
-  // Ends the job with `result` (coordinator thread only: from the callbacks).
-  void Fail(Status result) { Finish(std::move(result)); }
-
  private:
+  // The policy's word on the current view, then carried out.
+  void ConsultPolicy();
+  void Carry(JobAction action);
+  // Replaces the layout blob and publishes a new epoch.
+  void SetLayout(std::string layout);
   void Handle(Message&& m);
   void HandleRegister(Message&& m);
   // The steps of HandleRegister. The request, unless it is malformed, claims
@@ -125,8 +152,8 @@ class Coordinator {
   mutable Mutex mu_;
   ClusterView shared_view_ GUARDED_BY(mu_);
 
-  // Everything below belongs to the coordinator thread: Run() and the option
-  // callbacks it calls (SetLayout, Fail). No lock.
+  // Everything below belongs to the coordinator thread: Run() and what it
+  // calls. No lock.
   ClusterView view_;
   bool started_ = false;
   NodeId next_id_ = 1;

@@ -39,7 +39,7 @@ Status KvClient::OnViewChange(const ClusterView& view) {
         "the coordinator's layout has " + std::to_string(layout.tables.size()) +
         " tables, this worker's model declares " + std::to_string(tables_.size()));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (has_layout_ && layout.generation > generation_) {
     // Rolled back: nothing in flight belongs to the job any more, and
     // nothing the caller builds before it has asked where the job is now.
@@ -67,7 +67,7 @@ Status KvClient::OnViewChange(const ClusterView& view) {
   // A partition changed hands (its owner died and the backup took over):
   // what the old owner did not answer goes to the new one, which applies a
   // push it already has once.
-  auto now = std::chrono::steady_clock::now();
+  auto now = options_.env->Now();
   int moved = 0;
   for (auto& [id, part] : inflight_) {
     NodeId owner = OwnerNode(part.partition);
@@ -100,22 +100,23 @@ std::string KvClient::Describe(uint32_t p) const {
 }
 
 void KvClient::RequestCheckpointAt(int64_t clock) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   checkpoint_clock_ = clock;
 }
 
 uint32_t KvClient::generation() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return generation_;
 }
 
 KvClientStats KvClient::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 
 KvHandle KvClient::Failed(Status s) {
   auto h = std::make_shared<KvRequest>();
+  MutexLock lock(&h->mu_);
   h->status_ = std::move(s);
   return h;
 }
@@ -177,11 +178,14 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> gr
   auto h = std::make_shared<KvRequest>();
   h->what_ = std::string(MsgTypeName(type)) + " of table '" + spec.name + "' at clock " +
              std::to_string(clock);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (layout_.tables.empty()) return Failed(FailedPreconditionError("KvClient has no layout yet"));
   if (Status s = AdmitClock(clock); !s.ok()) return Failed(s);
   const auto& slices = layout_.tables[table].slices;
-  h->pending_ = static_cast<int>(slices.size());
+  {
+    MutexLock request_lock(&h->mu_);  // not shared yet; for the analysis
+    h->pending_ = static_cast<int>(slices.size());
+  }
   ++stats_.requests;
   for (const DenseSlice& s : slices) {
     Part p;
@@ -221,7 +225,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   }
   uint32_t num_servers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (layout_.tables.empty())
       return Failed(FailedPreconditionError("KvClient has no layout yet"));
     if (Status s = AdmitClock(clock); !s.ok()) return Failed(s);
@@ -269,8 +273,11 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   auto h = std::make_shared<KvRequest>();
   h->what_ = std::string(MsgTypeName(type)) + " of table '" + spec.name + "' at clock " +
              std::to_string(clock);
-  std::lock_guard<std::mutex> lock(mu_);
-  h->pending_ = static_cast<int>(num_servers);
+  MutexLock lock(&mu_);
+  {
+    MutexLock request_lock(&h->mu_);  // not shared yet; for the analysis
+    h->pending_ = static_cast<int>(num_servers);
+  }
   ++stats_.requests;
   for (uint32_t s = 0; s < num_servers; ++s) {
     // Every partition hears from us each clock, keys or not: BSP and SSP
@@ -311,14 +318,13 @@ Status KvClient::AdmitClock(int64_t clock) {
 }
 
 void KvClient::SendPart(uint64_t id, Part part) {
-  // mu_ is held by the caller.
   part.msg.request_id = id;
   part.msg.sender = self_id_;
   if (part.msg.clock == checkpoint_clock_ && part.msg.type != MsgType::kPull) {
     part.msg.flags |= kFlagCheckpoint;
   }
   part.msg.epoch = epoch_;
-  part.sent = std::chrono::steady_clock::now();
+  part.sent = options_.env->Now();
   NodeId server = OwnerNode(part.partition);
   part.sent_to = server;
   Message copy = part.msg;  // shares the payload buffers
@@ -334,7 +340,7 @@ void KvClient::SendPart(uint64_t id, Part part) {
 }
 
 void KvClient::OnReply(Message&& m) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = inflight_.find(m.request_id);
   if (it == inflight_.end()) {
     ++stats_.stale_replies;
@@ -350,7 +356,7 @@ void KvClient::OnReply(Message&& m) {
     ++stats_.pre_rollback_replies;
     log_.Info("node ", m.sender, " answered the ", p.req->what_, " from epoch ", m.epoch,
               ", before the rollback of epoch ", generation_epoch_, ": asking again");
-    p.resend_at = std::chrono::steady_clock::now() + kStaleResendDelay;
+    p.resend_at = options_.env->Now() + kStaleResendDelay;
     return;
   }
   if (m.type == MsgType::kKvError && m.status == static_cast<uint32_t>(StatusCode::kUnavailable)) {
@@ -387,27 +393,22 @@ void KvClient::OnReply(Message&& m) {
 }
 
 void KvClient::Finish(KvRequest& r, const Status& s, int64_t clock) {
-  std::lock_guard<std::mutex> lock(r.mu_);
+  MutexLock lock(&r.mu_);
   if (!s.ok() && r.status_.ok()) r.status_ = s;
   r.clock_ = std::min(r.clock_, clock);
-  if (--r.pending_ == 0) r.cv_.notify_all();
+  if (--r.pending_ == 0) r.done_cv_.SignalAll();
 }
 
 Status KvClient::Wait(const KvHandle& h, Deadline deadline) {
-  {
-    std::unique_lock<std::mutex> lock(h->mu_);
-    auto done = [&] { return h->pending_ <= 0; };
-    if (deadline.is_never()) {
-      h->cv_.wait(lock, done);
-      return h->status_;
-    }
-    if (h->cv_.wait_until(lock, deadline.when(), done)) return h->status_;
+  if (WaitDone(h, deadline)) {
+    MutexLock lock(&h->mu_);
+    return h->status_;
   }
   // Timed out: cancel what is left so a late reply cannot write into memory
   // the caller is about to reuse, and say whom we were waiting for.
   std::string waiting;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (uint64_t id : h->parts_) {
       auto it = inflight_.find(id);
       if (it == inflight_.end()) continue;
@@ -419,7 +420,7 @@ Status KvClient::Wait(const KvHandle& h, Deadline deadline) {
       inflight_.erase(it);
     }
   }
-  std::lock_guard<std::mutex> lock(h->mu_);
+  MutexLock lock(&h->mu_);
   if (h->pending_ <= 0) return h->status_;
   h->pending_ = 0;
   h->status_ = DeadlineExceededError("the " + h->what_ + " got no answer from " + waiting);
@@ -427,13 +428,16 @@ Status KvClient::Wait(const KvHandle& h, Deadline deadline) {
 }
 
 bool KvClient::WaitDone(const KvHandle& h, Deadline deadline) {
-  std::unique_lock<std::mutex> lock(h->mu_);
-  return h->cv_.wait_until(lock, deadline.when(), [&] { return h->pending_ <= 0; });
+  MutexLock lock(&h->mu_);
+  while (h->pending_ > 0) {
+    if (!h->done_cv_.WaitUntil(&h->mu_, deadline)) return h->pending_ <= 0;
+  }
+  return true;
 }
 
 void KvClient::Tick() {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto now = std::chrono::steady_clock::now();
+  MutexLock lock(&mu_);
+  auto now = options_.env->Now();
   for (auto& [id, p] : inflight_) {
     const bool answered_stale = p.resend_at != SteadyTime() && now >= p.resend_at;
     const bool retry =

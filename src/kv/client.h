@@ -23,14 +23,14 @@
 #ifndef DISTOPT_KV_CLIENT_H_
 #define DISTOPT_KV_CLIENT_H_
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <unordered_map>
 #include <vector>
 
+#include "base/env.h"
 #include "base/logging.h"
+#include "base/mutex.h"
 #include "cluster/membership.h"
 #include "kv/layout.h"
 #include "transport/dispatcher.h"
@@ -41,24 +41,27 @@ namespace distopt {
 class KvRequest {
  public:
   bool done() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return pending_ == 0;
   }
   // The clock the servers answered with (the oldest of the parts).
   int64_t clock() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return clock_;
   }
 
  private:
   friend class KvClient;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  int pending_ = 0;
-  Status status_;
-  int64_t clock_ = INT64_MAX;
-  std::vector<uint64_t> parts_;  // request ids, for cancellation
-  std::string what_;             // "pull of table 'w' at clock 3", for errors
+  mutable Mutex mu_;
+  CondVar done_cv_;  // signalled when pending_ reaches 0
+  int pending_ GUARDED_BY(mu_) = 0;
+  Status status_ GUARDED_BY(mu_);
+  int64_t clock_ GUARDED_BY(mu_) = INT64_MAX;
+  // Written by the KvClient (under its own lock) before the handle is
+  // returned, read-only after: request ids, for cancellation, and "pull of
+  // table 'w' at clock 3", for errors.
+  std::vector<uint64_t> parts_;
+  std::string what_;
 };
 
 using KvHandle = std::shared_ptr<KvRequest>;
@@ -67,6 +70,8 @@ struct KvClientOptions {
   // Resend a request that got no answer after this long (0: never). Servers
   // apply a retried push once (pushes are identified by table, worker, clock).
   Duration retry_interval = Duration::zero();
+  // Its clock decides when a request is due to be sent again.
+  Env* env = Env::Default();
 };
 
 struct KvClientStats {
@@ -157,15 +162,15 @@ class KvClient {
   // Ok if `table` exists and is sparse (or dense); else an error naming it.
   Status CheckKind(MsgType type, uint32_t table, bool sparse) const;
   KvHandle Failed(Status s);
-  void SendPart(uint64_t id, Part part);
+  void SendPart(uint64_t id, Part part) REQUIRES(mu_);
   // Refuses a request of clock >= 0 while a rollback is not yet rejoined;
-  // a request of clock < 0 (where is the job?) rejoins. mu_ held.
-  Status AdmitClock(int64_t clock);
-  // The node serving partition p (kUnassignedId: none alive now); mu_ held.
-  NodeId OwnerNode(uint32_t p) const;
-  std::string Describe(uint32_t partition) const;  // "server/1 (partition 2)"; mu_ held
-  void OnReply(Message&& m);
-  void Tick();
+  // a request of clock < 0 (where is the job?) rejoins.
+  Status AdmitClock(int64_t clock) REQUIRES(mu_);
+  // The node serving partition p (kUnassignedId: none alive now).
+  NodeId OwnerNode(uint32_t p) const REQUIRES(mu_);
+  std::string Describe(uint32_t partition) const REQUIRES(mu_);  // "server/1 (partition 2)"
+  void OnReply(Message&& m) EXCLUDES(mu_);
+  void Tick() EXCLUDES(mu_);
   void Finish(KvRequest& r, const Status& s, int64_t clock);
 
   const KvClientOptions options_;
@@ -173,19 +178,19 @@ class KvClient {
   Transport* const transport_;
   const Logger log_;
 
-  mutable std::mutex mu_;
-  Layout layout_;                                // guarded by mu_
-  std::vector<NodeId> server_ids_;               // by server rank; guarded by mu_
-  NodeId self_id_ = kUnassignedId;               // guarded by mu_
-  uint32_t epoch_ = 0;                           // guarded by mu_
-  uint32_t generation_ = 0;                      // guarded by mu_
-  uint32_t generation_epoch_ = 0;                // the first epoch of generation_; guarded by mu_
-  bool rejoin_pending_ = false;                  // rolled back, not yet rejoined; guarded by mu_
-  int64_t checkpoint_clock_ = -1;                // guarded by mu_
-  bool has_layout_ = false;                      // guarded by mu_
-  uint64_t next_id_ = 1;                         // guarded by mu_
-  std::unordered_map<uint64_t, Part> inflight_;  // guarded by mu_
-  KvClientStats stats_;                          // guarded by mu_
+  mutable Mutex mu_;
+  Layout layout_ GUARDED_BY(mu_);
+  std::vector<NodeId> server_ids_ GUARDED_BY(mu_);  // by server rank
+  NodeId self_id_ GUARDED_BY(mu_) = kUnassignedId;
+  uint32_t epoch_ GUARDED_BY(mu_) = 0;
+  uint32_t generation_ GUARDED_BY(mu_) = 0;
+  uint32_t generation_epoch_ GUARDED_BY(mu_) = 0;  // the first epoch of generation_
+  bool rejoin_pending_ GUARDED_BY(mu_) = false;    // rolled back, not yet rejoined
+  int64_t checkpoint_clock_ GUARDED_BY(mu_) = -1;
+  bool has_layout_ GUARDED_BY(mu_) = false;
+  uint64_t next_id_ GUARDED_BY(mu_) = 1;
+  std::unordered_map<uint64_t, Part> inflight_ GUARDED_BY(mu_);
+  KvClientStats stats_ GUARDED_BY(mu_);
 };
 
 }  // namespace distopt

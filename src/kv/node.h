@@ -18,6 +18,7 @@
 #include "cluster/cluster_client.h"
 #include "cluster/coordinator.h"
 #include "kv/client.h"
+#include "kv/job_policy.h"
 #include "kv/server.h"
 
 namespace distopt {
@@ -30,18 +31,10 @@ struct NodeOptions {
   Duration register_timeout = std::chrono::seconds(120);
 };
 
-// Where checkpoints go and whether the job starts from one.
-struct CheckpointOptions {
-  std::string run_dir;   // empty: no checkpoints
-  bool enabled = false;  // servers write checkpoints (by steps or by time)
-  int64_t keep = 3;      // the newest K good ones are kept
-  bool resume = false;   // start from the newest good checkpoint
-};
-
-// The coordinator of a job over `tables`: publishes their layout over the
-// servers (with the checkpoint to restore, on resume), writes each
-// checkpoint's manifest once every partition's files are durable, and
-// prunes old checkpoints. Returns when the job is over.
+// The coordinator of a job over `tables`, with KvJobPolicy's decisions:
+// publishes their layout over the servers (with the checkpoint to restore,
+// on resume), writes each checkpoint's manifest once every partition's files
+// are durable, and prunes old checkpoints. Returns when the job is over.
 // With replication 2 it also keeps every partition's (owner, backup) pair:
 // a dead owner's backup takes over, a partition without a backup gets one on
 // the least loaded live server, and a partition that lost every copy rolls

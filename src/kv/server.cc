@@ -34,6 +34,12 @@ void KvServer::HandleMessage(Message&& m) {
 }
 
 void KvServer::Dispatch(Message&& m) {
+  if (m.epoch > epoch_) {
+    // The sender saw a membership epoch this server has not: it may be a
+    // rollback (a push of the new generation applied to the old state would
+    // be lost with it), a takeover or a new worker. Kept until that view.
+    return Hold(std::move(m));
+  }
   switch (m.type) {
     case MsgType::kPush:
       return HandlePush(std::move(m), false);
@@ -275,7 +281,12 @@ void KvServer::RollBack(uint32_t epoch) {
   }
   Status s = RestoreCheckpoint(layout_.restore_step);
   if (!s.ok()) {
-    log_.Error("cannot roll back to checkpoint ", layout_.restore_step, ": ", s.message());
+    // Serving the initializers' values as the checkpoint's would train a
+    // different model than the one promised: the job stops, saying why.
+    const std::string why = "server/" + std::to_string(rank_) + " cannot roll back to checkpoint " +
+                            std::to_string(layout_.restore_step) + ": " + s.message();
+    log_.Error(why);
+    if (options_.on_fatal) options_.on_fatal(why);
   }
 }
 
@@ -389,13 +400,6 @@ TableReplica* KvServer::Admit(const Message& m, uint32_t* rank) {
     return *table;
   }
   const StatusCode code = table.status().code();
-  const bool routing = code == StatusCode::kUnavailable || code == StatusCode::kFailedPrecondition;
-  if (routing && m.epoch > epoch_ && held_.size() < kMaxHeld) {
-    // The sender knows a membership epoch this server has not seen yet (a
-    // new worker, or this server taking over a partition).
-    Hold(m);
-    return nullptr;
-  }
   if (code == StatusCode::kUnavailable) {
     // Misrouted by a stale view: the worker re-sends once it has the new one.
     ++stats_.misrouted;

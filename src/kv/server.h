@@ -59,6 +59,10 @@ struct KvServerOptions {
   Duration replicate_retry = std::chrono::milliseconds(500);
   // Files (checkpoints) and the clock (waits, resends) go through it.
   Env* env = Env::Default();
+  // Called under the server's lock when it cannot go on serving (a rollback
+  // whose checkpoint does not load): the node aborts the job with `reason`.
+  // Must not call back into the server.
+  std::function<void(const std::string& reason)> on_fatal;
 };
 
 struct KvServerStats {

@@ -158,7 +158,9 @@ void KvServer::SendAbout(const PartitionReplica& part, NodeId to, MsgType type, 
 }
 
 void KvServer::HandleReplicateAck(const Message& m) {
-  if (m.offset >= parts_.size()) return;
+  // An ack of the stream before a rollback counts updates of that stream,
+  // not of the new one (which restarts its sequence numbers).
+  if (m.epoch < rollback_epoch_ || m.offset >= parts_.size()) return;
   PartitionReplica* part = parts_[m.offset].get();
   if (part == nullptr || !part->owner() || m.sender != part->stream().backup_node()) {
     return;  // a former backup's

@@ -163,9 +163,17 @@ Result<TrainStop> StopAfter(const Status& request, bool generation_changed) {
 std::vector<int> ShardsToRead(uint32_t rank, uint32_t workers, std::vector<uint32_t> live_ranks) {
   std::sort(live_ranks.begin(), live_ranks.end());
   std::vector<int> mine = {static_cast<int>(rank)};
+  // The dead workers' shards are dealt round-robin over the live ones, from
+  // live[first dead % live]: every live worker reads at most one shard more
+  // than another, and a single dead shard s goes to live[s % live].
+  size_t next = 0;
+  bool first = true;
   for (uint32_t s = 0; s < workers && !live_ranks.empty(); ++s) {
-    bool dead = std::find(live_ranks.begin(), live_ranks.end(), s) == live_ranks.end();
-    if (dead && live_ranks[s % live_ranks.size()] == rank) mine.push_back(static_cast<int>(s));
+    if (std::binary_search(live_ranks.begin(), live_ranks.end(), s)) continue;
+    if (first) next = s % live_ranks.size();
+    first = false;
+    if (live_ranks[next] == rank) mine.push_back(static_cast<int>(s));
+    next = (next + 1) % live_ranks.size();
   }
   return mine;
 }

@@ -4,6 +4,8 @@
 // is evaluated, and when a target metric counts as reached.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "train/trainer.h"
 
 namespace distopt {
@@ -69,6 +71,28 @@ TEST(ShardsToReadTest, LiveWorkersPartitionTheShardsAndTheirScalesAverageToOne) 
       EXPECT_EQ(read_by[s], 1) << "shard " << s << ", dead mask " << dead_mask;
     }
     EXPECT_NEAR(scale_sum / static_cast<double>(live.size()), 1.0, 1e-6) << "mask " << dead_mask;
+  }
+}
+
+// However many die, the live workers' loads differ by at most one shard
+// (dealing each dead shard by its own rank put 3 of 4 shards on one worker
+// when workers 1 and 3 of 4 died).
+TEST(ShardsToReadTest, DeadWorkersShardsAreSpreadEvenly) {
+  EXPECT_EQ(ShardsToRead(0, 4, {0, 2}), (std::vector<int>{0, 3}));
+  EXPECT_EQ(ShardsToRead(2, 4, {0, 2}), (std::vector<int>{2, 1}));
+  constexpr uint32_t kWorkers = 7;
+  for (uint32_t dead_mask = 0; dead_mask < (1u << kWorkers) - 1; ++dead_mask) {
+    std::vector<uint32_t> live;
+    for (uint32_t r = 0; r < kWorkers; ++r) {
+      if ((dead_mask & (1u << r)) == 0) live.push_back(r);
+    }
+    size_t most = 0, least = kWorkers;
+    for (uint32_t r : live) {
+      const size_t n = ShardsToRead(r, kWorkers, live).size();
+      most = std::max(most, n);
+      least = std::min(least, n);
+    }
+    EXPECT_LE(most - least, 1u) << "dead mask " << dead_mask;
   }
 }
 
