@@ -1,16 +1,22 @@
 // Fuzzes the decoders of network bytes: the 4-frame message decoder (fed as
 // length-prefixed frames), and the control payloads a node decodes from a
 // message body (cluster view, registration, barrier, checkpoint report,
-// layout, replication header and snapshot). Any input must give a value or
-// a Status, never a crash, and a decoded message must re-encode to frames
-// the decoder accepts again.
+// layout, replication header and snapshot); and the decoders of checkpoint
+// file bytes (a shard file's header against a file size, MANIFEST text).
+// Any input must give a value or a Status, never a crash, and a decoded
+// message must re-encode to frames the decoder accepts again.
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <string>
 
+#include "base/crc32c.h"
 #include "cluster/membership.h"
 #include "kv/checkpoint.h"
+#include "kv/checkpoint_format.h"
 #include "kv/layout.h"
 #include "kv/repl_codec.h"
 #include "wire/message.h"
@@ -18,7 +24,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace distopt;  // NOLINT: a fuzz target
   if (size == 0) return 0;
-  const uint8_t which = data[0] % 9;
+  const uint8_t which = data[0] % 11;
   const uint8_t* p = data + 1;
   const size_t n = size - 1;
   WireLimits limits;
@@ -81,6 +87,43 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (const ShardSnapshot& sh : shards) floats += sh.params.size() + sh.state.size();
         if (floats != values.as<float>().size() || clocks.size() != 2) __builtin_trap();
       }
+      break;
+    }
+    case 9: {
+      // A shard header: p[0] bit 0 seals it with its right CRC (so the field
+      // checks behind the CRC are explored too), the next 8 bytes are the
+      // file size, then the 60 header bytes.
+      namespace ci = checkpoint_internal;
+      if (n < 9 + ci::kShardHeaderSize) break;
+      uint64_t file_size = 0;
+      std::memcpy(&file_size, p + 1, sizeof(file_size));
+      std::array<uint8_t, ci::kShardHeaderSize> raw{};
+      std::memcpy(raw.data(), p + 9, raw.size());
+      if (p[0] & 1) {
+        const uint32_t crc = Crc32c(raw.data(), ci::kShardHeaderCrcAt);
+        std::memcpy(raw.data() + ci::kShardHeaderCrcAt, &crc, sizeof(crc));
+      }
+      auto h = ci::DecodeShardHeader(raw, file_size, {}, "fuzz");
+      // An accepted header's counts describe exactly the bytes the file has.
+      uint64_t need = 0;
+      if (h.ok() && (!ci::PayloadBytes(*h, &need) ||
+                     need != file_size - ci::kShardHeaderSize - ci::kTrailerSize)) {
+        __builtin_trap();
+      }
+      break;
+    }
+    case 10: {
+      // MANIFEST text; p[0] bit 0 appends the right CRC line, so the lines
+      // behind it are explored too.
+      if (n < 1) break;
+      std::string text(reinterpret_cast<const char*>(p + 1), n - 1);
+      if (p[0] & 1) {
+        char line[32];
+        std::snprintf(line, sizeof(line), "crc32c %08x\n", Crc32c(text.data(), text.size()));
+        text += line;
+      }
+      auto m = checkpoint_internal::ParseManifest(text, "fuzz");
+      if (m.ok() && m->num_servers == 0) __builtin_trap();
       break;
     }
   }

@@ -114,11 +114,14 @@ Status RunWorker(const BenchNodeArgs& a) {
 Status RunColocated(const BenchNodeArgs& a) {
   Logger slog = Logger::Stderr("server/" + std::to_string(a.rank), LogLevel::kWarning);
   Logger wlog = Logger::Stderr("worker/" + std::to_string(a.rank), LogLevel::kWarning);
+  LocalPeers local;  // declared first: outlives both nodes
   ASSIGN_OR_RETURN(auto st, BenchTransport(a, Role::kServer, slog));
   ASSIGN_OR_RETURN(auto wt, BenchTransport(a, Role::kWorker, wlog));
-  auto server = MakeServer(a, WithLocalPeers(std::move(st)), slog);
+  ASSIGN_OR_RETURN(auto server_t, WithLocalPeers(local, std::move(st)));
+  ASSIGN_OR_RETURN(auto worker_t, WithLocalPeers(local, std::move(wt)));
+  auto server = MakeServer(a, std::move(server_t), slog);
   auto served = std::async(std::launch::async, [&] { return server->Run(); });
-  Status w = RunWorker(a, WithLocalPeers(std::move(wt)), wlog);
+  Status w = RunWorker(a, std::move(worker_t), wlog);
   if (!w.ok()) server->Kill();
   Status s = served.get();
   RETURN_IF_ERROR(w);

@@ -78,7 +78,7 @@ struct TrainConfig {
 
 // TOML keys are the field names: top-level `name`, then tables [cluster],
 // [data], [model], [optimizer], [optimizer.schedule] and [train]. A new field
-// needs its row in the schema in config.cc, which drives parsing, range
+// needs its row in the schema in config_schema.cc, which drives parsing, range
 // checks and ConfigToToml alike (so nothing is readable but not written back).
 // Fault injection (testing fault tolerance on a real job): applied to the
 // traffic of the nodes it names, from `distopt run`.

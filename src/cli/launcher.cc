@@ -92,209 +92,267 @@ struct TrainArgs {
   bool quiet = false;
 };
 
-Status RunLocalJob(const TrainArgs& args) {
-  const bool resume = !args.resume.empty();
-  if (resume == !args.config.empty()) {
-    return InvalidArgumentError(
-        "usage: distopt train CONFIG [--workers N] [--servers M] [--set section.key=value]...\n"
-        "       distopt train --resume RUN_DIR [--set section.key=value]...");
-  }
-  std::vector<std::string> overrides = args.set;
-  if (args.workers >= 0) overrides.push_back("cluster.workers=" + std::to_string(args.workers));
-  if (args.servers >= 0) overrides.push_back("cluster.servers=" + std::to_string(args.servers));
-  // A resumed job runs in its old folder with the configuration it ran with.
-  const std::string config_source = resume ? args.resume + "/config.toml" : args.config;
-  ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(config_source, overrides));
+namespace {
 
-  std::string run_dir =
-      resume
-          ? args.resume
-          : (!args.run_dir.empty() ? args.run_dir : args.runs + "/" + Timestamp() + "-" + cfg.name);
-  RETURN_IF_ERROR(MakeDirs(run_dir + "/logs"));
-  const std::string config_path = run_dir + "/config.toml";
-  // A local job is secured like any other: its own keys, in the run folder.
-  const std::string keys_dir = run_dir + "/keys";
-  const bool curve = cfg.cluster.security == "curve" ||
-                     (cfg.cluster.security == "auto" && !IsLoopbackHost(cfg.cluster.host));
-  if (curve && access((keys_dir + "/allowlist").c_str(), F_OK) != 0) {
-    auto written = WriteJobKeys(keys_dir, cfg.cluster.servers, cfg.cluster.workers, false);
-    if (!written.ok()) return written.status();
-  }
-  RETURN_IF_ERROR(WriteText(config_path, ConfigToToml(cfg)));
-  const bool tty = isatty(STDOUT_FILENO) && !args.quiet;
-  std::printf("distopt: training '%s': %u server(s), %u worker(s), %s; run folder %s\n",
-              cfg.name.c_str(), cfg.cluster.servers, cfg.cluster.workers,
-              ConsistencyName(cfg.cluster.consistency), run_dir.c_str());
-  std::fflush(stdout);
+// One `distopt train`, as named steps on the calling thread: Prepare (the
+// config, the run folder, keys, the resolved config.toml), StartCoordinator
+// and StartNodes (the processes), Supervise (progress, restarts, the first
+// failure) and Summarize. No process it started outlives it: Supervise
+// stops them, and ~Subprocess kills any left by an early error.
+class LocalJob {
+ public:
+  explicit LocalJob(const TrainArgs& args) : args_(args), resume_(!args.resume.empty()) {}
 
-  const std::string self = SelfExecutable();
-  auto node_argv = [&](const std::string& role, int rank, const std::string& coordinator) {
+  Status Run() {
+    RETURN_IF_ERROR(Prepare());
+    ASSIGN_OR_RETURN(const std::string coordinator, StartCoordinator());
+    RETURN_IF_ERROR(StartNodes(coordinator));
+    RETURN_IF_ERROR(Supervise());
+    Summarize();
+    return Status::Ok();
+  }
+
+ private:
+  // Loads the configuration (a resumed job's from its own folder), makes the
+  // run folder, the job's keys if it is secured, and config.toml.
+  Status Prepare() {
+    if (resume_ == !args_.config.empty()) {
+      return InvalidArgumentError(
+          "usage: distopt train CONFIG [--workers N] [--servers M] [--set section.key=value]...\n"
+          "       distopt train --resume RUN_DIR [--set section.key=value]...");
+    }
+    std::vector<std::string> overrides = args_.set;
+    if (args_.workers >= 0) overrides.push_back("cluster.workers=" + std::to_string(args_.workers));
+    if (args_.servers >= 0) overrides.push_back("cluster.servers=" + std::to_string(args_.servers));
+    // A resumed job runs in its old folder with the configuration it ran with.
+    const std::string config_source = resume_ ? args_.resume + "/config.toml" : args_.config;
+    ASSIGN_OR_RETURN(cfg_, LoadConfig(config_source, overrides));
+
+    run_dir_ = resume_
+                   ? args_.resume
+                   : (!args_.run_dir.empty() ? args_.run_dir
+                                             : args_.runs + "/" + Timestamp() + "-" + cfg_.name);
+    RETURN_IF_ERROR(MakeDirs(run_dir_ + "/logs"));
+    config_path_ = run_dir_ + "/config.toml";
+    // A local job is secured like any other: its own keys, in the run folder.
+    keys_dir_ = run_dir_ + "/keys";
+    curve_ = cfg_.cluster.security == "curve" ||
+             (cfg_.cluster.security == "auto" && !IsLoopbackHost(cfg_.cluster.host));
+    if (curve_ && access((keys_dir_ + "/allowlist").c_str(), F_OK) != 0) {
+      auto written = WriteJobKeys(keys_dir_, cfg_.cluster.servers, cfg_.cluster.workers, false);
+      if (!written.ok()) return written.status();
+    }
+    RETURN_IF_ERROR(WriteText(config_path_, ConfigToToml(cfg_)));
+    tty_ = isatty(STDOUT_FILENO) && !args_.quiet;
+    std::printf("distopt: training '%s': %u server(s), %u worker(s), %s; run folder %s\n",
+                cfg_.name.c_str(), cfg_.cluster.servers, cfg_.cluster.workers,
+                ConsistencyName(cfg_.cluster.consistency), run_dir_.c_str());
+    std::fflush(stdout);
+    self_ = SelfExecutable();
+    return Status::Ok();
+  }
+
+  std::vector<std::string> NodeArgv(const std::string& role, int rank,
+                                    const std::string& coordinator) const {
     // Every node of a local job listens on cluster.host (loopback by default).
-    std::vector<std::string> a = {self,        "run",   "--role",           role,
-                                  "--run-dir", run_dir, "--advertise-host", cfg.cluster.host};
-    if (role != "coordinator") a.insert(a.end(), {"--bind", TcpEndpoint(cfg.cluster.host, 0)});
-    if (curve) a.insert(a.end(), {"--keys", keys_dir});
+    std::vector<std::string> a = {self_,       "run",    "--role",           role,
+                                  "--run-dir", run_dir_, "--advertise-host", cfg_.cluster.host};
+    if (role != "coordinator") a.insert(a.end(), {"--bind", TcpEndpoint(cfg_.cluster.host, 0)});
+    if (curve_) a.insert(a.end(), {"--keys", keys_dir_});
     if (rank >= 0) a.insert(a.end(), {"--rank", std::to_string(rank)});
     if (!coordinator.empty()) a.insert(a.end(), {"--coordinator", coordinator});
     return a;
-  };
-  std::vector<Node> nodes;
-  auto spawn = [&](Node& n) -> Status {
+  }
+
+  static Status Spawn(Node& n) {
     SpawnOptions so;
     so.log = n.log;
     // A restarted node knows it is one (fault injection spares it).
     if (n.restarts > 0) so.env["DISTOPT_RESTARTS"] = std::to_string(n.restarts);
     ASSIGN_OR_RETURN(n.proc, Subprocess::Spawn(n.argv, so));
     return Status::Ok();
-  };
+  }
 
-  // The coordinator first: everyone else needs its address.
-  const std::string addr_file = run_dir + "/coordinator.addr";
-  Node coord;
-  coord.name = "coordinator";
-  coord.log = run_dir + "/logs/coordinator.log";
-  coord.argv = node_argv("coordinator", -1, "");
-  // Its host as the others will see it; the port is chosen at bind (--bind
-  // wins), so the one given here is never used.
-  const std::string& h = cfg.cluster.host;
-  coord.argv.insert(coord.argv.end(),
-                    {"--coordinator", (IsIpv6Literal(h) ? "[" + h + "]" : h) + ":1"});
-  coord.argv.insert(coord.argv.end(), {"--bind", TcpEndpoint(cfg.cluster.host, 0), "--addr-file",
-                                       addr_file, config_path});
-  if (resume) coord.argv.insert(coord.argv.end() - 1, "--resume");
-  std::remove(addr_file.c_str());
-  RETURN_IF_ERROR(spawn(coord));
-  std::string coordinator;
-  Deadline d = Deadline::After(seconds(30));
-  while (coordinator.empty()) {
-    std::ifstream in(addr_file);
-    if (in) std::getline(in, coordinator);
-    if (!coordinator.empty()) break;
-    if (coord.proc.Poll()) {
-      return InternalError("the coordinator exited with " + std::to_string(coord.proc.code()) +
-                           " before listening:\n" + LastLines(coord.log, 10));
+  // The coordinator first: everyone else needs its address, which it writes
+  // to a file once it listens. Returns that address (without a CURVE key:
+  // the nodes take it from the allowlist).
+  Result<std::string> StartCoordinator() {
+    const std::string addr_file = run_dir_ + "/coordinator.addr";
+    Node coord;
+    coord.name = "coordinator";
+    coord.log = run_dir_ + "/logs/coordinator.log";
+    coord.argv = NodeArgv("coordinator", -1, "");
+    // Its host as the others will see it; the port is chosen at bind (--bind
+    // wins), so the one given here is never used.
+    const std::string& h = cfg_.cluster.host;
+    coord.argv.insert(coord.argv.end(),
+                      {"--coordinator", (IsIpv6Literal(h) ? "[" + h + "]" : h) + ":1"});
+    coord.argv.insert(coord.argv.end(), {"--bind", TcpEndpoint(cfg_.cluster.host, 0), "--addr-file",
+                                         addr_file, config_path_});
+    if (resume_) coord.argv.insert(coord.argv.end() - 1, "--resume");
+    std::remove(addr_file.c_str());
+    RETURN_IF_ERROR(Spawn(coord));
+    nodes_.push_back(std::move(coord));
+    Node& c = nodes_.front();
+    std::string coordinator;
+    Deadline d = Deadline::After(seconds(30));
+    while (coordinator.empty()) {
+      std::ifstream in(addr_file);
+      if (in) std::getline(in, coordinator);
+      if (!coordinator.empty()) break;
+      if (c.proc.Poll()) {
+        return InternalError("the coordinator exited with " + std::to_string(c.proc.code()) +
+                             " before listening:\n" + LastLines(c.log, 10));
+      }
+      if (d.expired()) {
+        return DeadlineExceededError("the coordinator did not start listening in 30 s");
+      }
+      std::this_thread::sleep_for(milliseconds(10));
     }
-    if (d.expired())
-      return DeadlineExceededError("the coordinator did not start listening in 30 s");
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  // The nodes take the coordinator's key from the allowlist, not the address.
-  coordinator = SplitCurveAddress(coordinator).first;
-  nodes.push_back(std::move(coord));
-  for (uint32_t s = 0; s < cfg.cluster.servers; ++s) {
-    Node n;
-    n.name = "server/" + std::to_string(s);
-    n.log = run_dir + "/logs/server-" + std::to_string(s) + ".log";
-    n.argv = node_argv("server", static_cast<int>(s), coordinator);
-    n.argv.push_back(config_path);
-    RETURN_IF_ERROR(spawn(n));
-    nodes.push_back(std::move(n));
-  }
-  for (uint32_t w = 0; w < cfg.cluster.workers; ++w) {
-    Node n;
-    n.name = "worker/" + std::to_string(w);
-    n.log = run_dir + "/logs/worker-" + std::to_string(w) + ".log";
-    n.argv = node_argv("worker", static_cast<int>(w), coordinator);
-    n.argv.push_back(config_path);
-    RETURN_IF_ERROR(spawn(n));
-    nodes.push_back(std::move(n));
+    return SplitCurveAddress(coordinator).first;
   }
 
-  // Supervise: show progress, stop everything when a node fails.
-  SteadyTime start = std::chrono::steady_clock::now();
-  MetricsTail tail(run_dir + "/metrics.jsonl");
-  ProgressState state;
-  Status failure;
-  SteadyTime last_plain = start;
-  auto show = [&](bool final) {
-    auto evals = tail.Poll(&state);
+  // The servers, then the workers.
+  Status StartNodes(const std::string& coordinator) {
+    auto start = [&](const std::string& role, uint32_t rank) {
+      Node n;
+      n.name = role + "/" + std::to_string(rank);
+      n.log = run_dir_ + "/logs/" + role + "-" + std::to_string(rank) + ".log";
+      n.argv = NodeArgv(role, static_cast<int>(rank), coordinator);
+      n.argv.push_back(config_path_);
+      RETURN_IF_ERROR(Spawn(n));
+      nodes_.push_back(std::move(n));
+      return Status::Ok();
+    };
+    for (uint32_t s = 0; s < cfg_.cluster.servers; ++s) RETURN_IF_ERROR(start("server", s));
+    for (uint32_t w = 0; w < cfg_.cluster.workers; ++w) RETURN_IF_ERROR(start("worker", w));
+    return Status::Ok();
+  }
+
+  // Whether `n` is still running after this look at it. A server or worker
+  // that failed is restarted while it has restarts left; one killed by a
+  // signal is left behind (the coordinator decides whether the job goes on);
+  // any other failure is the job's (the first one is kept in failure_).
+  bool StillRunning(Node& n) {
+    if (n.exited_seen) return false;
+    if (!n.proc.Poll()) return true;
+    int code = n.proc.code();
+    if (code == 0) {
+      n.exited_seen = true;
+      return false;
+    }
+    const bool coordinator_node = n.name == "coordinator";
+    const int64_t max_restarts = cfg_.cluster.max_restarts;
+    if (!coordinator_node && n.restarts < max_restarts) {
+      ++n.restarts;
+      std::printf("%sdistopt: %s (pid %d) exited with %d; restarting it (%d of %lld)\n",
+                  tty_ ? "\r\033[K" : "", n.name.c_str(), n.proc.pid(), code, n.restarts,
+                  static_cast<long long>(max_restarts));
+      std::fflush(stdout);
+      if (Spawn(n).ok()) return true;
+      code = 127;
+    }
+    n.exited_seen = true;
+    std::string what = n.name + " (pid " + std::to_string(n.proc.pid()) + ") " +
+                       (code > 128 ? "was killed by signal " + std::to_string(code - 128)
+                                   : "exited with " + std::to_string(code));
+    if (!coordinator_node && code > 128) {
+      // A crash: the coordinator notices the silence and the job goes on
+      // without the node (or stops, if it cannot).
+      std::printf("%sdistopt: %s; the job goes on without it\n", tty_ ? "\r\033[K" : "",
+                  what.c_str());
+      std::fflush(stdout);
+      return false;
+    }
+    if (failure_.ok()) {
+      failure_ = InternalError(what + "; the end of " + n.log + ":\n" + LastLines(n.log, 12));
+    }
+    return false;
+  }
+
+  // The new evaluation lines, then the progress line (on a terminal) or a
+  // plain progress line every 10 s.
+  void ShowProgress(MetricsTail& tail, bool final) {
+    auto evals = tail.Poll(&state_);
     if (!evals.ok()) return;
     for (const auto& e : *evals) {
-      if (tty) std::printf("\r\033[K");
-      std::printf("%s\n", RenderEval(e, state).c_str());
+      if (tty_) std::printf("\r\033[K");
+      std::printf("%s\n", RenderEval(e, state_).c_str());
     }
-    if (tty) {
-      std::printf("\r\033[K%s", RenderProgress(state, TerminalWidth() - 1).c_str());
+    if (tty_) {
+      std::printf("\r\033[K%s", RenderProgress(state_, TerminalWidth() - 1).c_str());
       if (final) std::printf("\n");
-    } else if (std::chrono::steady_clock::now() - last_plain > seconds(10) && !final &&
-               state.steps_per_epoch > 0) {
-      last_plain = std::chrono::steady_clock::now();
-      std::printf("%s\n", RenderProgress(state, 100).c_str());
+    } else if (std::chrono::steady_clock::now() - last_plain_ > seconds(10) && !final &&
+               state_.steps_per_epoch > 0) {
+      last_plain_ = std::chrono::steady_clock::now();
+      std::printf("%s\n", RenderProgress(state_, 100).c_str());
     }
     std::fflush(stdout);
-  };
-  const int64_t max_restarts = cfg.cluster.max_restarts;
-  Deadline stragglers = Deadline::Never();
-  while (true) {
-    bool all_done = true;
-    for (auto& n : nodes) {
-      if (n.exited_seen) continue;
-      if (!n.proc.Poll()) {
-        all_done = false;
-        continue;
-      }
-      int code = n.proc.code();
-      if (code == 0) {
-        n.exited_seen = true;
-        continue;
-      }
-      const bool coordinator_node = n.name == "coordinator";
-      if (!coordinator_node && n.restarts < max_restarts) {
-        ++n.restarts;
-        std::printf("%sdistopt: %s (pid %d) exited with %d; restarting it (%d of %lld)\n",
-                    tty ? "\r\033[K" : "", n.name.c_str(), n.proc.pid(), code, n.restarts,
-                    static_cast<long long>(max_restarts));
-        std::fflush(stdout);
-        Status rs = spawn(n);
-        if (rs.ok()) {
-          all_done = false;
-          continue;
-        }
-        code = 127;
-      }
-      n.exited_seen = true;
-      std::string what = n.name + " (pid " + std::to_string(n.proc.pid()) + ") " +
-                         (code > 128 ? "was killed by signal " + std::to_string(code - 128)
-                                     : "exited with " + std::to_string(code));
-      if (!coordinator_node && code > 128) {
-        // A crash: the coordinator notices the silence and the job goes on
-        // without the node (or stops, if it cannot).
-        std::printf("%sdistopt: %s; the job goes on without it\n", tty ? "\r\033[K" : "",
-                    what.c_str());
-        std::fflush(stdout);
-        continue;
-      }
-      if (failure.ok()) {
-        failure = InternalError(what + "; the end of " + n.log + ":\n" + LastLines(n.log, 12));
-      }
-    }
-    if (!failure.ok() || all_done) break;
-    // Once the coordinator has ended the job, the others get a moment to exit.
-    if (nodes[0].exited_seen && stragglers.is_never()) stragglers = Deadline::After(seconds(15));
-    if (stragglers.expired()) break;
-    show(false);
-    std::this_thread::sleep_for(milliseconds(200));
   }
-  show(true);
-  StopAll(nodes);  // stragglers (and, on failure, everyone); a no-op for exited nodes
-  if (!failure.ok()) return failure;
 
-  std::vector<std::string> plots;
-  Status ps = WritePlots(run_dir + "/metrics.jsonl", run_dir, &plots, cfg.name);
-  if (!ps.ok()) std::fprintf(stderr, "distopt: could not draw plots: %s\n", ps.ToString().c_str());
-  double wall = ToSeconds(std::chrono::steady_clock::now() - start);
-  std::printf("distopt: done in %.1f s", wall);
-  if (state.last_eval.has_value() && state.last_eval->test_accuracy.has_value()) {
-    std::printf("; test accuracy %.2f%%", *state.last_eval->test_accuracy * 100);
+  // Until every node has exited, a node fails the job, or the stragglers'
+  // grace after the coordinator's exit runs out; then stops whoever is left.
+  Status Supervise() {
+    start_ = last_plain_ = std::chrono::steady_clock::now();
+    MetricsTail tail(run_dir_ + "/metrics.jsonl");
+    Deadline stragglers = Deadline::Never();
+    while (true) {
+      bool all_done = true;
+      for (auto& n : nodes_) all_done = !StillRunning(n) && all_done;
+      if (!failure_.ok() || all_done) break;
+      // Once the coordinator has ended the job, the others get a moment to exit.
+      if (nodes_[0].exited_seen && stragglers.is_never()) stragglers = Deadline::After(seconds(15));
+      if (stragglers.expired()) break;
+      ShowProgress(tail, false);
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    ShowProgress(tail, true);
+    StopAll(nodes_);  // stragglers (and, on failure, everyone); a no-op for exited nodes
+    return failure_;
   }
-  if (state.last_eval.has_value() && state.last_eval->test_auc.has_value()) {
-    std::printf("; test AUC %.4f", *state.last_eval->test_auc);
+
+  // The plots, and a line with the time and the last test metrics.
+  void Summarize() {
+    std::vector<std::string> plots;
+    Status ps = WritePlots(run_dir_ + "/metrics.jsonl", run_dir_, &plots, cfg_.name);
+    if (!ps.ok()) {
+      std::fprintf(stderr, "distopt: could not draw plots: %s\n", ps.ToString().c_str());
+    }
+    double wall = ToSeconds(std::chrono::steady_clock::now() - start_);
+    std::printf("distopt: done in %.1f s", wall);
+    if (state_.last_eval.has_value() && state_.last_eval->test_accuracy.has_value()) {
+      std::printf("; test accuracy %.2f%%", *state_.last_eval->test_accuracy * 100);
+    }
+    if (state_.last_eval.has_value() && state_.last_eval->test_auc.has_value()) {
+      std::printf("; test AUC %.4f", *state_.last_eval->test_auc);
+    }
+    std::printf("\n  run folder: %s (config.toml, metrics.jsonl, model.bin, logs/",
+                run_dir_.c_str());
+    for (const auto& p : plots) std::printf(", %s", p.substr(p.rfind('/') + 1).c_str());
+    std::printf(")\n");
   }
-  std::printf("\n  run folder: %s (config.toml, metrics.jsonl, model.bin, logs/", run_dir.c_str());
-  for (const auto& p : plots) std::printf(", %s", p.substr(p.rfind('/') + 1).c_str());
-  std::printf(")\n");
-  return Status::Ok();
-}
+
+  const TrainArgs& args_;
+  const bool resume_;
+  // Set by Prepare.
+  JobConfig cfg_;
+  std::string run_dir_;
+  std::string config_path_;
+  std::string keys_dir_;
+  std::string self_;
+  bool curve_ = false;
+  bool tty_ = false;
+  // The coordinator first, then the servers and the workers.
+  std::vector<Node> nodes_;
+  Status failure_;  // the first node failure that ends the job
+  ProgressState state_;
+  SteadyTime start_;
+  SteadyTime last_plain_;
+};
+
+}  // namespace
+
+Status RunLocalJob(const TrainArgs& args) { return LocalJob(args).Run(); }
 
 void AddTrainCommand(CLI::App& app, Action* action) {
   auto args = std::make_shared<TrainArgs>();

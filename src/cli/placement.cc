@@ -1,6 +1,7 @@
 #include "cli/placement.h"
 
 #include <charconv>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -139,34 +140,38 @@ Result<std::vector<std::string>> ExpandSlurmNodeList(const std::string& list) {
   return out;
 }
 
-Result<Placement> ResolvePlacement(const PlacementFlags& flags, const Environment& env,
-                                   uint32_t servers, uint32_t workers) {
-  Placement p;
-  const int64_t job_size = 1 + int64_t{servers} + workers;
+namespace {
+
+// The launcher we run under, if any (by the rank variable it sets): it also
+// says where the coordinator is when the role comes from a flag.
+std::string DetectedLauncher(const Environment& env) {
+  for (const LauncherRank& l : kLaunchers) {
+    if (!Get(env, l.rank_var).empty()) return l.launcher;
+  }
+  return "";
+}
+
+// The role, from --role or DISTOPT_ROLE, DMLC_ROLE, or else a launcher's
+// global rank (p->global_rank, and p->world_size where it says); `rank` is
+// the role's rank from --rank or DISTOPT_RANK, if given.
+Status ReadRole(const PlacementFlags& flags, const Environment& env, uint32_t servers,
+                uint32_t workers, Placement* p, int64_t* rank) {
   std::string role_text = flags.role;
-  int64_t rank = flags.rank;
-  p.launcher = "flags";
+  p->launcher = "flags";
   if (role_text.empty() && !Get(env, "DISTOPT_ROLE").empty()) {
     role_text = Get(env, "DISTOPT_ROLE");
-    p.launcher = "distopt";
+    p->launcher = "distopt";
   }
-  if (rank < 0 && !Get(env, "DISTOPT_RANK").empty()) {
-    ASSIGN_OR_RETURN(rank, ParseCount("DISTOPT_RANK", Get(env, "DISTOPT_RANK")));
-  }
-  // The launcher we run under, if any: it also says where the coordinator is
-  // when the role comes from a flag.
-  std::string detected;
-  for (const LauncherRank& l : kLaunchers) {
-    if (!Get(env, l.rank_var).empty()) {
-      detected = l.launcher;
-      break;
-    }
+  if (*rank < 0 && !Get(env, "DISTOPT_RANK").empty()) {
+    ASSIGN_OR_RETURN(*rank, ParseCount("DISTOPT_RANK", Get(env, "DISTOPT_RANK")));
   }
   if (!role_text.empty()) {
-    ASSIGN_OR_RETURN(p.role, ParseRole(role_text));
-  } else if (!Get(env, "DMLC_ROLE").empty()) {
-    p.launcher = "dmlc";
-    ASSIGN_OR_RETURN(p.role, DmlcRole(Get(env, "DMLC_ROLE")));
+    ASSIGN_OR_RETURN(p->role, ParseRole(role_text));
+    return Status::Ok();
+  }
+  if (!Get(env, "DMLC_ROLE").empty()) {
+    p->launcher = "dmlc";
+    ASSIGN_OR_RETURN(p->role, DmlcRole(Get(env, "DMLC_ROLE")));
     for (auto [var, want] : {std::pair{"DMLC_NUM_SERVER", servers}, {"DMLC_NUM_WORKER", workers}}) {
       if (Get(env, var).empty()) continue;
       ASSIGN_OR_RETURN(int64_t n, ParseCount(var, Get(env, var)));
@@ -176,66 +181,77 @@ Result<Placement> ResolvePlacement(const PlacementFlags& flags, const Environmen
                                     (want == servers ? "servers" : "workers") + ")");
       }
     }
-  } else {
-    for (const LauncherRank& l : kLaunchers) {
-      std::string r = Get(env, l.rank_var);
-      if (r.empty()) continue;
-      p.launcher = l.launcher;
-      ASSIGN_OR_RETURN(p.global_rank, ParseCount(l.rank_var, r));
-      if (!l.size_var.empty() && !Get(env, l.size_var).empty()) {
-        ASSIGN_OR_RETURN(p.world_size, ParseCount(l.size_var, Get(env, l.size_var)));
-      }
-      break;
-    }
-    if (p.global_rank < 0) {
-      return InvalidArgumentError(
-          "no role: give --role (coordinator, server, worker) or start under a launcher "
-          "(mpirun, srun, torchrun, a Kubernetes Indexed Job, DMLC_ROLE, DISTOPT_ROLE)");
-    }
+    return Status::Ok();
   }
+  for (const LauncherRank& l : kLaunchers) {
+    std::string r = Get(env, l.rank_var);
+    if (r.empty()) continue;
+    p->launcher = l.launcher;
+    ASSIGN_OR_RETURN(p->global_rank, ParseCount(l.rank_var, r));
+    if (!l.size_var.empty() && !Get(env, l.size_var).empty()) {
+      ASSIGN_OR_RETURN(p->world_size, ParseCount(l.size_var, Get(env, l.size_var)));
+    }
+    return Status::Ok();
+  }
+  return InvalidArgumentError(
+      "no role: give --role (coordinator, server, worker) or start under a launcher "
+      "(mpirun, srun, torchrun, a Kubernetes Indexed Job, DMLC_ROLE, DISTOPT_ROLE)");
+}
+
+// Checks the launcher's world size against the job, turns a global rank
+// into a role and its rank (0 the coordinator, then the servers, then the
+// workers), and checks the rank against the role's count; sets p->rank.
+Status PlaceInJob(const Environment& env, uint32_t servers, uint32_t workers, Placement* p,
+                  int64_t rank) {
+  const int64_t job_size = 1 + int64_t{servers} + workers;
   if (std::string ws = Get(env, "DISTOPT_WORLD_SIZE"); !ws.empty()) {
-    ASSIGN_OR_RETURN(p.world_size, ParseCount("DISTOPT_WORLD_SIZE", ws));
+    ASSIGN_OR_RETURN(p->world_size, ParseCount("DISTOPT_WORLD_SIZE", ws));
   }
-  if (p.world_size >= 0 && p.world_size != job_size && p.global_rank >= 0) {
-    return InvalidArgumentError("the launcher (" + p.launcher + ") started " +
-                                std::to_string(p.world_size) + " ranks, but the job needs " +
+  if (p->world_size >= 0 && p->world_size != job_size && p->global_rank >= 0) {
+    return InvalidArgumentError("the launcher (" + p->launcher + ") started " +
+                                std::to_string(p->world_size) + " ranks, but the job needs " +
                                 std::to_string(job_size) + " (1 coordinator + " +
                                 std::to_string(servers) + " servers + " + std::to_string(workers) +
                                 " workers, cluster.servers and cluster.workers)");
   }
-  if (p.global_rank >= 0) {
-    if (p.global_rank >= job_size) {
-      return InvalidArgumentError("global rank " + std::to_string(p.global_rank) + " (from " +
-                                  p.launcher + ") is outside the job's 0.." +
+  if (p->global_rank >= 0) {
+    if (p->global_rank >= job_size) {
+      return InvalidArgumentError("global rank " + std::to_string(p->global_rank) + " (from " +
+                                  p->launcher + ") is outside the job's 0.." +
                                   std::to_string(job_size - 1));
     }
-    if (p.global_rank == 0) {
-      p.role = Role::kCoordinator;
-    } else if (p.global_rank <= servers) {
-      p.role = Role::kServer;
-      rank = p.global_rank - 1;
+    if (p->global_rank == 0) {
+      p->role = Role::kCoordinator;
+    } else if (p->global_rank <= servers) {
+      p->role = Role::kServer;
+      rank = p->global_rank - 1;
     } else {
-      p.role = Role::kWorker;
-      rank = p.global_rank - 1 - servers;
+      p->role = Role::kWorker;
+      rank = p->global_rank - 1 - servers;
     }
   }
-  if (p.role == Role::kCoordinator) rank = -1;
-  const uint32_t limit = p.role == Role::kServer ? servers : workers;
-  if (p.role != Role::kCoordinator && rank >= limit) {
-    return InvalidArgumentError(std::string(RoleName(p.role)) + " rank " + std::to_string(rank) +
+  if (p->role == Role::kCoordinator) rank = -1;
+  const uint32_t limit = p->role == Role::kServer ? servers : workers;
+  if (p->role != Role::kCoordinator && rank >= limit) {
+    return InvalidArgumentError(std::string(RoleName(p->role)) + " rank " + std::to_string(rank) +
                                 " is outside 0.." + std::to_string(int64_t{limit} - 1) +
                                 " (the job has " + std::to_string(limit) + ")");
   }
-  p.rank = static_cast<int32_t>(rank);
+  p->rank = static_cast<int32_t>(rank);
+  return Status::Ok();
+}
 
+// Where the coordinator is (for the coordinator itself: where it listens).
+Status ReadCoordinator(const PlacementFlags& flags, const Environment& env, Placement* p) {
   if (flags.port == 0 || flags.port > 65535) {
     return InvalidArgumentError("--port must be in 1..65535, got " + std::to_string(flags.port));
   }
   const uint16_t port =
       flags.port > 0 ? static_cast<uint16_t>(flags.port) : kDefaultCoordinatorPort;
+  const std::string detected = DetectedLauncher(env);
   ASSIGN_OR_RETURN(std::string coord, CoordinatorText(flags, env, detected, port));
   if (coord.empty()) {
-    if (p.role != Role::kCoordinator) {
+    if (p->role != Role::kCoordinator) {
       return InvalidArgumentError(
           "no coordinator address: give --coordinator HOST:PORT or set DISTOPT_COORDINATOR" +
           (detected.empty() ? std::string()
@@ -245,29 +261,50 @@ Result<Placement> ResolvePlacement(const PlacementFlags& flags, const Environmen
   }
   auto hp = ParseHostPort(coord, port);
   if (!hp.ok()) return hp.status().WithContext("the coordinator address");
-  p.coordinator = *hp;
+  p->coordinator = *hp;
+  return Status::Ok();
+}
 
-  auto first = [&](const std::string& flag, std::initializer_list<const char*> vars) {
-    if (!flag.empty()) return flag;
-    for (const char* v : vars) {
-      if (std::string s = Get(env, v); !s.empty()) return s;
-    }
-    return std::string();
-  };
-  p.advertise_host = first(flags.advertise_host, {"DISTOPT_ADVERTISE_HOST", "DMLC_NODE_HOST"});
-  p.interface = first(flags.interface, {"DISTOPT_INTERFACE", "DMLC_INTERFACE"});
-  if (!p.advertise_host.empty() && !p.interface.empty()) {
+// The flag if given, else the first of `vars` that is set, else "".
+std::string FlagOrEnv(const Environment& env, const std::string& flag,
+                      std::initializer_list<const char*> vars) {
+  if (!flag.empty()) return flag;
+  for (const char* v : vars) {
+    if (std::string s = Get(env, v); !s.empty()) return s;
+  }
+  return std::string();
+}
+
+// The address to advertise, the run folder, the keys and the restart count.
+Status ReadNodeSettings(const PlacementFlags& flags, const Environment& env, Placement* p) {
+  p->advertise_host =
+      FlagOrEnv(env, flags.advertise_host, {"DISTOPT_ADVERTISE_HOST", "DMLC_NODE_HOST"});
+  p->interface = FlagOrEnv(env, flags.interface, {"DISTOPT_INTERFACE", "DMLC_INTERFACE"});
+  if (!p->advertise_host.empty() && !p->interface.empty()) {
     return InvalidArgumentError("give --advertise-host or --interface, not both (" +
-                                p.advertise_host + ", " + p.interface + ")");
+                                p->advertise_host + ", " + p->interface + ")");
   }
-  if (p.advertise_host.size() > 2 && p.advertise_host.front() == '[') {
-    p.advertise_host = p.advertise_host.substr(1, p.advertise_host.size() - 2);
+  if (p->advertise_host.size() > 2 && p->advertise_host.front() == '[') {
+    p->advertise_host = p->advertise_host.substr(1, p->advertise_host.size() - 2);
   }
-  p.run_dir = first(flags.run_dir, {"DISTOPT_RUN_DIR"});
-  p.keys = first(flags.keys, {"DISTOPT_KEYS"});
+  p->run_dir = FlagOrEnv(env, flags.run_dir, {"DISTOPT_RUN_DIR"});
+  p->keys = FlagOrEnv(env, flags.keys, {"DISTOPT_KEYS"});
   if (std::string r = Get(env, "DISTOPT_RESTARTS"); !r.empty()) {
-    ASSIGN_OR_RETURN(p.restarts, ParseCount("DISTOPT_RESTARTS", r));
+    ASSIGN_OR_RETURN(p->restarts, ParseCount("DISTOPT_RESTARTS", r));
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Placement> ResolvePlacement(const PlacementFlags& flags, const Environment& env,
+                                   uint32_t servers, uint32_t workers) {
+  Placement p;
+  int64_t rank = flags.rank;
+  RETURN_IF_ERROR(ReadRole(flags, env, servers, workers, &p, &rank));
+  RETURN_IF_ERROR(PlaceInJob(env, servers, workers, &p, rank));
+  RETURN_IF_ERROR(ReadCoordinator(flags, env, &p));
+  RETURN_IF_ERROR(ReadNodeSettings(flags, env, &p));
   return p;
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 #include "base/crc32c.h"
@@ -142,15 +143,29 @@ void Coordinator::Handle(Message&& m) {
   }
 }
 
+// A registration passes the checks of ScreenRegistration, may be a retry
+// (AnswerRetry), must ask for a rank in range, then gets a rank (PickRank)
+// or is refused (RefuseFullRole), and is admitted (Admit).
 void Coordinator::HandleRegister(Message&& m) {
+  std::optional<RegisterRequest> req = ScreenRegistration(m);
+  if (!req.has_value() || AnswerRetry(*req) || !RankInRange(*req)) return;
+  const int64_t rank = PickRank(*req);
+  if (rank < 0) {
+    RefuseFullRole(*req);
+    return;
+  }
+  Admit(*req, m.peer_host, static_cast<uint32_t>(rank));
+}
+
+std::optional<RegisterRequest> Coordinator::ScreenRegistration(const Message& m) {
   auto req = DecodeRegister(m.body);
   if (!req.ok()) {
     log_.Warn("ignored a bad registration: ", req.status().message());
-    return;
+    return std::nullopt;
   }
   if (req->role == Role::kCoordinator) {
     log_.Warn("ignored a registration from ", req->address, " claiming the coordinator role");
-    return;
+    return std::nullopt;
   }
   const std::string claimed =
       std::string(RoleName(req->role)) + "/" + (req->rank >= 0 ? std::to_string(req->rank) : "?");
@@ -161,7 +176,7 @@ void Coordinator::HandleRegister(Message&& m) {
     if (!who.has_value() || who->role != req->role || (req->rank >= 0 && req->rank != who->rank)) {
       log_.Warn("refused a registration as ", claimed, " from ", m.peer_host, ": its key is ",
                 m.peer, "'s");
-      return;
+      return std::nullopt;
     }
     req->rank = who->rank;
   }
@@ -175,89 +190,98 @@ void Coordinator::HandleRegister(Message&& m) {
                  ": unreachable from here; not admitted (start it with --advertise-host or "
                  "--interface, or let it find the route to the coordinator by itself)");
     }
-    return;
+    return std::nullopt;
   }
+  return std::move(*req);
+}
+
+bool Coordinator::AnswerRetry(const RegisterRequest& req) {
   // A retried registration from the same address gets the same answer.
   for (auto& mem : view_.members) {
-    if (mem.address == req->address && mem.alive) {
+    if (mem.address == req.address && mem.alive) {
       last_seen_[mem.id] = options_.env->Now();
-      if (started_) {
-        Message reply;
-        reply.type = MsgType::kRegisterReply;
-        reply.sender = kCoordinatorId;
-        reply.epoch = view_.epoch;
-        reply.body = EncodeView(view_);
-        reply.request_id = mem.id;
-        transport_->Send(mem.id, std::move(reply)).IgnoreError();
-      }
-      return;
+      if (started_) SendRegisterReply(mem.id);
+      return true;
     }
   }
-  uint32_t limit = req->role == Role::kServer ? options_.num_servers : options_.num_workers;
-  // Pick the rank: the requested one, else the lowest that is free (never
-  // registered) or held by a dead member (a restart takes its place).
-  auto holder = [&](uint32_t rank) -> Member* {
-    Member* found = nullptr;
-    for (auto& mem : view_.members) {
-      if (mem.role == req->role && mem.rank == rank) found = &mem;
-    }
-    return found;
-  };
-  int64_t rank = -1;
-  if (req->rank >= 0) {
-    if (static_cast<uint32_t>(req->rank) >= limit) {
-      log_.Warn("refused ", RoleName(req->role), " at ", req->address, ": rank ", req->rank,
-                " is outside 0..", limit - 1);
-      return;
-    }
-    Member* h = holder(static_cast<uint32_t>(req->rank));
-    if (h != nullptr && h->alive && started_) {
-      // A node restarted with its rank before its old incarnation was
-      // declared dead (a crash faster than the heartbeat timeout): the
-      // newcomer replaces it.
-      log_.Warn(Describe(*h), " is replaced by a new ", RoleName(req->role), " at ", req->address,
-                " claiming the same rank (presumed restarted after a crash)");
-      h->alive = false;
-      ++view_.epoch;
-    }
-    if (h == nullptr || !h->alive) rank = req->rank;
-  } else {
-    for (uint32_t r = 0; r < limit && rank < 0; ++r) {
-      Member* h = holder(r);
-      if (h == nullptr || !h->alive) rank = r;
-    }
+  return false;
+}
+
+Member* Coordinator::RankHolder(Role role, uint32_t rank) {
+  Member* found = nullptr;
+  for (auto& mem : view_.members) {
+    if (mem.role == role && mem.rank == rank) found = &mem;
   }
-  if (rank < 0) {
-    log_.Warn("refused ", RoleName(req->role), " at ", req->address, " (pid ", req->pid,
-              "): every ", RoleName(req->role), " rank is taken by a live node");
-    Message no;
-    no.type = MsgType::kShutdown;
-    no.sender = kCoordinatorId;
-    no.status = static_cast<uint32_t>(StatusCode::kAlreadyExists);
-    no.body = Buffer::FromString("every " + std::string(RoleName(req->role)) +
-                                 " rank is taken by a live node");
-    NodeId tmp = next_id_++;
-    transport_->Connect(tmp, req->address).IgnoreError();
-    transport_->Send(tmp, std::move(no)).IgnoreError();
-    return;
+  return found;
+}
+
+uint32_t Coordinator::RankLimit(Role role) const {
+  return role == Role::kServer ? options_.num_servers : options_.num_workers;
+}
+
+bool Coordinator::RankInRange(const RegisterRequest& req) const {
+  const uint32_t limit = RankLimit(req.role);
+  if (req.rank < 0 || static_cast<uint32_t>(req.rank) < limit) return true;
+  log_.Warn("refused ", RoleName(req.role), " at ", req.address, ": rank ", req.rank,
+            " is outside 0..", limit - 1);
+  return false;
+}
+
+int64_t Coordinator::PickRank(const RegisterRequest& req) {
+  // The requested rank, else the lowest that is free (never registered) or
+  // held by a dead member (a restart takes its place).
+  if (req.rank < 0) {
+    for (uint32_t r = 0; r < RankLimit(req.role); ++r) {
+      Member* h = RankHolder(req.role, r);
+      if (h == nullptr || !h->alive) return r;
+    }
+    return -1;
   }
+  Member* h = RankHolder(req.role, static_cast<uint32_t>(req.rank));
+  if (h != nullptr && h->alive && started_) {
+    // A node restarted with its rank before its old incarnation was
+    // declared dead (a crash faster than the heartbeat timeout): the
+    // newcomer replaces it.
+    log_.Warn(Describe(*h), " is replaced by a new ", RoleName(req.role), " at ", req.address,
+              " claiming the same rank (presumed restarted after a crash)");
+    h->alive = false;
+    ++view_.epoch;
+  }
+  return h == nullptr || !h->alive ? req.rank : -1;
+}
+
+void Coordinator::RefuseFullRole(const RegisterRequest& req) {
+  log_.Warn("refused ", RoleName(req.role), " at ", req.address, " (pid ", req.pid, "): every ",
+            RoleName(req.role), " rank is taken by a live node");
+  Message no;
+  no.type = MsgType::kShutdown;
+  no.sender = kCoordinatorId;
+  no.status = static_cast<uint32_t>(StatusCode::kAlreadyExists);
+  no.body = Buffer::FromString("every " + std::string(RoleName(req.role)) +
+                               " rank is taken by a live node");
+  NodeId tmp = next_id_++;
+  transport_->Connect(tmp, req.address).IgnoreError();
+  transport_->Send(tmp, std::move(no)).IgnoreError();
+}
+
+void Coordinator::Admit(const RegisterRequest& req, const std::string& peer_host, uint32_t rank) {
   Member mem;
   mem.id = next_id_++;
-  mem.role = req->role;
-  mem.rank = static_cast<uint32_t>(rank);
-  mem.address = req->address;
+  mem.role = req.role;
+  mem.rank = rank;
+  mem.address = req.address;
   mem.alive = true;
-  if (Member* old = holder(mem.rank)) {
+  if (Member* old = RankHolder(mem.role, mem.rank)) {
     mem.incarnation = old->incarnation + 1;
     view_.members.erase(view_.members.begin() + (old - view_.members.data()));
   }
   view_.members.push_back(mem);
-  origins_[mem.id] = Origin{req->host, m.peer_host, req->pid};
+  origins_[mem.id] = Origin{req.host, peer_host, req.pid};
   last_seen_[mem.id] = options_.env->Now();
   if (Status s = transport_->Connect(mem.id, mem.address); !s.ok()) {
     log_.Error("cannot reach ", Describe(mem), ": ", s.message());
   }
-  log_.Info("registered ", Describe(mem), ", pid ", req->pid, " on ", req->host,
+  log_.Info("registered ", Describe(mem), ", pid ", req.pid, " on ", req.host,
             mem.incarnation > 0
                 ? " (a restart: incarnation " + std::to_string(mem.incarnation) + ")"
                 : std::string());
@@ -268,17 +292,21 @@ void Coordinator::HandleRegister(Message&& m) {
     // The policy may react (a rollback changes the layout) before the
     // newcomer is answered, so it starts from the final word.
     ConsultPolicy();
-    Message reply;
-    reply.type = MsgType::kRegisterReply;
-    reply.sender = kCoordinatorId;
-    reply.epoch = view_.epoch;
-    reply.request_id = mem.id;
-    reply.body = EncodeView(view_);
-    transport_->Send(mem.id, std::move(reply)).IgnoreError();
+    SendRegisterReply(mem.id);
     return;
   }
   ShareView();
   CheckStartup();
+}
+
+void Coordinator::SendRegisterReply(NodeId id) {
+  Message reply;
+  reply.type = MsgType::kRegisterReply;
+  reply.sender = kCoordinatorId;
+  reply.epoch = view_.epoch;
+  reply.request_id = id;
+  reply.body = EncodeView(view_);
+  transport_->Send(id, std::move(reply)).IgnoreError();
 }
 
 void Coordinator::CheckStartup() {

@@ -101,6 +101,26 @@ class Coordinator {
   void SetLayout(std::string layout);
   void Handle(Message&& m);
   void HandleRegister(Message&& m);
+  // The steps of HandleRegister. The request, unless it is malformed, claims
+  // the coordinator's role, contradicts its CURVE key or advertises an
+  // address the coordinator cannot reach (each logged).
+  std::optional<RegisterRequest> ScreenRegistration(const Message& m);
+  // True if `req` repeats the registration of a live member (answered again).
+  bool AnswerRetry(const RegisterRequest& req);
+  // Servers or workers in the job.
+  uint32_t RankLimit(Role role) const;
+  // False (logged) when `req` asks for a rank its role does not have.
+  bool RankInRange(const RegisterRequest& req) const;
+  // The rank `req` gets (one asked for, else the lowest free one), or -1 when
+  // every rank it may take is held by a live member.
+  int64_t PickRank(const RegisterRequest& req);
+  // Tells a node whose role has no free rank to shut down.
+  void RefuseFullRole(const RegisterRequest& req);
+  // Enters `req` as a member with `rank` (replacing a dead holder), then
+  // answers it and the others (a running job) or checks for startup.
+  void Admit(const RegisterRequest& req, const std::string& peer_host, uint32_t rank);
+  void SendRegisterReply(NodeId id);
+  Member* RankHolder(Role role, uint32_t rank);
   void HandleBarrier(const Message& m);
   void HandleDone(const Message& m);
   void HandleAbort(const Message& m);

@@ -404,13 +404,16 @@ namespace {
 // talking through the transport.
 TEST(KvColocatedTest, LocalDeliveryTrainsBitForBitLikeTheTransport) {
   auto run = [](bool local, std::shared_ptr<LocalPeerStats> stats) {
+    LocalPeers peers;  // outlives the cluster's transports (declared first)
     InProcClusterOptions o;
     o.servers = 2;
     o.workers = 2;
     o.tables = DenseTables();
     if (local) {
-      o.wrap_transport = [stats](const std::string&, std::unique_ptr<Transport> t) {
-        return WithLocalPeers(std::move(t), stats);
+      o.wrap_transport = [&peers, stats](const std::string& name, std::unique_ptr<Transport> t) {
+        auto wrapped = WithLocalPeers(peers, std::move(t), stats);
+        EXPECT_TRUE(wrapped.ok()) << name << ": " << wrapped.status().ToString();
+        return std::move(wrapped).value();  // a failure above ends the test here
       };
     }
     InProcCluster cluster(o);

@@ -295,7 +295,16 @@ std::string Attr(std::string_view name, std::string_view value) {
   return std::string(name) + "=\"" + XmlEscape(value) + "\"";
 }
 
-std::string RenderChart(const Chart& chart) {
+// Where a chart's data lands: the padded ranges, their ticks, and the map
+// from data to plot-area pixels.
+struct Frame {
+  Range xr, yr;
+  Ticks x_ticks, y_ticks;
+  double px(double x) const { return kLeft + (x - xr.lo) / (xr.hi - xr.lo) * (kRight - kLeft); }
+  double py(double y) const { return kBottom - (y - yr.lo) / (yr.hi - yr.lo) * (kBottom - kTop); }
+};
+
+Frame FitFrame(const Chart& chart) {
   double x_min = std::numeric_limits<double>::infinity(), x_max = -x_min;
   double y_min = x_min, y_max = -x_min;
   for (const Series& s : chart.series) {
@@ -305,40 +314,32 @@ std::string RenderChart(const Chart& chart) {
     }
   }
   // Time and epochs start at 0: the x axis shows the run from its beginning.
-  Range xr = PadRange(std::min(0.0, x_min), x_max, 0.02);
-  if (x_min >= 0) xr.lo = 0;
-  Range yr = PadRange(y_min, y_max, 0.05);
-  Ticks x_ticks = NiceTicks(xr.lo, xr.hi, 8);
-  Ticks y_ticks = NiceTicks(yr.lo, yr.hi, 6);
-  auto px = [&](double x) { return kLeft + (x - xr.lo) / (xr.hi - xr.lo) * (kRight - kLeft); };
-  auto py = [&](double y) { return kBottom - (y - yr.lo) / (yr.hi - yr.lo) * (kBottom - kTop); };
+  Frame f;
+  f.xr = PadRange(std::min(0.0, x_min), x_max, 0.02);
+  if (x_min >= 0) f.xr.lo = 0;
+  f.yr = PadRange(y_min, y_max, 0.05);
+  f.x_ticks = NiceTicks(f.xr.lo, f.xr.hi, 8);
+  f.y_ticks = NiceTicks(f.yr.lo, f.yr.hi, 6);
+  return f;
+}
 
-  Svg svg;
-  svg.raw() = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  svg.Open("svg",
-           "xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"500\" "
-           "viewBox=\"0 0 800 500\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\"");
-  // An opaque background: a browser in dark mode would otherwise show black
-  // text on black.
-  svg.Empty("rect", "width=\"800\" height=\"500\" fill=\"white\"");
-
+// The titles, the grid with its tick labels, the frame and the axis titles.
+void DrawAxes(Svg& svg, const Chart& chart, const Frame& f) {
   svg.Text(kWidth / 2, 24, "text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\"",
            chart.title);
   if (!chart.subtitle.empty()) {
     svg.Text(kWidth / 2, 43, "text-anchor=\"middle\" fill=\"#555\"", chart.subtitle);
   }
-
-  // Grid and tick labels.
-  TickFormat x_fmt(x_ticks), y_fmt(y_ticks);
+  TickFormat x_fmt(f.x_ticks), y_fmt(f.y_ticks);
   svg.Open("g", "class=\"grid\" stroke=\"#e3e3e3\" stroke-width=\"1\"");
-  for (double v : x_ticks.values) svg.Line(px(v), kTop, px(v), kBottom);
-  for (double v : y_ticks.values) svg.Line(kLeft, py(v), kRight, py(v));
+  for (double v : f.x_ticks.values) svg.Line(f.px(v), kTop, f.px(v), kBottom);
+  for (double v : f.y_ticks.values) svg.Line(kLeft, f.py(v), kRight, f.py(v));
   svg.Close("g");
   svg.Open("g", "class=\"x-ticks\" text-anchor=\"middle\" fill=\"#333\"");
-  for (double v : x_ticks.values) svg.Text(px(v), kBottom + 18, "", x_fmt(v));
+  for (double v : f.x_ticks.values) svg.Text(f.px(v), kBottom + 18, "", x_fmt(v));
   svg.Close("g");
   svg.Open("g", "class=\"y-ticks\" text-anchor=\"end\" fill=\"#333\"");
-  for (double v : y_ticks.values) svg.Text(kLeft - 8, py(v) + 4, "", y_fmt(v));
+  for (double v : f.y_ticks.values) svg.Text(kLeft - 8, f.py(v) + 4, "", y_fmt(v));
   svg.Close("g");
   svg.Empty("rect", "x=\"" + Fixed(kLeft, 1) + "\" y=\"" + Fixed(kTop, 1) + "\" width=\"" +
                         Fixed(kRight - kLeft, 1) + "\" height=\"" + Fixed(kBottom - kTop, 1) +
@@ -350,14 +351,16 @@ std::string RenderChart(const Chart& chart) {
            "text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 20 " + Fixed(y_mid, 1) +
                ")\"",
            chart.y_title);
+}
 
-  // Series: lines first, eval markers on top.
+// Lines first, eval markers (with a tooltip each) on top.
+void DrawSeries(Svg& svg, const Chart& chart, const Frame& f) {
   for (const Series& s : chart.series) {
     if (s.points.empty()) continue;
     std::string pts;
     for (auto [x, y] : s.points) {
       if (!pts.empty()) pts += ' ';
-      pts += Fixed(px(x), 1) + "," + Fixed(py(y), 1);
+      pts += Fixed(f.px(x), 1) + "," + Fixed(f.py(y), 1);
     }
     std::string style = s.markers ? "stroke-width=\"1.2\" stroke-dasharray=\"4 3\""
                                   : "stroke-width=\"1.6\" stroke-linejoin=\"round\"";
@@ -370,7 +373,8 @@ std::string RenderChart(const Chart& chart) {
     svg.Open("g", Attr("class", "markers " + s.klass) + " " + Attr("fill", s.color) +
                       " stroke=\"white\" stroke-width=\"1\"");
     for (auto [x, y] : s.points) {
-      svg.Open("circle", "cx=\"" + Fixed(px(x), 1) + "\" cy=\"" + Fixed(py(y), 1) + "\" r=\"4\"");
+      svg.Open("circle",
+               "cx=\"" + Fixed(f.px(x), 1) + "\" cy=\"" + Fixed(f.py(y), 1) + "\" r=\"4\"");
       svg.raw() += "<title>" +
                    XmlEscape(chart.x_title + " " + Short(x) + ": " + s.name + " " + Short(y)) +
                    "</title>\n";
@@ -378,8 +382,10 @@ std::string RenderChart(const Chart& chart) {
     }
     svg.Close("g");
   }
+}
 
-  // Legend in the corner of the plot area that covers the fewest points.
+// The legend, in the corner of the plot area that covers the fewest points.
+void DrawLegend(Svg& svg, const Chart& chart, const Frame& f) {
   std::vector<const Series*> shown;
   size_t longest = 0;
   for (const Series& s : chart.series) {
@@ -398,7 +404,7 @@ std::string RenderChart(const Chart& chart) {
     size_t hits = 0;
     for (const Series* s : shown) {
       for (auto [x, y] : s->points) {
-        double u = px(x), v = py(y);
+        double u = f.px(x), v = f.py(y);
         hits += u >= cx - 4 && u <= cx + lw + 4 && v >= cy - 4 && v <= cy + lh + 4;
       }
     }
@@ -422,6 +428,21 @@ std::string RenderChart(const Chart& chart) {
     svg.Text(lx + 38, y + 4, "", s.name);
   }
   svg.Close("g");
+}
+
+std::string RenderChart(const Chart& chart) {
+  const Frame frame = FitFrame(chart);
+  Svg svg;
+  svg.raw() = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  svg.Open("svg",
+           "xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"500\" "
+           "viewBox=\"0 0 800 500\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\"");
+  // An opaque background: a browser in dark mode would otherwise show black
+  // text on black.
+  svg.Empty("rect", "width=\"800\" height=\"500\" fill=\"white\"");
+  DrawAxes(svg, chart, frame);
+  DrawSeries(svg, chart, frame);
+  DrawLegend(svg, chart, frame);
   svg.Close("svg");
   return std::move(svg.raw());
 }

@@ -1,22 +1,30 @@
 #include "transport/local_peers.h"
 
 #include <map>
+#include <memory>
 #include <optional>
+#include <string>
 
 #include "base/mutex.h"
 
 namespace distopt {
-namespace {
 
-// The process's co-located transports by address. A sender holds the lock
-// while it delivers, so an entry cannot be destroyed in the middle of it.
-class Registry {
+// The co-located transports of one LocalPeers, by address. A sender holds the
+// lock while it delivers, so an entry cannot be destroyed in the middle of it
+// (a decorator leaves before its inner transport shuts down).
+class LocalPeerTable {
  public:
-  void Enter(const std::string& address, Transport* t) {
+  Status Enter(const std::string& address, Transport* t) {
+    if (address.empty()) return InvalidArgumentError("a local peer needs an address");
     MutexLock lock(&mu_);
-    by_address_[address] = t;
+    auto [it, entered] = by_address_.emplace(address, t);
+    if (!entered) {
+      return AlreadyExistsError("local peer address " + address +
+                                " is already taken by another node of these LocalPeers");
+    }
+    return Status::Ok();
   }
-  // Removes `t`'s entry, unless another transport took the address since.
+  // Removes `t`'s entry; another transport's entry at the address stays.
   void Leave(const std::string& address, Transport* t) {
     MutexLock lock(&mu_);
     auto it = by_address_.find(address);
@@ -36,18 +44,20 @@ class Registry {
   std::map<std::string, Transport*> by_address_ GUARDED_BY(mu_);
 };
 
-Registry& Local() {
-  static Registry* r = new Registry();  // never destroyed: used until exit
-  return *r;
-}
+namespace {
 
 class LocalPeersTransport : public Transport {
  public:
-  LocalPeersTransport(std::unique_ptr<Transport> inner, std::shared_ptr<LocalPeerStats> stats)
-      : inner_(std::move(inner)), stats_(std::move(stats)), address_(inner_->address()) {
-    Local().Enter(address_, inner_.get());
-  }
+  LocalPeersTransport(std::shared_ptr<LocalPeerTable> table, std::unique_ptr<Transport> inner,
+                      std::shared_ptr<LocalPeerStats> stats)
+      : table_(std::move(table)),
+        inner_(std::move(inner)),
+        stats_(std::move(stats)),
+        address_(inner_->address()) {}
   ~LocalPeersTransport() override { Shutdown(); }
+
+  // Enters the inner transport in the table (once, by WithLocalPeers).
+  Status Enter() { return table_->Enter(address_, inner_.get()); }
 
   std::string address() const override { return address_; }
 
@@ -76,7 +86,7 @@ class LocalPeersTransport : public Transport {
     }
     if (!to.empty() && to != address_) {
       const size_t bytes = msg.ByteSize();
-      if (std::optional<Status> s = Local().Deliver(to, msg)) {
+      if (std::optional<Status> s = table_->Deliver(to, msg)) {
         if (s->ok() && stats_) {
           stats_->local_messages.fetch_add(1, std::memory_order_relaxed);
           stats_->local_bytes.fetch_add(bytes, std::memory_order_relaxed);
@@ -93,13 +103,14 @@ class LocalPeersTransport : public Transport {
   Status Deliver(Message msg) override { return inner_->Deliver(std::move(msg)); }
 
   void Shutdown() override {
-    Local().Leave(address_, inner_.get());
+    table_->Leave(address_, inner_.get());
     inner_->Shutdown();
   }
 
   TransportStats Stats() const override { return inner_->Stats(); }
 
  private:
+  const std::shared_ptr<LocalPeerTable> table_;
   const std::unique_ptr<Transport> inner_;
   const std::shared_ptr<LocalPeerStats> stats_;
   const std::string address_;
@@ -109,9 +120,17 @@ class LocalPeersTransport : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Transport> WithLocalPeers(std::unique_ptr<Transport> inner,
-                                          std::shared_ptr<LocalPeerStats> stats) {
-  return std::make_unique<LocalPeersTransport>(std::move(inner), std::move(stats));
+LocalPeers::LocalPeers() : table_(std::make_shared<LocalPeerTable>()) {}
+LocalPeers::~LocalPeers() = default;
+
+Result<std::unique_ptr<Transport>> WithLocalPeers(LocalPeers& peers,
+                                                  std::unique_ptr<Transport> inner,
+                                                  std::shared_ptr<LocalPeerStats> stats) {
+  auto t = std::make_unique<LocalPeersTransport>(peers.table_, std::move(inner), std::move(stats));
+  // On an error `t` is destroyed: its Shutdown leaves nothing (the entry at
+  // the address is another transport's) and shuts `inner` down.
+  RETURN_IF_ERROR(t->Enter());
+  return std::unique_ptr<Transport>(std::move(t));
 }
 
 }  // namespace distopt

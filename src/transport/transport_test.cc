@@ -150,24 +150,26 @@ TEST(LocalPeersTest, CoLocatedNodesSkipTheSocketAndShareThePayload) {
   // Borrowed by the messages below: must outlive the transports' queues.
   std::vector<float> values(1 << 18, 1.5f);
   auto stats = std::make_shared<LocalPeerStats>();
-  auto a = WithLocalPeers(std::move(*CreateZmqTransport({}, log)), stats);
-  auto b = WithLocalPeers(std::move(*CreateZmqTransport({}, log)));
+  LocalPeers local;
+  auto a = WithLocalPeers(local, std::move(*CreateZmqTransport({}, log)), stats);
+  auto b = WithLocalPeers(local, std::move(*CreateZmqTransport({}, log)));
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status().ToString() << b.status().ToString();
   auto remote = std::move(*CreateZmqTransport({}, log));  // not registered: another process
-  ASSERT_TRUE(a->Connect(2, b->address()).ok());
-  ASSERT_TRUE(a->Connect(3, remote->address()).ok());
+  ASSERT_TRUE((*a)->Connect(2, (*b)->address()).ok());
+  ASSERT_TRUE((*a)->Connect(3, remote->address()).ok());
   Message m;
   m.type = MsgType::kPush;
   m.sender = 1;
   m.values = Buffer::Borrow(values.data(), values.size() * 4);
-  ASSERT_TRUE(a->Send(2, m).ok());
-  auto got = b->Recv(Deadline::After(std::chrono::seconds(5)));
+  ASSERT_TRUE((*a)->Send(2, m).ok());
+  auto got = (*b)->Recv(Deadline::After(std::chrono::seconds(5)));
   ASSERT_TRUE(got.ok()) << got.status().message();
   EXPECT_EQ(got->values.data(), reinterpret_cast<const uint8_t*>(values.data()));  // no copy
   EXPECT_EQ(got->sender, 1u);
   EXPECT_EQ(stats->local_messages, 1u);
-  EXPECT_EQ(b->Stats().messages_received, 1u);
+  EXPECT_EQ((*b)->Stats().messages_received, 1u);
 
-  ASSERT_TRUE(a->Send(3, m).ok());
+  ASSERT_TRUE((*a)->Send(3, m).ok());
   auto far = remote->Recv(Deadline::After(std::chrono::seconds(5)));
   ASSERT_TRUE(far.ok()) << far.status().message();
   EXPECT_NE(far->values.data(), reinterpret_cast<const uint8_t*>(values.data()));  // via socket
@@ -175,8 +177,137 @@ TEST(LocalPeersTest, CoLocatedNodesSkipTheSocketAndShareThePayload) {
   EXPECT_EQ(stats->local_messages, 1u);
 
   // A co-located node that shut down is a dead peer: the message vanishes.
-  b->Shutdown();
-  EXPECT_TRUE(a->Send(2, m).ok());
+  (*b)->Shutdown();
+  EXPECT_TRUE((*a)->Send(2, m).ok());
+  EXPECT_EQ(stats->local_messages, 1u);
+}
+
+// In-process transports at a chosen address, from hubs of their own (one
+// hub refuses a second transport at an address; two hubs do not).
+class LocalPeersAddressTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Transport> At(const std::string& address) {
+    hubs_.push_back(std::make_shared<InProcHub>());
+    return std::move(*hubs_.back()->Create(address, log_));
+  }
+  static Message Ping(NodeId from) {
+    Message m;
+    m.type = MsgType::kHeartbeat;
+    m.sender = from;
+    return m;
+  }
+
+  Logger log_{StderrSink(), "t", LogLevel::kWarning};
+  std::vector<std::shared_ptr<InProcHub>> hubs_;
+};
+
+// A second node at a taken address is refused, naming the address; the
+// first keeps it and still gets its messages (it used to be overwritten).
+TEST_F(LocalPeersAddressTest, AnAddressTakenIsAnErrorAndTheFirstNodeKeepsIt) {
+  LocalPeers local;
+  auto stats = std::make_shared<LocalPeerStats>();
+  auto first = WithLocalPeers(local, At("inproc://taken"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto second = WithLocalPeers(local, At("inproc://taken"));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(second.status().message().find("inproc://taken"), std::string::npos)
+      << second.status().message();
+
+  auto sender = WithLocalPeers(local, At("inproc://sender"), stats);
+  ASSERT_TRUE(sender.ok());
+  ASSERT_TRUE((*sender)->Connect(7, "inproc://taken").ok());
+  ASSERT_TRUE((*sender)->Send(7, Ping(3)).ok());
+  auto got = (*first)->Recv(Deadline::After(std::chrono::seconds(5)));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->sender, 3u);
+  EXPECT_EQ(stats->local_messages, 1u);
+}
+
+TEST_F(LocalPeersAddressTest, AnEmptyAddressIsRefused) {
+  struct NoAddress : Transport {
+    std::string address() const override { return ""; }
+    Status Connect(NodeId, const std::string&) override { return Status::Ok(); }
+    void Disconnect(NodeId) override {}
+    Status Send(NodeId, Message) override { return Status::Ok(); }
+    Result<Message> Recv(Deadline) override { return AbortedError("none"); }
+    void Shutdown() override {}
+    TransportStats Stats() const override { return {}; }
+  };
+  LocalPeers local;
+  auto t = WithLocalPeers(local, std::make_unique<NoAddress>());
+  EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+}
+
+// Two LocalPeers are two tables: the same address may be in both, and a
+// node of one reaches a node of the other only through its transport.
+TEST_F(LocalPeersAddressTest, SeparateLocalPeersDoNotSeeEachOthersNodes) {
+  LocalPeers one, two;
+  auto stats = std::make_shared<LocalPeerStats>();
+  auto in_one = WithLocalPeers(one, At("inproc://same"));
+  auto in_two = WithLocalPeers(two, At("inproc://same"));
+  ASSERT_TRUE(in_one.ok() && in_two.ok()) << in_two.status().ToString();
+
+  Logger log(StderrSink(), "t", LogLevel::kWarning);
+  std::vector<float> values(1024, 2.5f);
+  auto a = WithLocalPeers(one, std::move(*CreateZmqTransport({}, log)), stats);
+  auto b = WithLocalPeers(two, std::move(*CreateZmqTransport({}, log)));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->Connect(2, (*b)->address()).ok());
+  Message m = Ping(1);
+  m.values = Buffer::Borrow(values.data(), values.size() * 4);
+  ASSERT_TRUE((*a)->Send(2, m).ok());
+  auto got = (*b)->Recv(Deadline::After(std::chrono::seconds(5)));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_NE(got->values.data(), reinterpret_cast<const uint8_t*>(values.data()));  // via socket
+  EXPECT_EQ(got->num_values(), values.size());
+  EXPECT_EQ(stats->local_messages, 0u);
+  EXPECT_EQ((*a)->Stats().messages_sent, 1u);
+}
+
+// A node that is destroyed, or only shut down, frees its address; a node
+// shut down and destroyed later does not take the entry of the one that
+// took the address after it.
+TEST_F(LocalPeersAddressTest, AShutDownOrDestroyedNodesAddressIsFreeAgain) {
+  LocalPeers local;
+  auto stats = std::make_shared<LocalPeerStats>();
+  {
+    auto gone = WithLocalPeers(local, At("inproc://a"));
+    ASSERT_TRUE(gone.ok());
+  }
+  auto again = WithLocalPeers(local, At("inproc://a"));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+
+  auto old = WithLocalPeers(local, At("inproc://b"));
+  ASSERT_TRUE(old.ok());
+  (*old)->Shutdown();
+  auto successor = WithLocalPeers(local, At("inproc://b"));
+  ASSERT_TRUE(successor.ok()) << successor.status().ToString();
+  old->reset();  // its destructor shuts it down again: the successor's entry stays
+
+  auto sender = WithLocalPeers(local, At("inproc://sender"), stats);
+  ASSERT_TRUE(sender.ok());
+  ASSERT_TRUE((*sender)->Connect(5, "inproc://b").ok());
+  ASSERT_TRUE((*sender)->Send(5, Ping(9)).ok());
+  auto got = (*successor)->Recv(Deadline::After(std::chrono::seconds(5)));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->sender, 9u);
+  EXPECT_EQ(stats->local_messages, 1u);
+}
+
+// The decorators share the table: they keep delivering to each other after
+// the LocalPeers that made them is gone.
+TEST_F(LocalPeersAddressTest, DecoratorsMayOutliveTheirLocalPeers) {
+  auto stats = std::make_shared<LocalPeerStats>();
+  auto local = std::make_unique<LocalPeers>();
+  auto a = WithLocalPeers(*local, At("inproc://x"), stats);
+  auto b = WithLocalPeers(*local, At("inproc://y"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  local.reset();
+  ASSERT_TRUE((*a)->Connect(2, "inproc://y").ok());
+  ASSERT_TRUE((*a)->Send(2, Ping(1)).ok());
+  auto got = (*b)->Recv(Deadline::After(std::chrono::seconds(5)));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(stats->local_messages, 1u);
 }
 

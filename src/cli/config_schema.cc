@@ -1,32 +1,18 @@
-// JobConfig from TOML. One schema (Fields() below, a row per setting) drives
-// parsing, type and range checks, "did you mean" suggestions, --set overrides
-// and ConfigToToml, so a setting cannot be readable without also being
-// written back. Stateless functions over values; thread-safe.
-#include "cli/config.h"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// The settings schema (config_schema.h): the checks and TOML text of each
+// kind of value, the builders of a Field for each kind, the table of every
+// setting, and ConfigToToml, which is only a walk over the table's `format`
+// (kept here so each row's reading and writing stay side by side).
+// Stateless functions over values; thread-safe.
+#include "cli/config_schema.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <charconv>
 #include <climits>
-#include <cmath>
-#include <cstdint>
-#include <functional>
 #include <limits>
-#include <string_view>
-#include <system_error>
 #include <type_traits>
 #include <utility>
 
-// Debian's toml++ is a compiled library built with exceptions, so the parser
-// reports syntax errors by throwing toml::parse_error; it is caught right at
-// the two parse calls below and never leaves this file.
-#include <toml++/toml.h>
-
 namespace distopt {
+namespace config_internal {
 namespace {
 
 // Upper bounds that keep later arithmetic (ms -> ns, s -> ms) far from
@@ -34,26 +20,15 @@ namespace {
 constexpr int64_t kMaxMs = 1'000'000'000;
 constexpr int64_t kMaxS = 1'000'000;
 constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
-// A job's membership holds at most 2^16 nodes (cluster/membership.cc),
-// the coordinator included.
-constexpr int64_t kMaxMembers = int64_t{1} << 16;
 constexpr int64_t kMaxNodes = kMaxMembers - 2;
 // Rows per worker batch: index arrays of this size are allocated per step.
 constexpr int64_t kMaxBatch = int64_t{1} << 24;
-// A config file is a page of text; anything this large is a wrong path.
-constexpr size_t kMaxFileBytes = size_t{16} << 20;
+
+}  // namespace
 
 std::string Quoted(std::string_view key) { return "'" + std::string(key) + "'"; }
 
-// Shortest text that reads back as exactly `v` (for messages and files).
-template <typename F>
-std::string ShortestNumber(F v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  return std::string(buf, r.ptr);
-}
+namespace {
 
 // As a TOML float: "1" would read back as an integer, so it becomes "1.0".
 template <typename F>
@@ -122,9 +97,13 @@ const char* Found(const toml::node& n) {
   return "nothing";
 }
 
+}  // namespace
+
 Status TypeError(std::string_view key, const char* want, const toml::node& n) {
   return InvalidArgumentError(Quoted(key) + " must be " + want + ", found " + Found(n));
 }
+
+namespace {
 
 template <typename V>
 Status CheckRange(std::string_view key, V v, int64_t lo, int64_t hi) {
@@ -213,18 +192,6 @@ StringRule Delimiter() {
                                 TomlString(v));
   };
 }
-
-// One setting. Messages from set/check start with the quoted key and carry
-// no location: the caller knows it (file:line, --set ..., or the source).
-struct Field {
-  std::string key;  // dotted: "optimizer.schedule.kind"
-  // Type-checks and range-checks `n`, then stores it in the config.
-  std::function<Status(const toml::node& n, JobConfig* c)> set;
-  // Range-checks the stored value (configs built in code, ValidateConfig).
-  std::function<Status(const JobConfig& c)> check;
-  // The stored value as TOML text.
-  std::function<std::string(const JobConfig& c)> format;
-};
 
 // `ref` is a generic lambda returning the member of a (const) JobConfig.
 template <typename Ref>
@@ -387,12 +354,15 @@ Field ConsistencyField(const std::string& key, Ref ref) {
   return f;
 }
 
+}  // namespace
+
 #define DISTOPT_MEMBER(path) ([](auto& c) -> auto& { return c.path; })
 
-// Every setting, in the order ConfigToToml writes them (grouped by table).
 // The optimizer's fields are only type-checked here: Optimizer::Create owns
 // their rules and ValidateConfig runs it. Likewise model.kind and
 // model.activation are checked by CreateModel.
+// long: the table of every setting, one row each; split up it would no longer
+// read as the one list of what a config file may say.
 const std::vector<Field>& Fields() {
   static const std::vector<Field> fields = {
       StringField("name", DISTOPT_MEMBER(name), JobName()),
@@ -514,354 +484,13 @@ std::string_view TableOf(std::string_view key) {
   return dot == std::string_view::npos ? std::string_view() : key.substr(0, dot);
 }
 
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// The known key (or table) the user most likely meant, or "" when none is
-// close. A setting under the wrong table ("train.lr") is found by its last
-// part; a misspelling by edit distance, allowing about one edit per three
-// letters of the misspelt part.
-std::string Suggest(std::string_view key) {
-  std::vector<std::string> known;
-  for (const Field& f : Fields()) {
-    known.push_back(f.key);
-    for (std::string_view t = TableOf(f.key); !t.empty(); t = TableOf(t)) {
-      if (std::find(known.begin(), known.end(), t) == known.end()) known.emplace_back(t);
-    }
-  }
-  std::string best;
-  size_t best_distance = std::numeric_limits<size_t>::max();
-  for (const std::string& k : known) {
-    if (LastPart(k) != LastPart(key)) continue;
-    const size_t d = EditDistance(key, k);
-    if (d < best_distance) {
-      best = k;
-      best_distance = d;
-    }
-  }
-  if (!best.empty()) return best;
-  const size_t limit = std::clamp<size_t>(LastPart(key).size() / 3, 1, 3);
-  for (const std::string& k : known) {
-    const size_t d = EditDistance(key, k);
-    if (d <= limit && d < best_distance) {
-      best = k;
-      best_distance = d;
-    }
-  }
-  return best;
-}
-
-Status UnknownKey(std::string_view key) {
-  std::string msg = "unknown key " + Quoted(key);
-  const std::string guess = Suggest(key);
-  if (!guess.empty()) msg += " (did you mean " + Quoted(guess) + "?)";
-  return InvalidArgumentError(msg);
-}
-
-Status NotASetting(std::string_view key, const toml::node& n) {
-  if (IsTable(key)) return TypeError(key, "a table", n);
-  return UnknownKey(key);
-}
-
-// A key of the document with where it was written.
-struct Entry {
-  std::string key;
-  const toml::node* node = nullptr;
-  toml::source_position pos;
-};
-
-// Every setting of the document, descending into known tables; anything
-// else (unknown keys, a known table given as a value) is an entry too, so
-// its error can be reported in file order.
-void Collect(const toml::table& table, const std::string& prefix, std::vector<Entry>* out) {
-  for (auto&& [k, v] : table) {
-    std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
-    if (FindField(key) == nullptr && IsTable(key) && v.is_table()) {
-      Collect(*v.as_table(), key, out);
-      continue;
-    }
-    // The key's position; a key toml++ made up has none, its value does.
-    toml::source_position pos = k.source().begin;
-    if (pos.line == 0) pos = v.source().begin;
-    out->push_back({std::move(key), &v, pos});
-  }
-}
-
-Status ApplyDocument(const toml::table& doc, const std::string& name, JobConfig* c) {
-  std::vector<Entry> entries;
-  Collect(doc, "", &entries);
-  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return std::pair(a.pos.line, a.pos.column) < std::pair(b.pos.line, b.pos.column);
-  });
-  for (const Entry& e : entries) {
-    const Field* f = FindField(e.key);
-    Status s = f != nullptr ? f->set(*e.node, c) : NotASetting(e.key, *e.node);
-    if (!s.ok()) return s.WithContext(name + ":" + std::to_string(e.pos.line));
-  }
-  return Status::Ok();
-}
-
-std::string_view Trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const size_t b = s.find_first_not_of(kSpace);
-  if (b == std::string_view::npos) return {};
-  return s.substr(b, s.find_last_not_of(kSpace) - b + 1);
-}
-
-Status ApplyOverride(const std::string& text, JobConfig* c) {
-  const std::string where = "--set " + text;
-  const size_t eq = text.find('=');
-  if (eq == std::string::npos) {
-    return InvalidArgumentError(where + ": expected section.key=value");
-  }
-  const std::string_view all = text;
-  const std::string key(Trim(all.substr(0, eq)));
-  const std::string value(Trim(all.substr(eq + 1)));
-  const Field* f = FindField(key);
-  if (f == nullptr) {
-    if (IsTable(key)) {
-      return InvalidArgumentError(where + ": " + Quoted(key) +
-                                  " is a table; set one of its keys (section.key=value)");
-    }
-    return UnknownKey(key).WithContext(where);
-  }
-  // The value as TOML (3, 0.1, true, "x", [128, 64]); text that is no TOML
-  // value is a bare string (ssp, /data/train.csv). Wrapping it in a document
-  // of one key also rejects text that would smuggle in a second key.
-  toml::table doc;
-  bool is_toml = true;
-  try {
-    doc = toml::parse("v = " + value + "\n", std::string_view{"--set"});
-  } catch (const toml::parse_error&) {
-    is_toml = false;
-  }
-  Status s;
-  if (!is_toml) {
-    s = f->set(toml::value<std::string>(value), c);
-  } else if (doc.size() != 1 || doc.get("v") == nullptr) {
-    s = InvalidArgumentError("the value must be a single TOML value");
-  } else {
-    s = f->set(*doc.get("v"), c);
-  }
-  return s.WithContext(where);
-}
-
-Result<std::string> ReadConfigFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    const std::string why = std::generic_category().message(err);
-    if (err == ENOENT || err == ENOTDIR) {
-      return NotFoundError("config file '" + path + "' not found: " + why);
-    }
-    return FailedPreconditionError("cannot open config file '" + path + "': " + why);
-  }
-  struct stat st {};
-  std::string text;
-  Status status;
-  if (::fstat(fd, &st) != 0) {
-    status = FailedPreconditionError("cannot stat config file '" + path +
-                                     "': " + std::generic_category().message(errno));
-  } else if (!S_ISREG(st.st_mode)) {
-    status = InvalidArgumentError("config file '" + path + "' is not a regular file");
-  } else if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes) {
-    status = InvalidArgumentError("config file '" + path + "' is " + std::to_string(st.st_size) +
-                                  " bytes, over the " + std::to_string(kMaxFileBytes >> 20) +
-                                  " MiB a config file may have");
-  } else {
-    text.resize(static_cast<size_t>(st.st_size));
-    size_t got = 0;
-    while (got < text.size()) {
-      const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        status = FailedPreconditionError("cannot read config file '" + path +
-                                         "': " + std::generic_category().message(errno));
-        break;
-      }
-      if (n == 0) break;  // shrank since fstat: parse what is there
-      got += static_cast<size_t>(n);
-    }
-    text.resize(got);
-  }
-  ::close(fd);
-  if (!status.ok()) return status;
-  return text;
-}
-
-const char* DescribeTask(Task task) {
-  switch (task) {
-    case Task::kRegression:
-      return "test_loss, test_rmse";
-    case Task::kBinary:
-      return "test_loss, test_accuracy, test_auc";
-    case Task::kMulticlass:
-      return "test_loss, test_accuracy";
-  }
-  return "test_loss";
-}
-
-bool ReportsMetric(Task task, const std::string& metric) {
-  if (metric == "test_loss") return true;
-  if (metric == "test_accuracy") return task != Task::kRegression;
-  if (metric == "test_auc") return task == Task::kBinary;
-  if (metric == "test_rmse") return task == Task::kRegression;
-  return false;
-}
-
-// Settings each data format reads; a non-default value under another format
-// is a mistake (like optimizer fields the chosen kind never reads).
-Status CheckDataFormat(const DataConfig& d) {
-  const DataConfig defaults;
-  struct Only {
-    const char* key;
-    const char* format;
-    bool set;
-  };
-  const Only only[] = {
-      {"data.train_labels", "idx", !d.train_labels.empty()},
-      {"data.test_labels", "idx", !d.test_labels.empty()},
-      {"data.scale", "idx", d.scale != defaults.scale},
-      {"data.num_features", "libsvm", d.num_features != defaults.num_features},
-      {"data.zero_based", "libsvm", d.zero_based != defaults.zero_based},
-      {"data.label_column", "csv", d.label_column != defaults.label_column},
-      {"data.header", "csv", d.header != defaults.header},
-      {"data.delimiter", "csv", d.delimiter != defaults.delimiter},
-  };
-  for (const Only& o : only) {
-    if (o.set && d.format != o.format) {
-      return InvalidArgumentError(Quoted(o.key) + " only applies to data.format '" + o.format +
-                                  "' (format is '" + d.format + "')");
-    }
-  }
-  if (d.train.empty()) {
-    return InvalidArgumentError("'data.train' is required (the training data file)");
-  }
-  if (d.format == "idx" && d.train_labels.empty()) {
-    return InvalidArgumentError("'data.train_labels' is required when data.format is 'idx'");
-  }
-  if (d.format == "idx" && !d.test.empty() && d.test_labels.empty()) {
-    return InvalidArgumentError(
-        "'data.test_labels' is required when data.test is set and data.format is 'idx'");
-  }
-  if (d.test.empty() && !d.test_labels.empty()) {
-    return InvalidArgumentError("'data.test_labels' is set but data.test is not");
-  }
-  return Status::Ok();
-}
-
-Status CheckCluster(const ClusterConfig& k) {
-  if (k.consistency != Consistency::kSsp && k.staleness != 0) {
-    return InvalidArgumentError(
-        "'cluster.staleness' only applies to cluster.consistency 'ssp' (consistency is '" +
-        std::string(ConsistencyName(k.consistency)) + "'), got " + std::to_string(k.staleness));
-  }
-  if (int64_t{k.workers} + k.servers + 1 > kMaxMembers) {
-    return InvalidArgumentError(
-        "'cluster.workers' + cluster.servers + 1 (the coordinator) must be "
-        "<= " +
-        std::to_string(kMaxMembers) + ", got " +
-        std::to_string(int64_t{k.workers} + k.servers + 1));
-  }
-  if (k.replication == 2 && k.servers < 2) {
-    return InvalidArgumentError(
-        "'cluster.replication' = 2 needs cluster.servers >= 2 (a backup lives on another "
-        "server), got " +
-        std::to_string(k.servers) + " server");
-  }
-  if (k.heartbeat_timeout_ms <= k.heartbeat_interval_ms) {
-    return InvalidArgumentError(
-        "'cluster.heartbeat_timeout_ms' must be greater than "
-        "cluster.heartbeat_interval_ms (" +
-        std::to_string(k.heartbeat_interval_ms) + "), got " +
-        std::to_string(k.heartbeat_timeout_ms));
-  }
-  if (k.retry_interval_ms >= k.request_timeout_s * 1000) {
-    return InvalidArgumentError(
-        "'cluster.retry_interval_ms' must be 0 (off) or below "
-        "cluster.request_timeout_s (" +
-        std::to_string(k.request_timeout_s * 1000) + " ms), got " +
-        std::to_string(k.retry_interval_ms));
-  }
-  return Status::Ok();
-}
-
-Status CheckTarget(const JobConfig& c, Task task) {
-  const TrainConfig& t = c.train;
-  if (t.target_metric.empty()) {
-    if (t.target == 0.0) return Status::Ok();
-    return InvalidArgumentError("'train.target' is set but train.target_metric is empty");
-  }
-  if (c.data.test.empty()) {
-    return InvalidArgumentError("'train.target_metric' is '" + t.target_metric +
-                                "', which needs test data (data.test)");
-  }
-  if (!ReportsMetric(task, t.target_metric)) {
-    return InvalidArgumentError("'train.target_metric' is '" + t.target_metric +
-                                "', which model.kind '" + c.model.kind +
-                                "' does not report (it reports " + DescribeTask(task) + ")");
-  }
-  const bool fraction = t.target_metric == "test_accuracy" || t.target_metric == "test_auc";
-  if (fraction ? !(t.target >= 0.0 && t.target <= 1.0) : !(t.target >= 0.0)) {
-    return InvalidArgumentError("'train.target' must be " +
-                                std::string(fraction ? "in [0, 1]" : ">= 0") + " for " +
-                                t.target_metric + ", got " + ShortestNumber(t.target));
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
-Status ValidateConfig(const JobConfig& c) {
-  const std::string where = c.source.empty() ? "config" : c.source;
-  for (const Field& f : Fields()) RETURN_IF_ERROR(f.check(c).WithContext(where));
-  RETURN_IF_ERROR(CheckCluster(c.cluster).WithContext(where));
-  RETURN_IF_ERROR(CheckDataFormat(c.data).WithContext(where));
-  // The model and the optimizer own their rules: building them is the check.
-  // The input width is unknown until the data is read; libsvm may state it.
-  const uint64_t features = c.data.num_features > 0 ? c.data.num_features : 1;
-  Result<std::unique_ptr<Model>> model = CreateModel(c.model, features);
-  RETURN_IF_ERROR(model.status().WithContext(where));
-  RETURN_IF_ERROR(Optimizer::Create(c.optimizer).status().WithContext(where));
-  return CheckTarget(c, (*model)->task()).WithContext(where);
-}
-
-Result<JobConfig> ParseConfig(const std::string& text, const std::string& name,
-                              const std::vector<std::string>& overrides) {
-  JobConfig config;
-  config.source = name;
-  toml::table doc;
-  try {
-    doc = toml::parse(text, std::string_view{name});
-  } catch (const toml::parse_error& e) {
-    const toml::source_position& p = e.source().begin;
-    return InvalidArgumentError(name + ":" + std::to_string(p.line) + ":" +
-                                std::to_string(p.column) + ": " + std::string(e.description()));
-  }
-  RETURN_IF_ERROR(ApplyDocument(doc, name, &config));
-  for (const std::string& o : overrides) RETURN_IF_ERROR(ApplyOverride(o, &config));
-  RETURN_IF_ERROR(ValidateConfig(config));
-  return config;
-}
-
-Result<JobConfig> LoadConfig(const std::string& path, const std::vector<std::string>& overrides) {
-  ASSIGN_OR_RETURN(std::string text, ReadConfigFile(path));
-  return ParseConfig(text, path, overrides);
-}
+}  // namespace config_internal
 
 std::string ConfigToToml(const JobConfig& config) {
+  using config_internal::Field;
+  using config_internal::Fields;
+  using config_internal::LastPart;
+  using config_internal::TableOf;
   std::string out =
       "# distopt job configuration as it ran: every setting, defaults included.\n"
       "# Load it again with `distopt train <this file>`.\n";
