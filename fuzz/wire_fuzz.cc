@@ -20,6 +20,62 @@
 #include "kv/repl_codec.h"
 #include "wire/message.h"
 
+namespace distopt {
+namespace {
+
+// A kReplicate message, decoded as the backup does: its first two bytes
+// split the rest into the body and the keys and values frames.
+void FuzzReplicate(const uint8_t* p, size_t n) {
+  if (n < 2) return;
+  const size_t body = std::min<size_t>(n - 2, p[0] * 16u);
+  const size_t rest = n - 2 - body;
+  const size_t key_bytes = std::min<size_t>(rest, p[1] * 64u) / 8 * 8;
+  Message m;
+  m.type = MsgType::kReplicate;
+  m.body = Buffer::Copy(p + 2, body);
+  m.keys = Buffer::Copy(p + 2 + body, key_bytes);
+  m.values = Buffer::Copy(p + 2 + body + key_bytes, (rest - key_bytes) / 4 * 4);
+  if (!DecodeKvHeader(m).ok()) return;
+  ByteReader r = KvBodyRest(m);
+  ReplHeader h;
+  if (!ReadReplHeader(r, &h).ok()) return;
+  auto frames = SnapshotFramesOf(m.keys.as<uint64_t>(), m.values.as<float>());
+  if (!frames.ok()) return;
+  std::vector<TableClocks> clocks;
+  std::vector<ShardSnapshot> shards;
+  if (!DecodeSnapshot(r, *frames, 2, 3, &clocks, &shards).ok()) return;
+  // Every accepted shard lies inside the frames.
+  size_t floats = 0;
+  for (const ShardSnapshot& sh : shards) floats += sh.params.size() + sh.state.size();
+  if (floats != m.values.as<float>().size() || clocks.size() != 2) __builtin_trap();
+}
+
+// The kv header of any message type (its first byte), as a server, a
+// client and the CURVE role check read it.
+void FuzzKvHeader(const uint8_t* p, size_t n) {
+  if (n < 1) return;
+  Message m;
+  m.type = static_cast<MsgType>(p[0] % static_cast<uint8_t>(MsgType::kMaxType));
+  m.body = Buffer::Copy(p + 1, n - 1);
+  for (const char* peer : {"worker/0", "worker/1", "server/0"}) KvMaySend(peer, m);
+  auto h = DecodeKvHeader(m);
+  if (!h.ok()) return;
+  // What was accepted re-encodes to the bytes it came from.
+  Buffer again = EncodeKvBody(*h);
+  if (again.size() != kKvHeaderSize || std::memcmp(again.data(), m.body.data(), kKvHeaderSize)) {
+    __builtin_trap();
+  }
+  if (m.type == MsgType::kKvError) KvErrorReason(m);
+  if (m.type == MsgType::kReplicateAck) {
+    ByteReader r = KvBodyRest(m);
+    uint64_t seq = 0;
+    if (!r.U64(&seq).ok()) __builtin_trap();  // the header's decoder checked its size
+  }
+}
+
+}  // namespace
+}  // namespace distopt
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace distopt;  // NOLINT: a fuzz target
   if (size == 0) return 0;
@@ -65,61 +121,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 7:
       DecodeManifestCopy(p, n).status().IgnoreError();
       break;
-    case 8: {
-      // A kReplicate message, decoded as the backup does: its first two
-      // bytes split the rest into the body and the keys and values frames.
-      if (n < 2) break;
-      const size_t body = std::min<size_t>(n - 2, p[0] * 16u);
-      const size_t rest = n - 2 - body;
-      const size_t key_bytes = std::min<size_t>(rest, p[1] * 64u) / 8 * 8;
-      Message m;
-      m.type = MsgType::kReplicate;
-      m.body = Buffer::Copy(p + 2, body);
-      m.keys = Buffer::Copy(p + 2 + body, key_bytes);
-      m.values = Buffer::Copy(p + 2 + body + key_bytes, (rest - key_bytes) / 4 * 4);
-      if (!DecodeKvHeader(m).ok()) break;
-      ByteReader r = KvBodyRest(m);
-      ReplHeader h;
-      if (!ReadReplHeader(r, &h).ok()) break;
-      auto frames = SnapshotFramesOf(m.keys.as<uint64_t>(), m.values.as<float>());
-      if (!frames.ok()) break;
-      std::vector<TableClocks> clocks;
-      std::vector<ShardSnapshot> shards;
-      const Buffer& values = m.values;
-      if (DecodeSnapshot(r, *frames, 2, 3, &clocks, &shards).ok()) {
-        // Every accepted shard lies inside the frames.
-        size_t floats = 0;
-        for (const ShardSnapshot& sh : shards) floats += sh.params.size() + sh.state.size();
-        if (floats != values.as<float>().size() || clocks.size() != 2) __builtin_trap();
-      }
+    case 8:
+      FuzzReplicate(p, n);
       break;
-    }
-    case 9: {
-      // The kv header of any message type (its first byte), as a server,
-      // a client and the CURVE role check read it.
-      if (n < 1) break;
-      Message m;
-      m.type = static_cast<MsgType>(p[0] % static_cast<uint8_t>(MsgType::kMaxType));
-      m.body = Buffer::Copy(p + 1, n - 1);
-      for (const char* peer : {"worker/0", "worker/1", "server/0"}) {
-        KvMaySend(peer, m);
-      }
-      auto h = DecodeKvHeader(m);
-      if (!h.ok()) break;
-      // What was accepted re-encodes to the bytes it came from.
-      Buffer again = EncodeKvBody(*h);
-      if (again.size() != kKvHeaderSize ||
-          std::memcmp(again.data(), m.body.data(), kKvHeaderSize)) {
-        __builtin_trap();
-      }
-      if (m.type == MsgType::kKvError) KvErrorReason(m);
-      if (m.type == MsgType::kReplicateAck) {
-        ByteReader r = KvBodyRest(m);
-        uint64_t seq = 0;
-        if (!r.U64(&seq).ok()) __builtin_trap();  // the header's decoder checked its size
-      }
+    case 9:
+      FuzzKvHeader(p, n);
       break;
-    }
   }
   return 0;
 }
