@@ -1,10 +1,12 @@
 // Fuzzes the decoders of network bytes: the 4-frame message decoder (fed as
-// length-prefixed frames), and the control payloads a node decodes from a
-// message body (cluster view, registration, barrier, checkpoint report,
-// layout, replication header and snapshot); and the decoders of checkpoint
-// file bytes (a shard file's header against a file size, MANIFEST text).
-// Any input must give a value or a Status, never a crash, and a decoded
-// message must re-encode to frames the decoder accepts again.
+// length-prefixed frames), and the payloads a node decodes from a message
+// body (cluster view, registration, barrier, checkpoint report, layout, the
+// kv header of every kv message with kv's role rule on it, and a kReplicate
+// message whole: kv header, replication header and snapshot); and the
+// decoders of checkpoint file bytes (a shard file's header against a file
+// size, MANIFEST text). Any input must give a value or a Status, never a
+// crash; a decoded message must re-encode to frames the decoder accepts
+// again, and a decoded kv header to the very bytes it came from.
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -17,14 +19,72 @@
 #include "cluster/membership.h"
 #include "kv/checkpoint.h"
 #include "kv/checkpoint_format.h"
+#include "kv/kv_message.h"
+#include "kv/kv_role_policy.h"
 #include "kv/layout.h"
 #include "kv/repl_codec.h"
 #include "wire/message.h"
 
+namespace distopt {
+namespace {
+
+// A kReplicate message, decoded as the backup does: its first two bytes
+// split the rest into the body and the keys and values frames.
+void FuzzReplicate(const uint8_t* p, size_t n) {
+  if (n < 2) return;
+  const size_t body = std::min<size_t>(n - 2, p[0] * 16u);
+  const size_t rest = n - 2 - body;
+  const size_t key_bytes = std::min<size_t>(rest, p[1] * 64u) / 8 * 8;
+  Message m;
+  m.type = MsgType::kReplicate;
+  m.body = Buffer::Copy(p + 2, body);
+  m.keys = Buffer::Copy(p + 2 + body, key_bytes);
+  m.values = Buffer::Copy(p + 2 + body + key_bytes, (rest - key_bytes) / 4 * 4);
+  if (!DecodeKvHeader(m).ok()) return;
+  ByteReader r = KvBodyRest(m);
+  ReplHeader h;
+  if (!ReadReplHeader(r, &h).ok()) return;
+  auto frames = SnapshotFramesOf(m.keys.as<uint64_t>(), m.values.as<float>());
+  if (!frames.ok()) return;
+  std::vector<TableClocks> clocks;
+  std::vector<ShardSnapshot> shards;
+  if (!DecodeSnapshot(r, *frames, 2, 3, &clocks, &shards).ok()) return;
+  // Every accepted shard lies inside the frames.
+  size_t floats = 0;
+  for (const ShardSnapshot& sh : shards) floats += sh.params.size() + sh.state.size();
+  if (floats != m.values.as<float>().size() || clocks.size() != 2) __builtin_trap();
+}
+
+// The kv header of any message type (its first byte), as a server, a
+// client and the CURVE role check read it.
+void FuzzKvHeader(const uint8_t* p, size_t n) {
+  if (n < 1) return;
+  Message m;
+  m.type = static_cast<MsgType>(p[0] % static_cast<uint8_t>(MsgType::kMaxType));
+  m.body = Buffer::Copy(p + 1, n - 1);
+  for (const char* peer : {"worker/0", "worker/1", "server/0"}) KvMaySend(peer, m);
+  auto h = DecodeKvHeader(m);
+  if (!h.ok()) return;
+  // What was accepted re-encodes to the bytes it came from.
+  Buffer again = EncodeKvBody(*h);
+  if (again.size() != kKvHeaderSize || std::memcmp(again.data(), m.body.data(), kKvHeaderSize)) {
+    __builtin_trap();
+  }
+  if (m.type == MsgType::kKvError) KvErrorReason(m);
+  if (m.type == MsgType::kReplicateAck) {
+    ByteReader r = KvBodyRest(m);
+    uint64_t seq = 0;
+    if (!r.U64(&seq).ok()) __builtin_trap();  // the header's decoder checked its size
+  }
+}
+
+}  // namespace
+}  // namespace distopt
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace distopt;  // NOLINT: a fuzz target
   if (size == 0) return 0;
-  const uint8_t which = data[0] % 11;
+  const uint8_t which = data[0] % 12;
   const uint8_t* p = data + 1;
   const size_t n = size - 1;
   WireLimits limits;
@@ -66,30 +126,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 7:
       DecodeManifestCopy(p, n).status().IgnoreError();
       break;
-    case 8: {
-      // A kReplicate message: its first two bytes split the rest into the
-      // body and the keys and values frames.
-      if (n < 2) break;
-      const size_t body = std::min<size_t>(n - 2, p[0] * 16u);
-      const size_t rest = n - 2 - body;
-      const size_t key_bytes = std::min<size_t>(rest, p[1] * 64u) / 8 * 8;
-      Buffer keys = Buffer::Copy(p + 2 + body, key_bytes);
-      Buffer values = Buffer::Copy(p + 2 + body + key_bytes, (rest - key_bytes) / 4 * 4);
-      ByteReader r(p + 2, body);
-      ReplHeader h;
-      if (!ReadReplHeader(r, &h).ok()) break;
-      std::vector<TableClocks> clocks;
-      std::vector<ShardSnapshot> shards;
-      if (DecodeSnapshot(r, {keys.as<uint64_t>(), values.as<float>()}, 2, 3, &clocks, &shards)
-              .ok()) {
-        // Every accepted shard lies inside the frames.
-        size_t floats = 0;
-        for (const ShardSnapshot& sh : shards) floats += sh.params.size() + sh.state.size();
-        if (floats != values.as<float>().size() || clocks.size() != 2) __builtin_trap();
-      }
+    case 8:
+      FuzzReplicate(p, n);
       break;
-    }
-    case 9: {
+    case 9:
+      FuzzKvHeader(p, n);
+      break;
+    case 10: {
       // A shard header: p[0] bit 0 seals it with its right CRC (so the field
       // checks behind the CRC are explored too), the next 8 bytes are the
       // file size, then the 60 header bytes.
@@ -112,7 +155,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     }
-    case 10: {
+    case 11: {
       // MANIFEST text; p[0] bit 0 appends the right CRC line, so the lines
       // behind it are explored too.
       if (n < 1) break;

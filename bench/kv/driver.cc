@@ -21,7 +21,7 @@
 #include "base/subprocess.h"
 #include "base/time.h"
 #include "cli/commands.h"
-#include "cluster/role_policy.h"
+#include "kv/kv_role_policy.h"
 #include "kv/node.h"
 #include "node.h"
 #include "transport/curve_keys.h"
@@ -132,7 +132,7 @@ Result<double> RunOurs(const Case& c, const std::string& dir, const std::string&
   if (!keys.empty()) {
     ASSIGN_OR_RETURN(zo.security.keys, ReadKeyFile(keys + "/coordinator.key"));
     ASSIGN_OR_RETURN(zo.security.allowlist, ReadAllowlist(keys + "/allowlist"));
-    zo.security.authorize = MaySend;
+    zo.security.authorize = KvMaySend;
   }
   ASSIGN_OR_RETURN(auto transport, CreateZmqTransport(zo, log));
   CoordinatorOptions co;

@@ -13,6 +13,7 @@
 #include "base/time.h"
 #include "cluster/role_policy.h"
 #include "kv/client.h"
+#include "kv/kv_role_policy.h"
 #include "kv/node.h"
 #include "transport/curve_keys.h"
 #include "transport/local_peers.h"
@@ -31,7 +32,7 @@ Result<std::unique_ptr<Transport>> BenchTransport(const BenchNodeArgs& a, Role r
     const std::string name = FormatNodeName(role, static_cast<int32_t>(a.rank));
     ASSIGN_OR_RETURN(o.security.keys, ReadKeyFile(a.keys + "/" + KeyFileName(name)));
     ASSIGN_OR_RETURN(o.security.allowlist, ReadAllowlist(a.keys + "/allowlist"));
-    o.security.authorize = MaySend;
+    o.security.authorize = KvMaySend;
   }
   return CreateZmqTransport(o, log);
 }

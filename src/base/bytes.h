@@ -28,6 +28,8 @@ class ByteWriter {
     U32(static_cast<uint32_t>(s.size()));
     Raw(s.data(), s.size());
   }
+  // Room for `n` bytes in all, so a fixed-size encoding allocates once.
+  void Reserve(size_t n) { out_.reserve(n); }
   void Raw(const void* p, size_t n) {
     const auto* b = static_cast<const uint8_t*>(p);
     out_.insert(out_.end(), b, b + n);

@@ -17,6 +17,7 @@
 #include "cli/job.h"
 #include "cli/placement.h"
 #include "cluster/role_policy.h"
+#include "kv/kv_role_policy.h"
 #include "kv/node.h"
 #include "train/model_file.h"
 #include "train/plot.h"
@@ -149,7 +150,7 @@ Result<ZmqSecurity> NodeSecurity(const JobConfig& cfg, const Placement& p, const
                                    p.keys + "/" + KeyFileName(name) +
                                    " (revoked, or keys of another job?)");
   }
-  sec.authorize = MaySend;
+  sec.authorize = KvMaySend;  // the role rules, and kv's rule on its header
   return sec;
 }
 

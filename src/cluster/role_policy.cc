@@ -44,8 +44,6 @@ bool MaySend(const std::string& peer, const Message& m) {
       return who->role == Role::kWorker;
     case MsgType::kPush:
     case MsgType::kPushPull:
-      if (who->role != Role::kWorker) return false;
-      return (m.flags & kFlagCheckpoint) == 0 || who->rank == 0;
     case MsgType::kPull:
     case MsgType::kClock:
       return who->role == Role::kWorker;

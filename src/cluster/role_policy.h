@@ -1,9 +1,10 @@
 // What each role may send, for a transport that knows who its peers are
 // (CURVE: the allowlist name of the sender's key, "worker/3"). A worker may
 // not order a shutdown, publish a membership (a rollback is one) or report a
-// checkpoint; only worker 0 may mark a push as the clock to checkpoint at
-// (time-based checkpoints are its decision) or hand in the job's result
-// files. Pure functions.
+// checkpoint; only worker 0 may hand in the job's result files. The rules
+// are by message type: what a layer above says inside its body is for that
+// layer to add (kv/kv_role_policy.h: only worker 0 asks for a checkpoint).
+// Pure functions.
 #ifndef DISTOPT_CLUSTER_ROLE_POLICY_H_
 #define DISTOPT_CLUSTER_ROLE_POLICY_H_
 
@@ -24,7 +25,7 @@ struct NodeName {
 std::string FormatNodeName(Role role, int32_t rank);
 std::optional<NodeName> ParseNodeName(const std::string& name);
 
-// May the node called `peer` send `m`? Unknown names may send nothing.
+// May the node called `peer` send a message of `m.type`? Unknown names may send nothing.
 bool MaySend(const std::string& peer, const Message& m);
 
 }  // namespace distopt

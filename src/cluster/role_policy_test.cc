@@ -5,10 +5,9 @@
 namespace distopt {
 namespace {
 
-Message Of(MsgType t, uint16_t flags = 0) {
+Message Of(MsgType t) {
   Message m;
   m.type = t;
-  m.flags = flags;
   return m;
 }
 
@@ -25,11 +24,8 @@ TEST(RolePolicy, AWorkerCannotOrderAShutdownARollbackOrACheckpoint) {
   }
 }
 
-TEST(RolePolicy, OnlyWorkerZeroMarksTheCheckpointClock) {
-  EXPECT_TRUE(MaySend("worker/0", Of(MsgType::kPush, kFlagCheckpoint)));
-  EXPECT_FALSE(MaySend("worker/1", Of(MsgType::kPush, kFlagCheckpoint)));
-  EXPECT_FALSE(MaySend("worker/1", Of(MsgType::kPushPull, kFlagCheckpoint)));
-}
+// OnlyWorkerZeroMarksTheCheckpointClock moved with the rule to
+// kv/kv_message_test.cc: the checkpoint bit lives in kv's header.
 
 TEST(RolePolicy, ServersServeAndReplicateButDoNotPush) {
   for (MsgType t : {MsgType::kPushAck, MsgType::kPullReply, MsgType::kKvError, MsgType::kReplicate,

@@ -4,7 +4,7 @@
 // does not depend on arrival order (a run is bit-reproducible) and each
 // input is read once. Not thread-safe: the server calls it under its lock.
 //
-//   if (agg.Add(m.clock, rank, m) == BspAggregator::kDuplicate) return;
+//   if (agg.Add(head.clock, rank, m) == BspAggregator::kDuplicate) return;
 //   if (!agg.Complete(applied, live)) return;   // still waiting
 //   BspAggregator::Clock c = agg.Take(applied);
 //   MeanGradient g = MeanOf(spec, dense_size, c, /*own_buffers=*/replicated, &scratch);

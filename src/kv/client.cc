@@ -192,9 +192,6 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> gr
     p.req = h;
     p.partition = s.partition;
     p.msg.type = type;
-    p.msg.table = table;
-    p.msg.clock = clock;
-    p.msg.offset = s.begin;
     if (pushes) p.msg.values = values.Slice(s.begin * sizeof(float), s.size() * sizeof(float));
     if (pulls) {
       p.out = out.subspan(s.begin, s.size());
@@ -202,7 +199,8 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> gr
     }
     uint64_t id = next_id_++;
     h->parts_.push_back(id);
-    SendPart(id, std::move(p));
+    SendPart(id, std::move(p),
+             {.table = table, .partition = s.partition, .clock = clock, .offset = s.begin});
   }
   return h;
 }
@@ -286,10 +284,6 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
     p.req = h;
     p.partition = s;
     p.msg.type = type;
-    p.msg.flags = kFlagSparse;
-    p.msg.offset = s;  // sparse requests name their partition here
-    p.msg.table = table;
-    p.msg.clock = clock;
     p.expect = skeys[s].size() * dim;
     p.msg.keys = Buffer::FromVector(std::move(skeys[s]));
     if (pushes) p.msg.values = Buffer::FromVector(std::move(svals[s]));
@@ -299,7 +293,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
     }
     uint64_t id = next_id_++;
     h->parts_.push_back(id);
-    SendPart(id, std::move(p));
+    SendPart(id, std::move(p), {.table = table, .partition = s, .clock = clock, .sparse = true});
   }
   return h;
 }
@@ -317,12 +311,12 @@ Status KvClient::AdmitClock(int64_t clock) {
                       "; rejoin (a pull at clock -1) before sending more");
 }
 
-void KvClient::SendPart(uint64_t id, Part part) {
+void KvClient::SendPart(uint64_t id, Part part, KvHeader head) {
   part.msg.request_id = id;
   part.msg.sender = self_id_;
-  if (part.msg.clock == checkpoint_clock_ && part.msg.type != MsgType::kPull) {
-    part.msg.flags |= kFlagCheckpoint;
-  }
+  head.checkpoint = head.clock == checkpoint_clock_ && part.msg.type != MsgType::kPull;
+  // Encoded once: retries and failovers re-send this body with a new epoch.
+  part.msg.body = EncodeKvBody(head);
   part.msg.epoch = epoch_;
   part.sent = options_.env->Now();
   NodeId server = OwnerNode(part.partition);
@@ -340,7 +334,14 @@ void KvClient::SendPart(uint64_t id, Part part) {
 }
 
 void KvClient::OnReply(Message&& m) {
+  const Result<KvHeader> head = DecodeKvHeader(m);
   MutexLock lock(&mu_);
+  if (!head.ok()) {
+    ++stats_.bad_replies;
+    log_.Warn("dropped a ", MsgTypeName(m.type), " from node ", m.sender, ": ",
+              head.status().message());
+    return;
+  }
   auto it = inflight_.find(m.request_id);
   if (it == inflight_.end()) {
     ++stats_.stale_replies;
@@ -362,12 +363,12 @@ void KvClient::OnReply(Message&& m) {
   if (m.type == MsgType::kKvError && m.status == static_cast<uint32_t>(StatusCode::kUnavailable)) {
     // Sent by a stale view to a server that does not serve the partition:
     // it goes to the owner of the next view (or with the next retry).
-    log_.Debug("node ", m.sender, " redirects request ", m.request_id, ": ", m.body.ToString());
+    log_.Debug("node ", m.sender, " redirects request ", m.request_id, ": ", KvErrorReason(m));
     return;
   }
   if (m.type == MsgType::kKvError) {
     s = Status(static_cast<StatusCode>(m.status),
-               Describe(p.partition) + " refused the " + p.req->what_ + ": " + m.body.ToString());
+               Describe(p.partition) + " refused the " + p.req->what_ + ": " + KvErrorReason(m));
   } else if (m.type == MsgType::kPullReply) {
     if (m.num_values() != p.expect) {
       s = InternalError(Describe(p.partition) + " answered the " + p.req->what_ + " with " +
@@ -389,7 +390,7 @@ void KvClient::OnReply(Message&& m) {
   }
   KvHandle req = std::move(p.req);
   inflight_.erase(it);
-  Finish(*req, s, m.clock);
+  Finish(*req, s, head->clock);
 }
 
 void KvClient::Finish(KvRequest& r, const Status& s, int64_t clock) {

@@ -32,6 +32,7 @@
 #include "base/logging.h"
 #include "base/mutex.h"
 #include "cluster/membership.h"
+#include "kv/kv_message.h"
 #include "kv/layout.h"
 #include "transport/dispatcher.h"
 
@@ -82,6 +83,7 @@ struct KvClientStats {
   // Replies from a server that had not yet seen this worker's rollback
   // (dropped; the request is sent again).
   uint64_t pre_rollback_replies = 0;
+  uint64_t bad_replies = 0;  // replies whose kv header does not decode (dropped)
 };
 
 class KvClient {
@@ -149,7 +151,7 @@ class KvClient {
     KvHandle req;
     uint32_t partition = 0;
     NodeId sent_to = kUnassignedId;
-    Message msg;           // kept for retries
+    Message msg;           // kept for retries (its body: the kv header, encoded once)
     std::span<float> out;  // pulls: the slice (dense) or the whole destination (sparse)
     uint64_t expect = 0;   // floats the reply must carry
     std::shared_ptr<SparsePlan> plan;
@@ -167,7 +169,9 @@ class KvClient {
   // Ok if `table` exists and is sparse (or dense); else an error naming it.
   Status CheckKind(MsgType type, uint32_t table, bool sparse) const;
   KvHandle Failed(Status s);
-  void SendPart(uint64_t id, Part part) REQUIRES(mu_);
+  // Encodes `head` (and whether this clock asks for a checkpoint) into the
+  // part's body and sends it.
+  void SendPart(uint64_t id, Part part, KvHeader head) REQUIRES(mu_);
   // Refuses a request of clock >= 0 while a rollback is not yet rejoined;
   // a request of clock < 0 (where is the job?) rejoins.
   Status AdmitClock(int64_t clock) REQUIRES(mu_);

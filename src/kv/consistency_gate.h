@@ -7,7 +7,7 @@
 // Not thread-safe: the server calls it under its lock.
 //
 //   ConsistencyGate gate(consistency, num_workers);
-//   if (gate.Ready(pull.clock, live)) Answer(pull); else gate.Park({std::move(pull), ...});
+//   if (gate.Ready(head.clock, live)) Answer(pull); else gate.Park({std::move(pull), head, ...});
 //   gate.Advance();                       // BSP: a clock was applied
 //   for (ParkedRequest& p : gate.TakeReady(live, confirmed_seq)) Answer(p.request);
 #ifndef DISTOPT_KV_CONSISTENCY_GATE_H_
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/time.h"
+#include "kv/kv_message.h"
 #include "kv/options.h"
 #include "wire/message.h"
 
@@ -26,6 +27,7 @@ namespace distopt {
 // A request waiting for its clock (or for the backup to confirm an update).
 struct ParkedRequest {
   Message request;  // the pull (or the pull half of a push-pull), or the push to ack
+  KvHeader head;    // its kv header, decoded (the pull half's: clock + 1)
   uint32_t rank = 0;
   NodeId node = 0;
   MsgType reply_type = MsgType::kPullReply;  // or kPushAck (an update waiting for its backup)

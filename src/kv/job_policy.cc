@@ -119,8 +119,7 @@ void KvJobPolicy::CommitManifest(const Manifest& man, const ClusterView& view) {
     Message mm;
     mm.type = MsgType::kManifest;
     mm.sender = kCoordinatorId;
-    mm.clock = man.step;
-    mm.body = body;
+    mm.body = body;  // names its step
     transport_->Send(srv->id, std::move(mm)).IgnoreError();
   }
 }

@@ -131,7 +131,9 @@ TEST_F(KvJobPolicyTest, ACheckpointReportedByEveryPartitionIsCommittedAndCopiedT
     std::vector<Message> sent = transport_.SentTo(server);
     ASSERT_EQ(sent.size(), 1u) << "server node " << server;
     EXPECT_EQ(sent[0].type, MsgType::kManifest);
-    EXPECT_EQ(sent[0].clock, 50);
+    auto copy = DecodeManifestCopy(sent[0].body.data(), sent[0].body.size());
+    ASSERT_TRUE(copy.ok()) << copy.status().message();
+    EXPECT_EQ(copy->step, 50);  // the step travels in the copy's body, not the wire header
   }
   EXPECT_TRUE(transport_.SentTo(20).empty());  // workers keep no manifests
 }

@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "kv/kv_message.h"
 #include "kv/testing/in_proc_cluster.h"
 #include "transport/faulty_transport.h"
 #include "transport/local_peers.h"
@@ -378,8 +379,7 @@ TEST(KvServerTest, MalformedRequestsAreRejectedAndTheServerKeepsServing) {
     Message m;
     m.type = MsgType::kPull;
     m.sender = node.cluster().id();
-    m.table = 0;
-    m.offset = 3;
+    m.body = EncodeKvBody({.table = 0, .offset = 3});
     m.request_id = 777;
     RETURN_IF_ERROR(node.transport().Send(node.cluster().view().FindRank(Role::kServer, 0)->id, m));
     std::vector<float> p(kBig);

@@ -17,7 +17,7 @@ Status ValidateTables(const std::vector<TableSpec>& tables) {
       return InvalidArgumentError("sparse table '" + t.name + "' needs a dim in 1..2^20, got " +
                                   std::to_string(t.dim));
     }
-    if (!t.sparse && (t.size == 0 || t.size > (1ull << 34))) {
+    if (!t.sparse && (t.size == 0 || t.size > kMaxDenseSize)) {
       return InvalidArgumentError("dense table '" + t.name + "' needs a size in 1..2^34, got " +
                                   std::to_string(t.size));
     }

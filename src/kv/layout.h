@@ -32,6 +32,10 @@ struct TableSpec {
   OptimizerOptions optimizer;
 };
 
+// The largest dense table (floats): sizes, and so slice offsets, stay below
+// it (ValidateTables; the kv header's decoder, kv/kv_message.h).
+inline constexpr uint64_t kMaxDenseSize = 1ull << 34;
+
 Status ValidateTables(const std::vector<TableSpec>& tables);
 
 struct DenseSlice {

@@ -56,8 +56,11 @@ ServerNode::ServerNode(NodeOptions node, KvServerOptions kv, std::unique_ptr<Tra
     Status s = copy.ok()
                    ? StoreManifestCopy(kv_.run_dir, *copy, static_cast<int>(kv_.keep_checkpoints))
                    : copy.status();
-    if (!s.ok())
-      log_.Warn("could not keep the manifest of checkpoint ", m.clock, ": ", s.message());
+    if (!s.ok()) {
+      log_.Warn("could not keep the manifest of checkpoint ",
+                copy.ok() ? std::to_string(copy->step) : std::string("(unreadable)"), ": ",
+                s.message());
+    }
   });
   dispatcher_.OnTick(std::chrono::milliseconds(500), [this] {
     if (ready_.load()) server_->Tick();

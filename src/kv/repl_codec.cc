@@ -24,9 +24,34 @@ Status ReadReplHeader(ByteReader& r, ReplHeader* h) {
   return r.U32(&h->worker);
 }
 
+Result<SnapshotFrames> SnapshotFramesOf(std::span<const uint64_t> words,
+                                        std::span<const float> values) {
+  if (words.size() % 2 != 0) {
+    return InvalidArgumentError("snapshot keys frame of " + std::to_string(words.size()) +
+                                " words does not hold keys and as many row steps");
+  }
+  const size_t rows = words.size() / 2;
+  SnapshotFrames f;
+  f.keys = words.first(rows);
+  // The same 64 bits, read as the int64 they were written as.
+  f.row_steps = {reinterpret_cast<const int64_t*>(words.data() + rows), rows};
+  f.values = values;
+  return f;
+}
+
 void EncodeSnapshot(const std::vector<TableClocks>& clocks,
                     const std::vector<ShardSnapshot>& shards, ByteWriter& body,
-                    std::vector<uint64_t>* keys, std::vector<float>* values) {
+                    std::vector<uint64_t>* words, std::vector<float>* values) {
+  size_t rows = 0, floats = 0;
+  for (const ShardSnapshot& sh : shards) {
+    rows += sh.keys.size();
+    floats += sh.params.size() + sh.state.size();
+  }
+  words->assign(2 * rows, 0);
+  values->clear();
+  values->reserve(floats);
+  uint64_t* keys = words->data();
+  int64_t* steps = reinterpret_cast<int64_t*>(words->data() + rows);
   body.U32(static_cast<uint32_t>(clocks.size()));
   for (const TableClocks& c : clocks) {
     body.I64(c.applied);
@@ -44,8 +69,12 @@ void EncodeSnapshot(const std::vector<TableClocks>& clocks,
     body.U64(sh.params.size());
     body.U64(sh.state.size());
     body.U64(sh.keys.size());
-    keys->insert(keys->end(), sh.keys.begin(), sh.keys.end());
-    keys->insert(keys->end(), sh.row_steps.begin(), sh.row_steps.end());
+    // One step count per key (ValidateSnapshot's rule); the frame keeps
+    // that shape whatever the snapshot holds (a missing count goes as 0).
+    std::copy(sh.keys.begin(), sh.keys.end(), keys);
+    std::copy_n(sh.row_steps.begin(), std::min(sh.row_steps.size(), sh.keys.size()), steps);
+    keys += sh.keys.size();
+    steps += sh.keys.size();
     values->insert(values->end(), sh.params.begin(), sh.params.end());
     values->insert(values->end(), sh.state.begin(), sh.state.end());
   }
@@ -85,6 +114,7 @@ Status DecodeSnapshot(ByteReader& body, SnapshotFrames frames, size_t num_tables
   uint32_t n = 0;
   RETURN_IF_ERROR(body.Count(&n, 45, 1 << 20, "snapshot shards"));
   const auto keys = frames.keys;
+  const auto steps = frames.row_steps;
   const auto values = frames.values;
   size_t k = 0, v = 0;
   shards->resize(n);
@@ -103,15 +133,16 @@ Status DecodeSnapshot(ByteReader& body, SnapshotFrames frames, size_t num_tables
     RETURN_IF_ERROR(body.U64(&nk));
     sh.sparse = sparse != 0;
     sh.slots = static_cast<int>(std::min<uint32_t>(slots, 1u << 16));
-    if (np > values.size() - v || ns > values.size() - v - np || nk > (keys.size() - k) / 2) {
+    if (np > values.size() - v || ns > values.size() - v - np || nk > keys.size() - k ||
+        steps.size() != keys.size()) {
       return InvalidArgumentError("snapshot shard larger than its frames");
     }
     sh.params.assign(values.begin() + v, values.begin() + v + np);
     sh.state.assign(values.begin() + v + np, values.begin() + v + np + ns);
     v += np + ns;
     sh.keys.assign(keys.begin() + k, keys.begin() + k + nk);
-    sh.row_steps.assign(keys.begin() + k + nk, keys.begin() + k + 2 * nk);
-    k += 2 * nk;
+    sh.row_steps.assign(steps.begin() + k, steps.begin() + k + nk);
+    k += nk;
   }
   if (k != keys.size() || v != values.size()) {
     return InvalidArgumentError("snapshot frames longer than its shards");

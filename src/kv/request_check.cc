@@ -4,11 +4,10 @@
 
 namespace distopt {
 
-Status CheckPayload(const TableReplica& t, const Layout& layout, const Message& m,
-                    bool has_values) {
+Status CheckPayload(const TableReplica& t, const Layout& layout, const KvHeader& head,
+                    const Message& m, bool has_values) {
   const std::string where = "table '" + t.spec.name + "': ";
-  const bool sparse_msg = (m.flags & kFlagSparse) != 0;
-  if (sparse_msg != t.spec.sparse) {
+  if (head.sparse != t.spec.sparse) {
     return InvalidArgumentError(where + (t.spec.sparse ? "sparse table addressed as dense"
                                                        : "dense table addressed with keys"));
   }
@@ -38,8 +37,8 @@ Status CheckPayload(const TableReplica& t, const Layout& layout, const Message& 
   const uint64_t want = has_values ? t.dense->size() : 0;
   if (m.num_values() != want) {
     return InvalidArgumentError(where + "expected " + std::to_string(want) +
-                                " values for the slice at " + std::to_string(m.offset) + ", got " +
-                                std::to_string(m.num_values()));
+                                " values for the slice at " + std::to_string(t.dense->begin()) +
+                                ", got " + std::to_string(m.num_values()));
   }
   return Status::Ok();
 }

@@ -40,23 +40,31 @@ void KvServer::Dispatch(Message&& m) {
     // be lost with it), a takeover or a new worker. Kept until that view.
     return Hold(std::move(m));
   }
-  switch (m.type) {
+  const MsgType type = m.type;
+  const bool served = type == MsgType::kPush || type == MsgType::kPushPull ||
+                      type == MsgType::kPull || type == MsgType::kClock ||
+                      type == MsgType::kReplicate || type == MsgType::kReplicateAck;
+  if (!served) {
+    return Reject(m.sender, m, KvHeader{},
+                  InvalidArgumentError(std::string("a server does not handle ") +
+                                       MsgTypeName(type) + " messages"));
+  }
+  // Read in place: the body frame is shared with the transport, not copied.
+  Result<KvHeader> head = DecodeKvHeader(m);
+  if (!head.ok()) return Reject(m.sender, m, KvHeader{}, head.status());
+  switch (type) {
     case MsgType::kPush:
-      return HandlePush(std::move(m), false);
+      return HandlePush(std::move(m), *head, false);
     case MsgType::kPushPull:
-      return HandlePush(std::move(m), true);
+      return HandlePush(std::move(m), *head, true);
     case MsgType::kPull:
-      return HandlePull(std::move(m));
+      return HandlePull(std::move(m), *head);
     case MsgType::kClock:
-      return HandleClock(std::move(m));
+      return HandleClock(std::move(m), *head);
     case MsgType::kReplicate:
-      return HandleReplicate(std::move(m));
-    case MsgType::kReplicateAck:
-      return HandleReplicateAck(m);
-    default:
-      Reject(m.sender, m,
-             InvalidArgumentError(std::string("a server does not handle ") + MsgTypeName(m.type) +
-                                  " messages"));
+      return HandleReplicate(std::move(m), *head);
+    default:  // kReplicateAck
+      return HandleReplicateAck(m, *head);
   }
 }
 
@@ -353,48 +361,54 @@ Result<uint32_t> KvServer::WorkerRank(const Message& m) const {
   return it->second;
 }
 
-Result<TableReplica*> KvServer::FindTable(const Message& m) {
-  if (m.table >= options_.tables.size()) {
-    return InvalidArgumentError("unknown table " + std::to_string(m.table) + " (the job has " +
+Result<TableReplica*> KvServer::FindTable(const KvHeader& head) {
+  if (head.table >= options_.tables.size()) {
+    return InvalidArgumentError("unknown table " + std::to_string(head.table) + " (the job has " +
                                 std::to_string(options_.tables.size()) + ")");
   }
-  // Sparse requests name their partition in `offset`; dense ones by where
-  // their slice starts.
-  const TableSpec& spec = options_.tables[m.table];
-  uint32_t p = kNoServer;
-  if (spec.sparse) {
-    if (m.offset < layout_.num_servers) p = static_cast<uint32_t>(m.offset);
-  } else {
-    p = layout_.DensePartition(m.table, m.offset);
+  // Every request names its partition; a dense one's must be where its
+  // slice starts.
+  const TableSpec& spec = options_.tables[head.table];
+  const uint32_t p = head.partition;
+  if (spec.sparse && p >= layout_.num_servers) {
+    return InvalidArgumentError("table '" + spec.name + "': there is no partition " +
+                                std::to_string(p));
   }
-  if (p == kNoServer) {
-    return InvalidArgumentError("table '" + spec.name + "': " +
-                                (spec.sparse ? "there is no partition " + std::to_string(m.offset)
-                                             : "this server holds no slice starting at " +
-                                                   std::to_string(m.offset) +
-                                                   " (no partition starts there)"));
+  if (!spec.sparse) {
+    const uint32_t at = layout_.DensePartition(head.table, head.offset);
+    if (at == kNoServer) {
+      return InvalidArgumentError("table '" + spec.name +
+                                  "': this server holds no slice starting at " +
+                                  std::to_string(head.offset) + " (no partition starts there)");
+    }
+    if (at != p) {
+      return InvalidArgumentError("table '" + spec.name + "': the slice at " +
+                                  std::to_string(head.offset) + " is in partition " +
+                                  std::to_string(at) + ", the request names partition " +
+                                  std::to_string(p));
+    }
   }
   if (!parts_[p] || !parts_[p]->owner()) {
     return UnavailableError("partition " + std::to_string(p) + " is served by server/" +
                             std::to_string(layout_.OwnerOf(p)) + " in epoch " +
                             std::to_string(epoch_) + ", not by server/" + std::to_string(rank_));
   }
-  return &parts_[p]->table(m.table);
+  return &parts_[p]->table(head.table);
 }
 
-TableReplica* KvServer::Admit(const Message& m, uint32_t* rank) {
+TableReplica* KvServer::Admit(const Message& m, const KvHeader& head, uint32_t* rank) {
   if (m.epoch < rollback_epoch_) {
     // Sent before the job rolled back (the sender has dropped it since):
     // applying it would replay the checkpoint's steps with a stale push.
     Reject(
-        m.sender, m,
+        m.sender, m, head,
         AbortedError("sent in epoch " + std::to_string(m.epoch) +
                      ", before the rollback to checkpoint " + std::to_string(layout_.restore_step) +
                      " (epoch " + std::to_string(rollback_epoch_) + ")"));
     return nullptr;
   }
   auto r = WorkerRank(m);
-  auto table = r.ok() ? FindTable(m) : Result<TableReplica*>(r.status());
+  auto table = r.ok() ? FindTable(head) : Result<TableReplica*>(r.status());
   if (table.ok()) {
     *rank = *r;
     return *table;
@@ -407,47 +421,51 @@ TableReplica* KvServer::Admit(const Message& m, uint32_t* rank) {
     r2.type = MsgType::kKvError;
     r2.sender = self_id_;
     r2.request_id = m.request_id;
-    r2.table = m.table;
     r2.epoch = epoch_;
     r2.status = static_cast<uint32_t>(code);
-    r2.body = Buffer::FromString(table.status().message());
+    r2.body =
+        EncodeKvBody({.table = head.table, .partition = head.partition}, table.status().message());
     transport_->Send(m.sender, std::move(r2)).IgnoreError();
     return nullptr;
   }
-  Reject(m.sender, m, table.status());
+  Reject(m.sender, m, head, table.status());
   return nullptr;
 }
 
 // ---- requests ----
 
-void KvServer::HandlePush(Message&& m, bool then_pull) {
-  log_.Debug(MsgTypeName(m.type), " from node ", m.sender, " table ", m.table, " at ", m.offset,
-             " clock ", m.clock, " epoch ", m.epoch);
+void KvServer::HandlePush(Message&& m, const KvHeader& head, bool then_pull) {
+  log_.Debug(MsgTypeName(m.type), " from node ", m.sender, " table ", head.table, " at ",
+             head.offset, " clock ", head.clock, " epoch ", m.epoch);
   uint32_t rank = 0;
-  TableReplica* found = Admit(m, &rank);
+  TableReplica* found = Admit(m, head, &rank);
   if (found == nullptr) return;
   TableReplica& t = *found;
-  if (Status s = CheckPayload(t, layout_, m, true); !s.ok()) return Reject(m.sender, m, s);
+  if (Status s = CheckPayload(t, layout_, head, m, true); !s.ok()) {
+    return Reject(m.sender, m, head, s);
+  }
   ++stats_.pushes;
   PartitionReplica& part = *parts_[t.partition];
-  if ((m.flags & kFlagCheckpoint) != 0) {
-    part.requested_checkpoint = std::max(part.requested_checkpoint, m.clock + 1);
+  if (head.checkpoint) {
+    part.requested_checkpoint = std::max(part.requested_checkpoint, head.clock + 1);
   }
   // The update this push became (0: none to wait for).
-  const uint64_t seq = Accept(t, rank, m);
+  const uint64_t seq = Accept(t, rank, head, m);
   const NodeId node = m.sender;
   if (then_pull) {
     // The pull half asks for the parameters of the next clock; its reply
     // doubles as the push's acknowledgement.
     Message pull = m;
     pull.values = Buffer();
-    pull.clock = m.clock + 1;
+    KvHeader pull_head = head;
+    pull_head.clock = head.clock + 1;
+    pull_head.checkpoint = false;
     ++stats_.pulls;
-    const int64_t need = pull.clock;
+    const int64_t need = pull_head.clock;
     if (seq == 0 && t.gate.Ready(need, live_)) {
-      Answer(t, pull, rank, node, MsgType::kPullReply, false);
+      Answer(t, pull, pull_head, rank, node, MsgType::kPullReply, false);
     } else {
-      Park(t, std::move(pull), rank, node, MsgType::kPullReply, need, seq);
+      Park(t, std::move(pull), pull_head, rank, node, MsgType::kPullReply, need, seq);
     }
     return;
   }
@@ -455,20 +473,21 @@ void KvServer::HandlePush(Message&& m, bool then_pull) {
     // Acknowledged once the clock it belongs to is applied and held by the backup.
     m.values = Buffer();
     m.keys = Buffer();
-    const int64_t need = m.clock + 1;
-    Park(t, std::move(m), rank, node, MsgType::kPushAck, need, 0);
+    const int64_t need = head.clock + 1;
+    Park(t, std::move(m), head, rank, node, MsgType::kPushAck, need, 0);
   } else if (seq != 0) {
     m.values = Buffer();
     m.keys = Buffer();
-    Park(t, std::move(m), rank, node, MsgType::kPushAck, ConsistencyGate::kAnyClock, seq);
+    Park(t, std::move(m), head, rank, node, MsgType::kPushAck, ConsistencyGate::kAnyClock, seq);
   } else {
-    Reply(node, m, MsgType::kPushAck);
+    Reply(node, m, head, MsgType::kPushAck);
   }
 }
 
-uint64_t KvServer::Accept(TableReplica& t, uint32_t rank, const Message& m) {
+uint64_t KvServer::Accept(TableReplica& t, uint32_t rank, const KvHeader& head, const Message& m) {
+  const int64_t clock = head.clock;
   if (!t.gate.bsp()) {
-    if (m.clock < t.gate.worker_clock(rank)) {
+    if (clock < t.gate.worker_clock(rank)) {
       // A retry of a push already applied: acknowledged once everything
       // applied so far is with the backup (the original may not be yet).
       ++stats_.duplicate_pushes;
@@ -476,17 +495,17 @@ uint64_t KvServer::Accept(TableReplica& t, uint32_t rank, const Message& m) {
     }
     ++stats_.updates;
     t.Apply(m.keys.as<uint64_t>(), m.values.as<float>().data());
-    t.gate.Saw(rank, m.clock);
-    const uint64_t seq = Replicate(t, m.clock, m.flags & kFlagSparse, m.keys, m.values, -1, rank);
+    t.gate.Saw(rank, clock);
+    const uint64_t seq = Replicate(t, clock, head.sparse, m.keys, m.values, -1, rank);
     MaybeCheckpoint();
     ServeParked(t);
     return seq;
   }
-  if (m.clock < t.gate.applied() || t.bsp.Add(m.clock, rank, m) == BspAggregator::kDuplicate) {
+  if (clock < t.gate.applied() || t.bsp.Add(clock, rank, m) == BspAggregator::kDuplicate) {
     ++stats_.duplicate_pushes;
     return 0;
   }
-  t.gate.Saw(rank, m.clock);
+  t.gate.Saw(rank, clock);
   TryApplyBsp(t);
   return 0;
 }
@@ -503,8 +522,7 @@ void KvServer::TryApplyBsp(TableReplica& t) {
     const size_t dense_size = t.dense ? t.dense->size() : 0;
     MeanGradient mean = MeanOf(t.spec, dense_size, pushes, replicated, &t.scratch);
     t.Apply(mean.keys, mean.values);
-    const uint32_t flags = t.spec.sparse ? kFlagSparse : 0;
-    const uint64_t seq = Replicate(t, clock, flags, std::move(mean.keys_buffer),
+    const uint64_t seq = Replicate(t, clock, t.spec.sparse, std::move(mean.keys_buffer),
                                    std::move(mean.values_buffer), clock + 1);
     t.gate.Advance(/*held=*/seq == 0);
     // Before any pull sees the new clock: the checkpoint holds exactly it.
@@ -513,15 +531,17 @@ void KvServer::TryApplyBsp(TableReplica& t) {
   }
 }
 
-void KvServer::HandlePull(Message&& m) {
+void KvServer::HandlePull(Message&& m, KvHeader head) {
   uint32_t rank = 0;
-  TableReplica* found = Admit(m, &rank);
+  TableReplica* found = Admit(m, head, &rank);
   if (found == nullptr) return;
   TableReplica& t = *found;
-  if (Status s = CheckPayload(t, layout_, m, false); !s.ok()) return Reject(m.sender, m, s);
+  if (Status s = CheckPayload(t, layout_, head, m, false); !s.ok()) {
+    return Reject(m.sender, m, head, s);
+  }
   ++stats_.pulls;
   const NodeId node = m.sender;
-  if (m.clock < 0) {
+  if (head.clock < 0) {
     // "Where is the job?": a worker (re)joining asks for the current
     // parameters and learns the clock to go on from. Under SSP/ASP that is
     // the fastest live worker's clock, which it takes as its own so nobody
@@ -529,63 +549,62 @@ void KvServer::HandlePull(Message&& m) {
     if (!t.gate.bsp()) {
       const int64_t frontier = t.gate.MaxClock(live_);
       t.gate.MoveTo(rank, frontier);
-      m.clock = frontier;
+      head.clock = frontier;
     } else if (t.gate.confirmed() < t.gate.applied()) {
       // Not before the backup holds that clock: a worker must never go on
       // from parameters a failover could take back.
       const int64_t need = t.gate.applied();
-      Park(t, std::move(m), rank, node, MsgType::kPullReply, need, 0);
+      Park(t, std::move(m), head, rank, node, MsgType::kPullReply, need, 0);
       return;
     }
-    Answer(t, m, rank, node, MsgType::kPullReply, false);
+    Answer(t, m, head, rank, node, MsgType::kPullReply, false);
     return;
   }
-  if (t.gate.Ready(m.clock, live_)) {
-    Answer(t, m, rank, node, MsgType::kPullReply, false);
+  if (t.gate.Ready(head.clock, live_)) {
+    Answer(t, m, head, rank, node, MsgType::kPullReply, false);
     return;
   }
-  const int64_t need = m.clock;
-  Park(t, std::move(m), rank, node, MsgType::kPullReply, need, 0);
+  Park(t, std::move(m), head, rank, node, MsgType::kPullReply, head.clock, 0);
 }
 
-void KvServer::HandleClock(Message&& m) {
+void KvServer::HandleClock(Message&& m, const KvHeader& head) {
   // A worker announcing it reached a clock without pushing to this server.
   uint32_t rank = 0;
-  TableReplica* found = Admit(m, &rank);
+  TableReplica* found = Admit(m, head, &rank);
   if (found == nullptr) return;
   TableReplica& t = *found;
-  t.gate.Saw(rank, m.clock);
+  t.gate.Saw(rank, head.clock);
   ServeParked(t);
-  Reply(m.sender, m, MsgType::kPushAck);
+  Reply(m.sender, m, head, MsgType::kPushAck);
 }
 
 // ---- replies ----
 
-void KvServer::Park(TableReplica& t, Message req, uint32_t rank, NodeId node, MsgType type,
-                    int64_t need_clock, uint64_t need_seq) {
+void KvServer::Park(TableReplica& t, Message req, const KvHeader& head, uint32_t rank, NodeId node,
+                    MsgType type, int64_t need_clock, uint64_t need_seq) {
   const auto now = options_.env->Now();
-  ParkedRequest p{std::move(req), rank, node, type, need_clock, need_seq, now, now};
+  ParkedRequest p{std::move(req), head, rank, node, type, need_clock, need_seq, now, now};
   if (t.gate.Ready(p, live_, parts_[t.partition]->stream().confirmed())) {
     // Nothing to wait for (e.g. a retried push whose update the backup
     // already confirmed): nothing else would wake it.
-    return Answer(t, p.request, rank, node, type, false);
+    return Answer(t, p.request, p.head, rank, node, type, false);
   }
   ++stats_.parked_pulls;
   t.gate.Park(std::move(p));
 }
 
-void KvServer::Answer(TableReplica& t, const Message& req, uint32_t rank, NodeId node, MsgType type,
-                      bool waited) {
-  if (type == MsgType::kPushAck) return Reply(node, req, type);
+void KvServer::Answer(TableReplica& t, const Message& req, const KvHeader& head, uint32_t rank,
+                      NodeId node, MsgType type, bool waited) {
+  if (type == MsgType::kPushAck) return Reply(node, req, head, type);
   Message r;
   r.type = type;
   r.sender = self_id_;
   r.request_id = req.request_id;
-  r.table = req.table;
-  r.flags = req.flags;
-  r.offset = req.offset;
   r.epoch = epoch_;
-  r.clock = t.gate.bsp() ? t.gate.applied() : req.clock;
+  KvHeader served = head;
+  served.clock = t.gate.bsp() ? t.gate.applied() : head.clock;
+  served.checkpoint = false;
+  r.body = EncodeKvBody(served);
   if (t.spec.sparse) {
     auto keys = req.keys.as<uint64_t>();
     uint8_t* out = nullptr;
@@ -595,7 +614,7 @@ void KvServer::Answer(TableReplica& t, const Message& req, uint32_t rank, NodeId
     r.values = t.dense->Snapshot();  // shared with the socket, not copied
   }
   if (options_.on_pull) {
-    options_.on_pull(PullTrace{req.table, rank, req.clock, t.gate.MinClock(live_), waited});
+    options_.on_pull(PullTrace{head.table, rank, head.clock, t.gate.MinClock(live_), waited});
   }
   transport_->Send(node, std::move(r)).IgnoreError();
 }
@@ -604,7 +623,7 @@ void KvServer::ServeParked(TableReplica& t) {
   if (t.gate.parked().empty()) return;
   const uint64_t confirmed = parts_[t.partition]->stream().confirmed();
   for (ParkedRequest& p : t.gate.TakeReady(live_, confirmed)) {
-    Answer(t, p.request, p.rank, p.node, p.reply_type, true);
+    Answer(t, p.request, p.head, p.rank, p.node, p.reply_type, true);
   }
 }
 
@@ -613,27 +632,25 @@ void KvServer::ServeParked(PartitionReplica& part) {
   for (TableReplica& t : part.tables()) ServeParked(t);
 }
 
-void KvServer::Reply(NodeId node, const Message& req, MsgType type) {
+void KvServer::Reply(NodeId node, const Message& req, const KvHeader& head, MsgType type) {
   Message r;
   r.type = type;
   r.sender = self_id_;
   r.request_id = req.request_id;
-  r.table = req.table;
-  r.clock = req.clock;
   r.epoch = epoch_;
+  r.body = EncodeKvBody({.table = head.table, .partition = head.partition, .clock = head.clock});
   transport_->Send(node, std::move(r)).IgnoreError();
 }
 
-void KvServer::Reject(NodeId node, const Message& req, const Status& s) {
+void KvServer::Reject(NodeId node, const Message& req, const KvHeader& head, const Status& s) {
   ++stats_.rejected;
   log_.Warn("rejected a ", MsgTypeName(req.type), " from node ", node, ": ", s.message());
   Message r;
   r.type = MsgType::kKvError;
   r.sender = self_id_;
   r.request_id = req.request_id;
-  r.table = req.table;
   r.status = static_cast<uint32_t>(s.code());
-  r.body = Buffer::FromString(s.message());
+  r.body = EncodeKvBody({.table = head.table, .partition = head.partition}, s.message());
   transport_->Send(node, std::move(r)).IgnoreError();
 }
 

@@ -35,6 +35,7 @@
 #include "base/mutex.h"
 #include "cluster/membership.h"
 #include "kv/checkpoint_writer.h"
+#include "kv/kv_message.h"
 #include "kv/layout.h"
 #include "kv/options.h"
 #include "kv/partition.h"
@@ -135,48 +136,51 @@ class KvServer {
   void Hold(Message m) REQUIRES(mu_);
   void ReleaseHeld() REQUIRES(mu_);
 
-  void HandlePush(Message&& m, bool then_pull) REQUIRES(mu_);
-  void HandlePull(Message&& m) REQUIRES(mu_);
-  void HandleClock(Message&& m) REQUIRES(mu_);
-  void HandleReplicate(Message&& m) REQUIRES(mu_);
+  // `head` is the message's kv header, decoded once by Dispatch.
+  void HandlePush(Message&& m, const KvHeader& head, bool then_pull) REQUIRES(mu_);
+  void HandlePull(Message&& m, KvHeader head) REQUIRES(mu_);
+  void HandleClock(Message&& m, const KvHeader& head) REQUIRES(mu_);
+  void HandleReplicate(Message&& m, const KvHeader& head) REQUIRES(mu_);
   void InstallSnapshot(PartitionReplica& part, const Message& m, ByteReader& body, uint64_t seq)
       REQUIRES(mu_);
-  void ApplyReplicated(PartitionReplica& part, const Message& m, uint32_t worker, uint64_t seq)
-      REQUIRES(mu_);
-  void HandleReplicateAck(const Message& m) REQUIRES(mu_);
+  void ApplyReplicated(PartitionReplica& part, const Message& m, const KvHeader& head,
+                       uint32_t worker, uint64_t seq) REQUIRES(mu_);
+  void HandleReplicateAck(const Message& m, const KvHeader& head) REQUIRES(mu_);
 
   // Validation; on failure the request is answered with kKvError (or held
   // for a view this server has not seen yet). The sender's worker rank and
   // the addressed table, or nullptr.
-  TableReplica* Admit(const Message& m, uint32_t* rank) REQUIRES(mu_);
+  TableReplica* Admit(const Message& m, const KvHeader& head, uint32_t* rank) REQUIRES(mu_);
   Result<uint32_t> WorkerRank(const Message& m) const REQUIRES(mu_);
-  Result<TableReplica*> FindTable(const Message& m) REQUIRES(mu_);
+  Result<TableReplica*> FindTable(const KvHeader& head) REQUIRES(mu_);
 
   // Applies or aggregates a push; returns the update the reply must wait
   // for the backup to confirm (0: none).
-  uint64_t Accept(TableReplica& t, uint32_t rank, const Message& m) REQUIRES(mu_);
+  uint64_t Accept(TableReplica& t, uint32_t rank, const KvHeader& head, const Message& m)
+      REQUIRES(mu_);
   void TryApplyBsp(TableReplica& t) REQUIRES(mu_);
   // Sends an applied update to the partition's backup; returns its sequence
   // number (0: there is no backup, nothing to wait for).
-  uint64_t Replicate(TableReplica& t, int64_t clock, uint32_t flags, Buffer keys, Buffer values,
+  uint64_t Replicate(TableReplica& t, int64_t clock, bool sparse, Buffer keys, Buffer values,
                      int64_t bsp_clock, uint32_t worker = kNoServer) REQUIRES(mu_);
   void SendSnapshot(PartitionReplica& part) REQUIRES(mu_);
-  // A small control message about partition `p` (its id in `offset`).
-  void SendAbout(const PartitionReplica& part, NodeId to, MsgType type, ByteWriter& body)
-      REQUIRES(mu_);
+  // As backup: tells the owner of `part` that everything up to `seq` is applied.
+  void SendReplicateAck(const PartitionReplica& part, NodeId to, uint64_t seq) REQUIRES(mu_);
   // The backup confirmed updates up to `seq` of `part`, or they were released.
   void Confirmed(PartitionReplica& part, const std::vector<std::pair<uint32_t, int64_t>>& done)
       REQUIRES(mu_);
   bool Replicated(const TableReplica& t) const REQUIRES(mu_);
 
-  void Park(TableReplica& t, Message req, uint32_t rank, NodeId node, MsgType type,
-            int64_t need_clock, uint64_t need_seq) REQUIRES(mu_);
-  void Answer(TableReplica& t, const Message& req, uint32_t rank, NodeId node, MsgType type,
-              bool waited) REQUIRES(mu_);
+  void Park(TableReplica& t, Message req, const KvHeader& head, uint32_t rank, NodeId node,
+            MsgType type, int64_t need_clock, uint64_t need_seq) REQUIRES(mu_);
+  void Answer(TableReplica& t, const Message& req, const KvHeader& head, uint32_t rank, NodeId node,
+              MsgType type, bool waited) REQUIRES(mu_);
   void ServeParked(TableReplica& t) REQUIRES(mu_);
   void ServeParked(PartitionReplica& part) REQUIRES(mu_);
-  void Reply(NodeId node, const Message& req, MsgType type) REQUIRES(mu_);
-  void Reject(NodeId node, const Message& req, const Status& s) REQUIRES(mu_);
+  void Reply(NodeId node, const Message& req, const KvHeader& head, MsgType type) REQUIRES(mu_);
+  // A kKvError naming `head`'s table and partition (a default header when
+  // the request's own did not decode).
+  void Reject(NodeId node, const Message& req, const KvHeader& head, const Status& s) REQUIRES(mu_);
   void LogParked(PartitionReplica& part, SteadyTime now) REQUIRES(mu_);
 
   // Takes a checkpoint of each owned partition whose tables all reached a

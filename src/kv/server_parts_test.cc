@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "base/env.h"
 #include "kv/bsp_aggregator.h"
@@ -24,7 +25,7 @@ ParkedRequest Pull(uint32_t rank, int64_t clock, uint64_t seq = 0) {
   p.rank = rank;
   p.need_clock = clock;
   p.need_seq = seq;
-  p.request.clock = clock;
+  p.head.clock = clock;
   return p;
 }
 
@@ -285,6 +286,12 @@ TEST(ReplCodecTest, SnapshotRoundTripsAndRefusesAnotherShape) {
   std::vector<float> values;
   EncodeSnapshot(clocks, shards, w, &keys, &values);
   const std::vector<uint8_t> body = w.Take();
+  // The 64-bit frame: the sparse shard's key, then its row step.
+  EXPECT_EQ(keys, (std::vector<uint64_t>{99, 4}));
+  auto frames = SnapshotFramesOf(keys, values);
+  ASSERT_TRUE(frames.ok()) << frames.status().ToString();
+  ASSERT_EQ(frames->row_steps.size(), 1u);
+  EXPECT_EQ(frames->row_steps[0], 4);
 
   ByteReader r(body.data(), body.size());
   ReplHeader h;
@@ -294,7 +301,7 @@ TEST(ReplCodecTest, SnapshotRoundTripsAndRefusesAnotherShape) {
   EXPECT_EQ(h.generation, 3u);
   std::vector<TableClocks> got_clocks;
   std::vector<ShardSnapshot> got;
-  ASSERT_TRUE(DecodeSnapshot(r, {keys, values}, 2, 2, &got_clocks, &got).ok());
+  ASSERT_TRUE(DecodeSnapshot(r, *frames, 2, 2, &got_clocks, &got).ok());
   EXPECT_EQ(got_clocks[0].workers, (std::vector<int64_t>{7, 6}));
   EXPECT_EQ(got_clocks[1].applied, 3);
   ASSERT_EQ(got.size(), 2u);
@@ -305,12 +312,54 @@ TEST(ReplCodecTest, SnapshotRoundTripsAndRefusesAnotherShape) {
   EXPECT_EQ(got[1].row_steps, shards[1].row_steps);
 
   ByteReader other(body.data() + 17, body.size() - 17);  // past the header
-  Status s = DecodeSnapshot(other, {keys, values}, 2, 3, &got_clocks, &got);
+  Status s = DecodeSnapshot(other, *frames, 2, 3, &got_clocks, &got);
   EXPECT_NE(s.message().find("2 workers, this job has 3"), std::string::npos) << s.message();
   ByteReader again(body.data() + 17, body.size() - 17);
   std::vector<float> short_values(values.begin(), values.end() - 1);
-  s = DecodeSnapshot(again, {keys, short_values}, 2, 2, &got_clocks, &got);
+  SnapshotFrames short_frames = *frames;
+  short_frames.values = short_values;
+  s = DecodeSnapshot(again, short_frames, 2, 2, &got_clocks, &got);
   EXPECT_NE(s.message().find("larger than its frames"), std::string::npos) << s.message();
+}
+
+// A snapshot's row steps are int64 of their own, not keys: negative and
+// extreme counts survive, and a frame that cannot hold keys and as many
+// steps is refused before any shard is read.
+TEST(ReplCodecTest, RowStepsTravelAsTypedInt64BesideTheKeys) {
+  std::vector<ShardSnapshot> shards(2);
+  for (int i = 0; i < 2; ++i) {
+    shards[i].table = static_cast<uint32_t>(i);
+    shards[i].sparse = true;
+    shards[i].dim = 1;
+  }
+  shards[0].keys = {7, 8};
+  shards[0].row_steps = {-1, std::numeric_limits<int64_t>::max()};
+  shards[0].params = {1, 2};
+  shards[1].keys = {UINT64_MAX};
+  shards[1].row_steps = {std::numeric_limits<int64_t>::min()};
+  shards[1].params = {3};
+  ByteWriter w;
+  std::vector<uint64_t> words;
+  std::vector<float> values;
+  EncodeSnapshot({{0, {0}}, {0, {0}}}, shards, w, &words, &values);
+  const std::vector<uint8_t> body = w.Take();
+  auto frames = SnapshotFramesOf(words, values);
+  ASSERT_TRUE(frames.ok());
+  EXPECT_EQ(std::vector<uint64_t>(frames->keys.begin(), frames->keys.end()),
+            (std::vector<uint64_t>{7, 8, UINT64_MAX}));
+  ByteReader r(body.data(), body.size());
+  std::vector<TableClocks> clocks;
+  std::vector<ShardSnapshot> got;
+  ASSERT_TRUE(DecodeSnapshot(r, *frames, 2, 1, &clocks, &got).ok());
+  EXPECT_EQ(got[0].keys, shards[0].keys);
+  EXPECT_EQ(got[0].row_steps, shards[0].row_steps);
+  EXPECT_EQ(got[1].keys, shards[1].keys);
+  EXPECT_EQ(got[1].row_steps, shards[1].row_steps);
+
+  words.pop_back();  // three words: not keys and as many steps
+  auto odd = SnapshotFramesOf(words, values);
+  ASSERT_FALSE(odd.ok());
+  EXPECT_NE(odd.status().message().find("as many row steps"), std::string::npos);
 }
 
 TEST(ReplCodecTest, UnknownKindIsRefused) {

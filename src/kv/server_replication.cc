@@ -6,6 +6,7 @@
 // workers' requests; both are methods of the one class under its lock.
 #include <chrono>
 
+#include "kv/kv_message.h"
 #include "kv/repl_codec.h"
 #include "kv/request_check.h"
 #include "kv/server.h"
@@ -18,22 +19,20 @@ bool KvServer::Replicated(const TableReplica& t) const {
   return parts_[t.partition]->stream().has_backup();
 }
 
-uint64_t KvServer::Replicate(TableReplica& t, int64_t clock, uint32_t flags, Buffer keys,
+uint64_t KvServer::Replicate(TableReplica& t, int64_t clock, bool sparse, Buffer keys,
                              Buffer values, int64_t bsp_clock, uint32_t worker) {
   ReplicationStream& stream = parts_[t.partition]->stream();
   const uint64_t seq = stream.Next();
   if (!stream.has_backup()) return 0;
   ByteWriter w;
+  WriteKvHeader(w,
+                {.table = t.spec.id, .partition = t.partition, .clock = clock, .sparse = sparse});
   WriteReplHeader(w, {ReplKind::kUpdate, seq, generation_, worker});
   Message m;  // the update's payload buffers are shared, not copied
   m.type = MsgType::kReplicate;
-  m.flags = flags & kFlagSparse;
   m.sender = self_id_;
   m.epoch = epoch_;
   m.request_id = seq;
-  m.clock = clock;
-  m.table = t.spec.id;
-  m.offset = t.partition;
   m.body = Buffer::FromVector(w.Take());
   m.keys = std::move(keys);
   m.values = std::move(values);
@@ -49,18 +48,18 @@ void KvServer::SendSnapshot(PartitionReplica& part) {
     clocks.push_back({t.gate.applied(), t.gate.worker_clocks()});
   }
   ByteWriter w;
+  WriteKvHeader(w, {.partition = part.id()});
   WriteReplHeader(w, {ReplKind::kSnapshot, stream.seq(), generation_, kNoServer});
-  std::vector<uint64_t> keys;
+  std::vector<uint64_t> words;  // keys, then row steps (SnapshotFrames)
   std::vector<float> values;
-  EncodeSnapshot(clocks, part.Snapshot(0), w, &keys, &values);
+  EncodeSnapshot(clocks, part.Snapshot(0), w, &words, &values);
   Message m;
   m.type = MsgType::kReplicate;
   m.sender = self_id_;
   m.epoch = epoch_;
   m.request_id = stream.seq();
-  m.offset = part.id();
   m.body = Buffer::FromVector(w.Take());
-  m.keys = Buffer::FromVector(std::move(keys));
+  m.keys = Buffer::FromVector(std::move(words));
   m.values = Buffer::FromVector(std::move(values));
   log_.Info("sending partition ", part.id(), " to its new backup server/", stream.backup_rank(),
             " (", m.ByteSize() >> 10, " KiB at update ", stream.seq(), ")");
@@ -68,47 +67,46 @@ void KvServer::SendSnapshot(PartitionReplica& part) {
   stream.Send(stream.seq(), std::move(m), 0, -1, options_.env->Now());
 }
 
-void KvServer::HandleReplicate(Message&& m) {
+void KvServer::HandleReplicate(Message&& m, const KvHeader& head) {
   const NodeId from = m.sender;
-  if (m.offset >= parts_.size() || m.table >= options_.tables.size()) {
-    return Reject(from, m, InvalidArgumentError("replication of an unknown partition or table"));
+  if (head.partition >= parts_.size() || head.table >= options_.tables.size()) {
+    return Reject(from, m, head,
+                  InvalidArgumentError("replication of an unknown partition or table"));
   }
-  ByteReader r(m.body.data(), m.body.size());
+  ByteReader r = KvBodyRest(m);
   ReplHeader h;
-  if (Status s = ReadReplHeader(r, &h); !s.ok()) return Reject(from, m, s);
-  PartitionReplica* part = parts_[m.offset].get();
+  if (Status s = ReadReplHeader(r, &h); !s.ok()) return Reject(from, m, head, s);
+  PartitionReplica* part = parts_[head.partition].get();
   if (part == nullptr || part->owner() || from != part->owner_node() ||
       h.generation != generation_) {
     // Not (yet) this server's view of who owns what; the owner re-sends.
-    log_.Debug("ignored a replication of partition ", m.offset, " from node ", from);
+    log_.Debug("ignored a replication of partition ", head.partition, " from node ", from);
     return;
   }
   if (h.kind == ReplKind::kSnapshot) return InstallSnapshot(*part, m, r, h.seq);
   const uint64_t applied = part->stream().seq();
-  ByteWriter ack;
   if (!part->synced()) return;  // the snapshot comes first (it is re-sent)
   if (h.seq != applied + 1) {
     // A re-send of an applied update, or a gap: the owner re-sends from the ack.
-    ack.U64(applied);
-    return SendAbout(*part, from, MsgType::kReplicateAck, ack);
+    return SendReplicateAck(*part, from, applied);
   }
-  ApplyReplicated(*part, m, h.worker, h.seq);
+  ApplyReplicated(*part, m, head, h.worker, h.seq);
 }
 
 void KvServer::InstallSnapshot(PartitionReplica& part, const Message& m, ByteReader& body,
                                uint64_t seq) {
-  ByteWriter ack;
   if (part.synced() && seq <= part.stream().seq()) {  // a re-send
-    ack.U64(part.stream().seq());
-    return SendAbout(part, m.sender, MsgType::kReplicateAck, ack);
+    return SendReplicateAck(part, m.sender, part.stream().seq());
   }
   std::vector<TableClocks> clocks;
   std::vector<ShardSnapshot> shards;
-  Status s = DecodeSnapshot(body, {m.keys.as<uint64_t>(), m.values.as<float>()}, part.num_tables(),
-                            num_workers_, &clocks, &shards);
+  Result<SnapshotFrames> frames = SnapshotFramesOf(m.keys.as<uint64_t>(), m.values.as<float>());
+  Status s = frames.status();
+  if (s.ok()) s = DecodeSnapshot(body, *frames, part.num_tables(), num_workers_, &clocks, &shards);
   if (s.ok()) s = part.Install(std::move(shards));
   if (!s.ok()) {
-    return Reject(m.sender, m, s.WithContext("snapshot of partition " + std::to_string(part.id())));
+    return Reject(m.sender, m, {.partition = part.id()},
+                  s.WithContext("snapshot of partition " + std::to_string(part.id())));
   }
   for (size_t i = 0; i < part.num_tables(); ++i) {
     part.table(i).gate.Install(clocks[i].applied, std::move(clocks[i].workers));
@@ -117,55 +115,63 @@ void KvServer::InstallSnapshot(PartitionReplica& part, const Message& m, ByteRea
   part.set_synced(true);
   ++stats_.snapshots_installed;
   log_.Info("partition ", part.id(), " in sync with its owner (update ", seq, ")");
-  ack.U64(seq);
-  SendAbout(part, m.sender, MsgType::kReplicateAck, ack);
-  // The coordinator may now count this copy for a failover.
+  SendReplicateAck(part, m.sender, seq);
+  // The coordinator may now count this copy for a failover (kv/node.cc
+  // decodes the partition id).
   ByteWriter w;
   w.U32(part.id());
-  SendAbout(part, kCoordinatorId, MsgType::kReplicaSynced, w);
+  Message synced;
+  synced.type = MsgType::kReplicaSynced;
+  synced.sender = self_id_;
+  synced.epoch = epoch_;
+  synced.body = Buffer::FromVector(w.Take());
+  transport_->Send(kCoordinatorId, std::move(synced)).IgnoreError();
 }
 
-void KvServer::ApplyReplicated(PartitionReplica& part, const Message& m, uint32_t worker,
-                               uint64_t seq) {
-  TableReplica& t = part.table(m.table);
+void KvServer::ApplyReplicated(PartitionReplica& part, const Message& m, const KvHeader& head,
+                               uint32_t worker, uint64_t seq) {
+  TableReplica& t = part.table(head.table);
   const bool bsp = t.gate.bsp();
   if (!bsp && worker >= t.gate.worker_clocks().size()) {
-    return Reject(m.sender, m, InvalidArgumentError("replicated update of unknown worker"));
+    return Reject(m.sender, m, head, InvalidArgumentError("replicated update of unknown worker"));
   }
-  if (Status s = CheckPayload(t, layout_, m, true); !s.ok()) return Reject(m.sender, m, s);
+  if (Status s = CheckPayload(t, layout_, head, m, true); !s.ok()) {
+    return Reject(m.sender, m, head, s);
+  }
   ++stats_.updates;
   t.Apply(m.keys.as<uint64_t>(), m.values.as<float>().data());
   if (bsp) {
-    t.gate.SetApplied(m.clock + 1);
+    t.gate.SetApplied(head.clock + 1);
   } else {
-    t.gate.Saw(worker, m.clock);
+    t.gate.Saw(worker, head.clock);
   }
   part.stream().Reset(seq);
   ++stats_.replica_applied;
-  ByteWriter ack;
-  ack.U64(seq);
-  SendAbout(part, m.sender, MsgType::kReplicateAck, ack);
+  SendReplicateAck(part, m.sender, seq);
 }
 
-void KvServer::SendAbout(const PartitionReplica& part, NodeId to, MsgType type, ByteWriter& body) {
+void KvServer::SendReplicateAck(const PartitionReplica& part, NodeId to, uint64_t seq) {
+  ByteWriter w;
+  w.Reserve(kKvHeaderSize + sizeof(seq));
+  WriteKvHeader(w, {.partition = part.id()});
+  w.U64(seq);
   Message m;
-  m.type = type;
+  m.type = MsgType::kReplicateAck;
   m.sender = self_id_;
   m.epoch = epoch_;
-  m.offset = part.id();
-  m.body = Buffer::FromVector(body.Take());
+  m.body = Buffer::FromVector(w.Take());
   transport_->Send(to, std::move(m)).IgnoreError();
 }
 
-void KvServer::HandleReplicateAck(const Message& m) {
+void KvServer::HandleReplicateAck(const Message& m, const KvHeader& head) {
   // An ack of the stream before a rollback counts updates of that stream,
   // not of the new one (which restarts its sequence numbers).
-  if (m.epoch < rollback_epoch_ || m.offset >= parts_.size()) return;
-  PartitionReplica* part = parts_[m.offset].get();
+  if (m.epoch < rollback_epoch_ || head.partition >= parts_.size()) return;
+  PartitionReplica* part = parts_[head.partition].get();
   if (part == nullptr || !part->owner() || m.sender != part->stream().backup_node()) {
     return;  // a former backup's
   }
-  ByteReader r(m.body.data(), m.body.size());
+  ByteReader r = KvBodyRest(m);
   uint64_t seq = 0;
   if (!r.U64(&seq).ok()) return;
   ReplicationStream& stream = part->stream();

@@ -11,6 +11,7 @@
 
 #include "kv/checkpoint.h"
 #include "kv/checkpoint_commit.h"
+#include "kv/kv_message.h"
 #include "kv/testing/recording_transport.h"
 
 namespace distopt {
@@ -47,9 +48,7 @@ Message Push(NodeId from, uint32_t epoch, int64_t clock, float grad, uint64_t re
   m.sender = from;
   m.epoch = epoch;
   m.request_id = request_id;
-  m.clock = clock;
-  m.table = 0;
-  m.offset = 0;
+  m.body = EncodeKvBody({.table = 0, .partition = 0, .clock = clock, .offset = 0});
   m.values = Buffer::FromVector(std::vector<float>(kSize, grad));
   return m;
 }

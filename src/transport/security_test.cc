@@ -56,24 +56,25 @@ class CurveTest : public ::testing::Test {
 
   std::string Endpoint() const { return SplitCurveAddress(guarded_->address()).first; }
 
-  static Message Push(int64_t clock) {
+  // A push marked with `tag` (its request id: which sender's message arrived).
+  static Message Push(uint64_t tag) {
     Message m;
     m.type = MsgType::kPush;
     m.sender = 7;
-    m.clock = clock;
+    m.request_id = tag;
     return m;
   }
 
-  // The good peer sends a push with `clock`; it must arrive, from worker/0.
-  void ExpectGoodPeerStillDelivers(int64_t clock) {
+  // The good peer sends a push tagged `tag`; it must arrive, from worker/0.
+  void ExpectGoodPeerStillDelivers(uint64_t tag) {
     if (good_ == nullptr) {
       good_ = Start(good_keys_, {}, std::make_shared<MemorySink>());
       ASSERT_TRUE(good_->Connect(1, guarded_->address()).ok());
     }
-    ASSERT_TRUE(good_->Send(1, Push(clock)).ok());
+    ASSERT_TRUE(good_->Send(1, Push(tag)).ok());
     auto m = guarded_->Recv(Deadline::After(std::chrono::seconds(10)));
     ASSERT_TRUE(m.ok()) << m.status().ToString();
-    EXPECT_EQ(m->clock, clock) << "a message from an offender got through";
+    EXPECT_EQ(m->request_id, tag) << "a message from an offender got through";
     EXPECT_EQ(m->peer, "worker/0");
     EXPECT_EQ(m->peer_host, "127.0.0.1");
   }

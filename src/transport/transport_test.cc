@@ -115,7 +115,7 @@ TEST(ZmqTransportTest, BadMessagesAreDroppedAndTheNodeKeepsServing) {
   zmq_setsockopt(raw, ZMQ_ROUTING_ID, id, std::strlen(id));
   ASSERT_EQ(zmq_connect(raw, node->address().c_str()), 0);
   zmq_send(raw, "garbage", 7, 0);  // one frame
-  std::vector<uint8_t> header(72, 0xff);
+  std::vector<uint8_t> header(kHeaderSize, 0xff);
   zmq_send(raw, header.data(), header.size(), ZMQ_SNDMORE);  // bad magic
   zmq_send(raw, "", 0, ZMQ_SNDMORE);
   zmq_send(raw, "", 0, ZMQ_SNDMORE);

@@ -5,23 +5,20 @@
 namespace distopt {
 namespace {
 
-// The header as it sits on the wire (naturally aligned, no padding).
+// The header as it sits on the wire (naturally aligned, no padding; host
+// order is little-endian on every platform distopt builds for, base/bytes.cc).
 struct WireHeader {
-  uint32_t magic;
-  uint8_t version;
-  uint8_t type;
-  uint16_t flags;
-  uint32_t sender;
-  uint32_t epoch;
-  uint64_t request_id;
-  int64_t clock;
-  uint64_t offset;
-  uint64_t num_keys;
-  uint64_t num_values;
-  uint32_t table;
-  uint32_t status;
-  uint32_t body_size;
-  uint32_t reserved;
+  uint32_t magic;       //  0
+  uint8_t version;      //  4
+  uint8_t type;         //  5
+  uint16_t flags;       //  6
+  uint32_t sender;      //  8
+  uint32_t epoch;       // 12
+  uint64_t request_id;  // 16
+  uint64_t num_keys;    // 24
+  uint64_t num_values;  // 32
+  uint32_t status;      // 40
+  uint32_t body_size;   // 44
 };
 static_assert(sizeof(WireHeader) == kHeaderSize, "wire header layout changed");
 
@@ -98,11 +95,8 @@ std::vector<Buffer> EncodeFrames(const Message& msg) {
   h.sender = msg.sender;
   h.epoch = msg.epoch;
   h.request_id = msg.request_id;
-  h.clock = msg.clock;
-  h.offset = msg.offset;
   h.num_keys = msg.num_keys();
   h.num_values = msg.num_values();
-  h.table = msg.table;
   h.status = msg.status;
   h.body_size = static_cast<uint32_t>(msg.body.size());
   std::vector<Buffer> frames;
@@ -140,7 +134,6 @@ Result<Message> DecodeFrames(std::vector<Buffer> frames, const WireLimits& limit
       std::string_view(MsgTypeName(static_cast<MsgType>(h.type))) == "unknown") {
     return InvalidArgumentError("unknown message type " + std::to_string(h.type));
   }
-  if (h.reserved != 0) return InvalidArgumentError("reserved header field is not zero");
   if (h.body_size > limits.max_body_bytes) {
     return InvalidArgumentError("body of " + std::to_string(h.body_size) +
                                 " bytes exceeds the limit of " +
@@ -166,19 +159,13 @@ Result<Message> DecodeFrames(std::vector<Buffer> frames, const WireLimits& limit
     return InvalidArgumentError("values frame is " + std::to_string(frames[3].size()) +
                                 " bytes, header says " + std::to_string(h.num_values) + " floats");
   }
-  if (h.offset > limits.max_values * 64) {
-    return InvalidArgumentError("offset " + std::to_string(h.offset) + " is out of range");
-  }
   Message m;
   m.type = static_cast<MsgType>(h.type);
   m.flags = h.flags;
   m.sender = h.sender;
   m.epoch = h.epoch;
   m.request_id = h.request_id;
-  m.clock = h.clock;
-  m.table = h.table;
   m.status = h.status;
-  m.offset = h.offset;
   m.body = std::move(frames[1]);
   m.keys = Aligned(frames[2], alignof(uint64_t)) ? std::move(frames[2]) : AlignedCopy(frames[2]);
   m.values = Aligned(frames[3], alignof(float)) ? std::move(frames[3]) : AlignedCopy(frames[3]);

@@ -1,11 +1,20 @@
 // The wire format: every message is four frames, [header][body][keys][values].
-// The 72-byte header names the type, sender, request id, clock, table and the
-// counts; `body` carries small control payloads (encoded by the layer that
-// owns them); `keys` is a raw little-endian uint64 array and `values` a raw
-// little-endian float array, each in its own frame so large arrays travel
-// from a model's buffer to the socket without another representation.
-// Decode checks every count against the frame sizes and the configured limits
-// before anything is trusted. Messages are values; not thread-safe to mutate.
+// The 48-byte header holds only what any layer needs: the type, sender,
+// membership epoch, request id, status and the frame sizes. `body` is the
+// typed payload of the layer that owns the type, encoded and validated by
+// that layer (kv: kv/kv_message.h; cluster: cluster/membership.h); `keys` is
+// a raw little-endian array of 64-bit words (sparse keys, unless the owning
+// layer documents otherwise) and `values` a raw little-endian float array,
+// each in its own frame so large arrays travel from a model's buffer to the
+// socket without another representation. Decode checks every count against
+// the frame sizes and the configured limits before anything is trusted.
+// Messages are values; not thread-safe to mutate.
+//
+//   Message m;
+//   m.type = MsgType::kShutdown;
+//   m.body = Buffer::FromString("job complete");  // the owning layer's bytes
+//   std::vector<Buffer> frames = EncodeFrames(m);  // payload frames shared, not copied
+//   ASSIGN_OR_RETURN(Message got, DecodeFrames(std::move(received_frames), limits));
 #ifndef DISTOPT_WIRE_MESSAGE_H_
 #define DISTOPT_WIRE_MESSAGE_H_
 
@@ -23,10 +32,16 @@ inline constexpr NodeId kCoordinatorId = 0;
 inline constexpr NodeId kUnassignedId = 0xFFFFFFFFu;
 
 inline constexpr uint32_t kWireMagic = 0x5450'4F44;  // "DOPT" little-endian
-inline constexpr uint8_t kWireVersion = 1;
-inline constexpr size_t kHeaderSize = 72;
+// 2: the kv fields (clock, table, offset, kv flags) left the header for the
+// kv header at the front of the body (kv/kv_message.h).
+inline constexpr uint8_t kWireVersion = 2;
+inline constexpr size_t kHeaderSize = 48;
 inline constexpr size_t kFramesPerMessage = 4;
 
+// The registry of message numbers of every layer, kept in one place so two
+// layers never pick the same number and the decoder can refuse unknown ones
+// before any layer sees the bytes. The layer named beside each group owns
+// the type's body and its decoder; wire knows nothing of what a body means.
 enum class MsgType : uint8_t {
   kInvalid = 0,
   // cluster
@@ -39,48 +54,43 @@ enum class MsgType : uint8_t {
   kDone = 7,            // worker -> coordinator: my training is over
   kShutdown = 8,        // coordinator -> all: exit now (body: reason)
   kAbort = 9,           // node -> coordinator: fatal error, stop the job
+  // Sent to the coordinator, but their bodies are kv's (decoded by kv/node.cc):
   kCheckpoint = 10,     // server -> coordinator: my files of checkpoint N are durable
-  kReplicaSynced = 11,  // server -> coordinator: my backup copy of a partition is complete
-  // kv
+  kReplicaSynced = 11,  // server -> coordinator: my backup copy of partition (u32) is complete
+  // kv (body: a KvHeader, then the type's own bytes; kv/kv_message.h)
   kPush = 16,  // worker -> server: gradients (dense slice or sparse rows)
   kPushAck = 17,
   kPull = 18,  // worker -> server: parameters wanted (slice or keys)
   kPullReply = 19,
   kPushPull = 20,  // push then pull the same keys at clock+1
-  kKvError = 21,   // server -> worker: request refused (body: reason)
+  kKvError = 21,   // server -> worker: request refused (body: KvHeader, reason)
   kClock = 22,     // worker -> server: clock advanced without a push
-  // replication (server -> server)
-  kReplicate = 23,     // owner -> backup: an applied update or a snapshot (seq in body)
-  kReplicateAck = 24,  // backup -> owner: everything up to seq is applied
+  // replication (server -> server; kv too: a KvHeader names the partition)
+  kReplicate = 23,     // owner -> backup: an applied update or a snapshot (kv/repl_codec.h)
+  kReplicateAck = 24,  // backup -> owner: everything up to seq (u64) is applied
   // results (worker 0 -> coordinator): a chunk of a file for the
   // coordinator's run folder (metrics.jsonl, model.bin), and its ack
   kResultFile = 25,
   kResultFileAck = 26,
-  kManifest = 27,  // coordinator -> servers: a complete checkpoint's manifest (a copy to keep)
+  kManifest = 27,  // coordinator -> servers: a complete checkpoint's manifest (kv's ManifestCopy)
   kMaxType = 28,
 };
 
 const char* MsgTypeName(MsgType t);
 
-// Header flags.
-inline constexpr uint16_t kFlagSparse = 1u << 0;  // keys frame carries sparse keys
-// On a push of clock t: checkpoint once clock t is applied (time-based
-// checkpoints, decided by worker 0).
-inline constexpr uint16_t kFlagCheckpoint = 1u << 1;
-
 struct Message {
   MsgType type = MsgType::kInvalid;
+  // Bits whose meaning the layer that owns `type` defines; wire carries them
+  // unchecked. No layer defines any today: kv keeps its bits (sparse,
+  // checkpoint) in its own header, where its decoder checks them.
   uint16_t flags = 0;
   NodeId sender = kUnassignedId;
   uint32_t epoch = 0;       // membership epoch the sender believed current
   uint64_t request_id = 0;  // echoed in replies; retries reuse it
-  int64_t clock = 0;        // worker clock (step) for kv messages
-  uint32_t table = 0;
-  uint32_t status = 0;  // StatusCode on replies
-  uint64_t offset = 0;  // dense: first element of the slice
-  Buffer body;
-  Buffer keys;    // uint64 array
-  Buffer values;  // float array
+  uint32_t status = 0;      // StatusCode on replies
+  Buffer body;              // the owning layer's typed payload
+  Buffer keys;              // 64-bit word array (uint64 keys)
+  Buffer values;            // float array
 
   // Not on the wire: the receiving transport's word on who sent this. `peer`
   // is the sender's authenticated name under CURVE ("worker/3"), else empty;

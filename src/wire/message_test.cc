@@ -8,15 +8,16 @@
 namespace distopt {
 namespace {
 
+// The header no longer carries kv's clock, table and offset: a kv message's
+// own header round-trips in kv/kv_message_test.cc.
 Message SamplePush() {
   Message m;
   m.type = MsgType::kPush;
-  m.flags = kFlagSparse;
+  m.flags = 0x8001;  // layer-defined bits: carried as they are
   m.sender = 7;
   m.epoch = 3;
   m.request_id = 99;
-  m.clock = 12;
-  m.table = 2;
+  m.status = 5;
   m.keys = Buffer::FromVector(std::vector<uint64_t>{5, 9});
   m.values = Buffer::FromVector(std::vector<float>{1.5f, -2.0f, 3.0f, 4.0f});
   m.body = Buffer::FromString("meta");
@@ -29,12 +30,11 @@ TEST(WireTest, RoundTripsEveryField) {
   auto out = DecodePacked(bytes.data(), bytes.size(), WireLimits{});
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_EQ(out->type, MsgType::kPush);
-  EXPECT_EQ(out->flags, kFlagSparse);
+  EXPECT_EQ(out->flags, 0x8001);
   EXPECT_EQ(out->sender, 7u);
   EXPECT_EQ(out->epoch, 3u);
   EXPECT_EQ(out->request_id, 99u);
-  EXPECT_EQ(out->clock, 12);
-  EXPECT_EQ(out->table, 2u);
+  EXPECT_EQ(out->status, 5u);
   EXPECT_EQ(out->body.ToString(), "meta");
   ASSERT_EQ(out->num_keys(), 2u);
   EXPECT_EQ(out->keys.as<uint64_t>()[1], 9u);
@@ -47,6 +47,18 @@ TEST(WireTest, EncodeSharesValueBuffersWithoutCopy) {
   auto frames = EncodeFrames(in);
   EXPECT_EQ(frames[3].data(), in.values.data());
   EXPECT_EQ(frames[2].data(), in.keys.data());
+  EXPECT_EQ(frames[1].data(), in.body.data());
+}
+
+TEST(WireTest, HeaderIsTheGenericFortyEightBytesOfVersionTwo) {
+  auto frames = EncodeFrames(SamplePush());
+  ASSERT_EQ(frames[0].size(), 48u);
+  EXPECT_EQ(frames[0].data()[4], 2u);  // kWireVersion: the kv fields left the header
+  uint64_t keys = 0, values = 0;
+  std::memcpy(&keys, frames[0].data() + 24, 8);
+  std::memcpy(&values, frames[0].data() + 32, 8);
+  EXPECT_EQ(keys, 2u);
+  EXPECT_EQ(values, 4u);
 }
 
 // Table-driven: each case corrupts a well-formed message and names the
@@ -89,30 +101,30 @@ TEST(WireTest, RejectsTruncatedOversizedAndInconsistentMessages) {
       {"keys count disagrees",
        [](auto& f) {
          uint64_t n = 3;
-         PatchHeader(f, 40, &n, 8);
+         PatchHeader(f, 24, &n, 8);
        },
        "keys frame is 16 bytes"},
       {"values truncated", [](auto& f) { f[3] = f[3].Slice(0, 6); }, "values frame is 6 bytes"},
       {"oversized values count",
        [](auto& f) {
          uint64_t n = 1ull << 40;
-         PatchHeader(f, 48, &n, 8);
+         PatchHeader(f, 32, &n, 8);
        },
        "exceed the limit"},
       {"oversized keys count",
        [](auto& f) {
          uint64_t n = 1ull << 40;
-         PatchHeader(f, 40, &n, 8);
+         PatchHeader(f, 24, &n, 8);
        },
        "exceed the limit"},
       {"body size disagrees", [](auto& f) { f[1] = Buffer::FromString("x"); },
        "body frame is 1 bytes"},
-      {"reserved set",
+      {"body size field disagrees",
        [](auto& f) {
-         uint32_t r = 1;
-         PatchHeader(f, 68, &r, 4);
+         uint32_t n = 5;
+         PatchHeader(f, 44, &n, 4);
        },
-       "reserved header field"},
+       "body frame is 4 bytes, header says 5"},
   };
   for (const auto& c : cases) {
     auto frames = EncodeFrames(SamplePush());
