@@ -5,40 +5,16 @@
 //   build/<dir>/bench/bench_text_parse --benchmark_min_time=1
 #include <benchmark/benchmark.h>
 
-#include <cstdint>
-#include <cstdio>
 #include <string>
 
+#include "data/data_test_util.h"
 #include "data/libsvm_reader.h"
 
 namespace distopt {
 namespace {
 
-// Rows of "label id:value ..." with 20 increasing feature ids each (a fixed
-// LCG, so every run parses the same bytes).
-std::string LibSvmText(size_t rows) {
-  std::string text;
-  text.reserve(rows * 200);
-  char buf[32];
-  uint64_t x = 12345;
-  for (size_t r = 0; r < rows; ++r) {
-    text += (r % 3 == 0) ? "1" : "0";
-    uint64_t id = 0;
-    for (int k = 0; k < 20; ++k) {
-      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-      id += 1 + (x >> 45);
-      const int n =
-          std::snprintf(buf, sizeof(buf), " %llu:%.3f", static_cast<unsigned long long>(id),
-                        static_cast<double>(x >> 54) / 1024.0);
-      text.append(buf, static_cast<size_t>(n));
-    }
-    text += '\n';
-  }
-  return text;
-}
-
 void BM_ParseLibSvm(benchmark::State& state) {
-  const std::string text = LibSvmText(static_cast<size_t>(state.range(0)));
+  const std::string text = testing::SyntheticLibSvm(static_cast<size_t>(state.range(0)));
   for (auto _ : state) {
     Result<Dataset> d = ParseLibSvm(text, "bench.svm");
     if (!d.ok()) {

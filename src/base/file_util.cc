@@ -14,6 +14,17 @@
 #include "base/env.h"
 
 namespace distopt {
+
+Fd::~Fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int Fd::Close() {
+  const int rc = ::close(fd_);
+  fd_ = -1;
+  return rc;
+}
+
 namespace {
 
 std::string ErrnoText(int err) { return std::generic_category().message(err); }
@@ -26,26 +37,6 @@ Status SysError(const std::string& what, const std::string& path, int err) {
   if (err == ENOSPC || err == EDQUOT || err == EFBIG) return ResourceExhaustedError(std::move(m));
   return UnavailableError(std::move(m));
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // close() reports deferred write errors (NFS, quota), so its result counts.
-  int Close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
 
 Status WriteAll(int fd, const uint8_t* p, size_t n, const std::string& path) {
   // Linux moves at most ~2 GiB per write(); loop over short writes and EINTR.

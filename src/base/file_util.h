@@ -21,6 +21,21 @@ namespace distopt {
 // new ones: writes `path.tmp.<pid>`, fsyncs it, renames it over `path` and
 // fsyncs the directory so the rename itself is durable. On failure the temp
 // file is removed. The parts are written straight from the caller's memory.
+// Owns a file descriptor: closes it on destruction unless Close() did.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd();
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // close() reports deferred write errors (NFS, quota), so its result counts.
+  int Close();
+
+ private:
+  int fd_;
+};
+
 Status WriteFileAtomically(const std::string& path,
                            const std::vector<std::span<const uint8_t>>& parts);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -56,6 +57,30 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// `rows` rows of LibSVM text shaped like a click log: a 0/1 label and 20
+// increasing feature ids with 3-decimal values each, from a fixed LCG (the
+// same bytes every time). Shared by the parser's test and its benchmark.
+inline std::string SyntheticLibSvm(size_t rows) {
+  std::string text;
+  text.reserve(rows * 200);
+  char buf[32];
+  uint64_t x = 12345;
+  for (size_t r = 0; r < rows; ++r) {
+    text += (r % 3 == 0) ? "1" : "0";
+    uint64_t id = 0;
+    for (int k = 0; k < 20; ++k) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      id += 1 + (x >> 45);
+      const int n =
+          std::snprintf(buf, sizeof(buf), " %llu:%.3f", static_cast<unsigned long long>(id),
+                        static_cast<double>(x >> 54) / 1024.0);
+      text.append(buf, static_cast<size_t>(n));
+    }
+    text += '\n';
+  }
+  return text;
+}
 
 }  // namespace distopt::testing
 

@@ -166,28 +166,11 @@ TEST(LibSvmReaderTest, MissingFileIsNotFound) {
   EXPECT_EQ(d.status().code(), StatusCode::kNotFound);
 }
 
-// Guards the "tens of MB/s" claim loosely (shared CI machines vary) and that a
-// large input parses into exactly the rows that were written.
 // A large input parses whole: every row and every entry. How fast is
 // bench/text_parse_benchmark.cc's to measure (no timed assertion here).
 TEST(LibSvmReaderTest, LargeInputParsesEveryRowAndEntry) {
-  std::string text;
   const size_t rows = 200000;
-  text.reserve(rows * 200);
-  char buf[32];
-  uint64_t x = 12345;
-  for (size_t r = 0; r < rows; ++r) {
-    text += (r % 3 == 0) ? "1" : "0";
-    uint64_t id = 0;
-    for (int k = 0; k < 20; ++k) {
-      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-      id += 1 + (x >> 45);
-      int n = std::snprintf(buf, sizeof(buf), " %llu:%.3f", static_cast<unsigned long long>(id),
-                            static_cast<double>(x >> 54) / 1024.0);
-      text.append(buf, static_cast<size_t>(n));
-    }
-    text += '\n';
-  }
+  const std::string text = testing::SyntheticLibSvm(rows);
   Result<Dataset> d = ParseLibSvm(text, "big.svm");
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(d->num_rows, rows);

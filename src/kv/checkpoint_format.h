@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/file_util.h"
 #include "distopt/status.h"
 #include "kv/checkpoint.h"
 
@@ -40,21 +41,6 @@ std::string Hex(uint64_t v, int width);
 std::string Quote(std::string_view s);
 
 // ---- reading files ----
-
-// Closes the descriptor it holds.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Opens a regular file for reading and returns its size.
 Result<uint64_t> OpenForRead(const std::string& path, int* fd_out);
