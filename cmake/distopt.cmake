@@ -55,6 +55,11 @@ function(distopt_test name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
+  if(DISTOPT_SANITIZE)
+    # Instrumented builds run several times slower (the test presets also set
+    # DISTOPT_TEST_TIME_SCALE, which base/test_time_scale.h reads).
+    math(EXPR ARG_TIMEOUT "${ARG_TIMEOUT} * 10")
+  endif()
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()

@@ -17,6 +17,7 @@
 
 #include "base/file_util.h"
 #include "base/subprocess.h"
+#include "base/test_time_scale.h"
 
 namespace distopt {
 namespace {
@@ -52,7 +53,8 @@ std::string SmallConfig(const std::string& dir) {
 workers = 4
 servers = 2
 heartbeat_interval_ms = 200
-heartbeat_timeout_ms = 1500
+)"
+      << "heartbeat_timeout_ms = " << Scaled(1500) << R"(
 [data]
 format = "idx"
 train = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
@@ -89,7 +91,7 @@ std::pair<Result<Subprocess>, std::string> StartCoordinator(const std::string& a
   c.insert(c.end(), args.begin(), args.end());
   auto coord = Subprocess::Spawn(c, {.log = log});
   std::string addr;
-  Deadline d = Deadline::After(seconds(30));
+  Deadline d = Deadline::After(Scaled(seconds(30)));
   while (coord.ok() && addr.empty() && !d.expired()) {
     std::ifstream in(addr_file);
     if (in) std::getline(in, addr);
@@ -113,7 +115,7 @@ RunResult Train(const std::string& config, const std::string& run_dir,
   RunResult r;
   auto p = Subprocess::Spawn(argv, {.log = run_dir + ".out"});
   if (!p.ok()) return r;
-  auto code = p->Wait(Deadline::After(seconds(240)));
+  auto code = p->Wait(Deadline::After(Scaled(seconds(240))));
   r.code = code.ok() ? *code : -2;
   r.output = Slurp(run_dir + ".out");
   std::ifstream metrics(run_dir + "/metrics.jsonl");
@@ -229,7 +231,8 @@ servers = 3
 replication = 2
 max_restarts = 2
 heartbeat_interval_ms = 200
-heartbeat_timeout_ms = 1500
+)"
+      << "heartbeat_timeout_ms = " << Scaled(1500) << R"(
 [data]
 format = "idx"
 train = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
@@ -317,14 +320,14 @@ RunResult TrainKillingBothCopies(const std::string& config, const std::string& r
   auto p = Subprocess::Spawn({Distopt(), "train", config, "--run-dir", run_dir},
                              {.log = run_dir + ".out"});
   if (!p.ok()) return r;
-  Deadline d = Deadline::After(seconds(120));
+  Deadline d = Deadline::After(Scaled(seconds(120)));
   std::vector<pid_t> pids;
   while (!d.expired() && !p->Poll() && (pids.empty() || LastLoggedStep(run_dir) < kill_step)) {
     if (pids.empty()) pids = ServerPids(run_dir, {0, 1});
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   for (pid_t pid : pids) kill(pid, SIGKILL);
-  auto code = p->Wait(Deadline::After(seconds(180)));
+  auto code = p->Wait(Deadline::After(Scaled(seconds(180))));
   r.code = code.ok() ? *code : -2;
   r.output = Slurp(run_dir + ".out");
   std::ifstream metrics(run_dir + "/metrics.jsonl");
@@ -403,13 +406,13 @@ TEST(FaultProcessTest, CoordinatorCrashStopsEveryNodeAndTheJobResumes) {
     nodes.push_back(std::move(*p));
   }
   // Crash the coordinator once a checkpoint beyond the first exists.
-  Deadline d = Deadline::After(seconds(120));
+  Deadline d = Deadline::After(Scaled(seconds(120)));
   while (!std::ifstream(run + "/checkpoints/step-0000000200/MANIFEST").good() && !d.expired()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   coord->Signal(SIGKILL);
   for (auto& n : nodes) {
-    auto code = n.Wait(Deadline::After(seconds(60)));
+    auto code = n.Wait(Deadline::After(Scaled(seconds(60))));
     ASSERT_TRUE(code.ok()) << "a node hung after the coordinator died (pid " << n.pid() << ")";
     // A node that had already finished may exit 0; none may hang.
   }
@@ -420,7 +423,7 @@ TEST(FaultProcessTest, CoordinatorCrashStopsEveryNodeAndTheJobResumes) {
   std::vector<std::string> argv = {Distopt(), "train", "--resume", run};
   auto p = Subprocess::Spawn(argv, {.log = run + ".resume.out"});
   ASSERT_TRUE(p.ok());
-  auto code = p->Wait(Deadline::After(seconds(240)));
+  auto code = p->Wait(Deadline::After(Scaled(seconds(240))));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0);
   double acc = -1;
@@ -458,14 +461,14 @@ TEST(FaultProcessTest, AWorkerThatNeverArrivesIsNamedAndNothingIsLeftBehind) {
     ASSERT_TRUE(p.ok());
     nodes.push_back(std::move(*p));
   }
-  auto code = coord->Wait(Deadline::After(seconds(60)));
+  auto code = coord->Wait(Deadline::After(Scaled(seconds(60))));
   ASSERT_TRUE(code.ok()) << "the coordinator did not give up";
   EXPECT_NE(*code, 0);
   const std::string log = Slurp(dir + "/coordinator.log");
   EXPECT_NE(log.find("waiting for worker rank 1 to register at"), std::string::npos) << log;
   EXPECT_NE(log.find("never registered: worker rank 1"), std::string::npos) << log;
   for (auto& n : nodes) {
-    auto c2 = n.Wait(Deadline::After(seconds(30)));
+    auto c2 = n.Wait(Deadline::After(Scaled(seconds(30))));
     ASSERT_TRUE(c2.ok()) << "a node outlived the failed job (pid " << n.pid() << ")";
     EXPECT_NE(*c2, 0);
     EXPECT_NE(kill(n.pid(), 0), 0);  // gone (reaped)

@@ -12,6 +12,7 @@
 
 #include "base/file_util.h"
 #include "base/subprocess.h"
+#include "base/test_time_scale.h"
 #include "scenario.h"
 
 namespace distopt {
@@ -30,7 +31,7 @@ std::pair<Result<Subprocess>, std::string> StartCoordinator(const std::string& d
   args.insert(args.begin(), {NodeBinary(), "coordinator", addr_file});
   auto coord = Subprocess::Spawn(args, {.log = dir + "/coordinator.log"});
   std::string addr;
-  Deadline d = Deadline::After(std::chrono::seconds(30));
+  Deadline d = Deadline::After(Scaled(std::chrono::seconds(30)));
   while (coord.ok() && addr.empty() && !d.expired()) {
     std::ifstream in(addr_file);
     if (in) std::getline(in, addr);
@@ -64,11 +65,11 @@ TEST_P(KvProcessTest, BspOverZeroMqEqualsTheSingleProcessReference) {
     nodes.push_back(std::move(*p));
   }
   for (auto& n : nodes) {
-    auto code = n.Wait(Deadline::After(std::chrono::seconds(120)));
+    auto code = n.Wait(Deadline::After(Scaled(std::chrono::seconds(120))));
     ASSERT_TRUE(code.ok()) << "a node hung; logs in " << dir;
     EXPECT_EQ(*code, 0) << "logs in " << dir;
   }
-  auto code = coord->Wait(Deadline::After(std::chrono::seconds(30)));
+  auto code = coord->Wait(Deadline::After(Scaled(std::chrono::seconds(30))));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0);
 
@@ -128,7 +129,7 @@ TEST(KvReplicationProcessTest, SigkillOfAPrimaryLosesNoAcknowledgedPush) {
   }
   // Mid-run: once a worker had step 60 acknowledged, kill the server that
   // registered as rank 0 (the owner of partition 0).
-  Deadline d = Deadline::After(std::chrono::seconds(60));
+  Deadline d = Deadline::After(Scaled(std::chrono::seconds(60)));
   bool mid_run = false;
   while (!mid_run && !d.expired()) {
     for (int w = 0; w < kWorkers; ++w) {
@@ -148,18 +149,18 @@ TEST(KvReplicationProcessTest, SigkillOfAPrimaryLosesNoAcknowledgedPush) {
   ASSERT_GE(victim, 0) << "logs in " << dir;
   servers[victim].Signal(SIGKILL);
   for (auto& w : workers) {
-    auto code = w.Wait(Deadline::After(std::chrono::seconds(120)));
+    auto code = w.Wait(Deadline::After(Scaled(std::chrono::seconds(120))));
     ASSERT_TRUE(code.ok()) << "a worker hung; logs in " << dir;
     EXPECT_EQ(*code, 0) << "logs in " << dir;
   }
   for (int s = 0; s < kServers; ++s) {
-    auto code = servers[s].Wait(Deadline::After(std::chrono::seconds(30)));
+    auto code = servers[s].Wait(Deadline::After(Scaled(std::chrono::seconds(30))));
     ASSERT_TRUE(code.ok()) << "a server hung; logs in " << dir;
     if (s != victim) {
       EXPECT_EQ(*code, 0) << "logs in " << dir;
     }
   }
-  auto code = coord->Wait(Deadline::After(std::chrono::seconds(30)));
+  auto code = coord->Wait(Deadline::After(Scaled(std::chrono::seconds(30))));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0) << "logs in " << dir;
   const std::string clog = Slurp(dir + "/coordinator.log");

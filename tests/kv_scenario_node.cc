@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/test_time_scale.h"
 #include "kv/node.h"
 #include "scenario.h"
 #include "transport/zmq_transport.h"
@@ -106,7 +107,7 @@ int main(int argc, char** argv) {
     uint32_t replication = argc >= 6 ? std::stoul(argv[5]) : 1;
     if (replication > 1) {
       tables = scenario::CounterTables();
-      co.heartbeat_timeout = std::chrono::milliseconds(1000);
+      co.heartbeat_timeout = Scaled(std::chrono::milliseconds(1000));
     }
     s = RunCoordinator(co, tables, transport->get(), log, {}, replication);
   } else if (role == "server" || role == "counter-server") {

@@ -2,12 +2,14 @@
 
 #include <cstring>
 #include <map>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "base/buffer.h"
 #include "base/bytes.h"
 #include "base/flat_map.h"
+#include "base/loan.h"
 #include "base/logging.h"
 #include "base/queue.h"
 #include "base/vector_ops.h"
@@ -80,6 +82,38 @@ TEST(BufferTest, SharesWithoutCopying) {
   EXPECT_EQ(c.as<float>()[0], 2.0f);
   EXPECT_EQ(c.as<float>()[1], 3.0f);
   EXPECT_EQ(c.owner().get(), b.owner().get());
+}
+
+TEST(LoanTest, ReturnedOnlyOnceClosedAndEverySliceIsGone) {
+  std::vector<float> v = {1, 2, 3, 4};
+  Loan loan(v.data(), v.size() * sizeof(float));
+  EXPECT_EQ(loan.buffer().as<float>().data(), v.data());  // lent, not copied
+  Buffer slice = loan.buffer().Slice(8, 8);
+  EXPECT_TRUE(slice.lent());
+  EXPECT_FALSE(Buffer::Copy(v.data(), 4).lent());
+  std::optional<Buffer> copy = loan.buffer();
+  EXPECT_FALSE(loan.returned());
+  loan.Close();
+  EXPECT_TRUE(loan.buffer().empty());
+  EXPECT_FALSE(loan.returned());  // two Buffers still out
+  copy.reset();
+  EXPECT_FALSE(loan.WaitReturned(Deadline::After(std::chrono::milliseconds(10))));
+  EXPECT_EQ(slice.as<float>()[0], 3.0f);
+  slice = Buffer();
+  EXPECT_TRUE(loan.returned());
+}
+
+TEST(LoanTest, ABufferDroppedOnAnotherThreadWakesTheLender) {
+  std::vector<uint8_t> bytes(64, 7);
+  Loan loan(bytes.data(), bytes.size());
+  Buffer held = loan.buffer();
+  loan.Close();
+  std::thread socket([b = std::move(held)]() mutable {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    b = Buffer();
+  });
+  EXPECT_TRUE(loan.WaitReturned(Deadline::After(std::chrono::seconds(30))));
+  socket.join();
 }
 
 TEST(QueueTest, PopTimesOutAndCloseWakesWaiters) {

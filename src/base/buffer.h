@@ -54,8 +54,14 @@ class Buffer {
   }
 
   Buffer Slice(size_t offset, size_t length) const {
-    return Buffer(owner_, data_ + offset, length);
+    Buffer b(owner_, data_ + offset, length);
+    b.lent_ = lent_;
+    return b;
   }
+
+  // True for the Buffers of a Loan (base/loan.h): the bytes are the
+  // lender's, who waits for the last Buffer to go before reusing them.
+  bool lent() const { return lent_; }
 
   std::string ToString() const { return std::string(reinterpret_cast<const char*>(data_), size_); }
 
@@ -63,9 +69,12 @@ class Buffer {
   const std::shared_ptr<const void>& owner() const { return owner_; }
 
  private:
+  friend class Loan;
+
   std::shared_ptr<const void> owner_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool lent_ = false;
 };
 
 }  // namespace distopt

@@ -54,9 +54,18 @@ Status KvClient::OnViewChange(const ClusterView& view) {
   generation_ = layout.generation;
   layout_ = std::move(layout);
   epoch_ = view.epoch;
+  const std::vector<NodeId> before = std::move(server_ids_);
   server_ids_.assign(layout_.num_servers, kUnassignedId);
   for (const Member* s : view.Live(Role::kServer)) {
     if (s->rank < server_ids_.size()) server_ids_[s->rank] = s->id;
+  }
+  // What is queued for a server that left is never read: release it (the
+  // parts it carried go to the new owners below).
+  for (NodeId gone : before) {
+    if (gone != kUnassignedId &&
+        std::find(server_ids_.begin(), server_ids_.end(), gone) == server_ids_.end()) {
+      transport_->DropQueued(gone);
+    }
   }
   for (const auto& m : view.members) {
     if (m.alive && m.address == transport_->address()) self_id_ = m.id;
@@ -73,12 +82,9 @@ Status KvClient::OnViewChange(const ClusterView& view) {
     NodeId owner = OwnerNode(part.partition);
     if (owner == part.sent_to || owner == kUnassignedId) continue;
     ++moved;
-    part.sent_to = owner;
     part.sent = now;
     ++stats_.retries;
-    Message copy = part.msg;
-    copy.epoch = epoch_;
-    transport_->Send(owner, std::move(copy)).IgnoreError();
+    SendCopy(part, owner);
   }
   if (moved > 0) {
     log_.Info("epoch ", epoch_, ": re-sent ", moved, " unanswered request part(s) to new owners");
@@ -174,8 +180,9 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> gr
   if (pulls && out.size() != spec.size) {
     return Failed(WrongLength(type, spec, "into", out.size(), want));
   }
-  const Buffer values = pushes ? Buffer::Borrow(grads.data(), grads.size_bytes()) : Buffer();
   auto h = std::make_shared<KvRequest>();
+  if (pushes) h->loan_ = std::make_unique<Loan>(grads.data(), grads.size_bytes());
+  const Buffer values = pushes ? h->loan_->buffer() : Buffer();
   h->what_ = std::string(MsgTypeName(type)) + " of table '" + spec.name + "' at clock " +
              std::to_string(clock);
   MutexLock lock(&mu_);
@@ -202,6 +209,7 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> gr
     SendPart(id, std::move(p),
              {.table = table, .partition = s.partition, .clock = clock, .offset = s.begin});
   }
+  if (h->loan_ != nullptr) h->loan_->Close();  // the parts' messages hold it now
   return h;
 }
 
@@ -325,6 +333,10 @@ void KvClient::SendPart(uint64_t id, Part part, KvHeader head) {
   auto [it, inserted] = inflight_.emplace(id, std::move(part));
   ++stats_.messages;
   if (server == kUnassignedId) return;  // no live server for that rank yet: retried later
+  {
+    MutexLock request_lock(&it->second.req->mu_);
+    it->second.req->sent_to_.push_back(server);
+  }
   Status s = transport_->Send(server, std::move(copy));
   if (!s.ok()) {
     KvHandle req = it->second.req;
@@ -402,19 +414,23 @@ void KvClient::Finish(KvRequest& r, const Status& s, int64_t clock) {
 
 Status KvClient::Wait(const KvHandle& h, Deadline deadline) {
   if (WaitDone(h, deadline)) {
+    Settle(h);
     MutexLock lock(&h->mu_);
     return h->status_;
   }
   // Timed out: cancel what is left so a late reply cannot write into memory
   // the caller is about to reuse, and say whom we were waiting for.
   const std::string waiting = Forget(h);
-  return FinishEarly(*h,
-                     DeadlineExceededError("the " + h->what_ + " got no answer from " + waiting));
+  Status s =
+      FinishEarly(*h, DeadlineExceededError("the " + h->what_ + " got no answer from " + waiting));
+  Settle(h);
+  return s;
 }
 
 void KvClient::Cancel(const KvHandle& h) {
   Forget(h);
   FinishEarly(*h, AbortedError("the " + h->what_ + " was cancelled")).IgnoreError();
+  Settle(h);
 }
 
 std::string KvClient::Forget(const KvHandle& h) {
@@ -464,9 +480,55 @@ void KvClient::Tick() {
     p.sent_to = server;
     if (server == kUnassignedId) continue;
     ++stats_.retries;
-    Message copy = p.msg;
-    copy.epoch = epoch_;
-    transport_->Send(server, std::move(copy)).IgnoreError();
+    SendCopy(p, server);
+  }
+}
+
+void KvClient::SendCopy(Part& part, NodeId server) {
+  part.sent_to = server;
+  Message copy = part.msg;
+  copy.epoch = epoch_;
+  {
+    MutexLock request_lock(&part.req->mu_);
+    part.req->sent_to_.push_back(server);
+  }
+  transport_->Send(server, std::move(copy)).IgnoreError();
+}
+
+void KvClient::Settle(const KvHandle& h) {
+  if (h->loan_ == nullptr) return;
+  // Answered in full, the gradient is already written out (a server answers
+  // only what it read): the loan comes back at once. What can still hold it
+  // is a copy queued to a server that died (the failover sent it again), a
+  // retry's duplicate, or the parts of a request that ended early.
+  for (int round = 1;; ++round) {
+    if (h->loan_->WaitReturned(Deadline::After(round == 1 ? kSettleFirst : kSettleEvery))) return;
+    std::vector<NodeId> peers;
+    bool answered = false;
+    {
+      MutexLock request_lock(&h->mu_);
+      peers = h->sent_to_;
+      answered = h->status_.ok();
+    }
+    std::sort(peers.begin(), peers.end());
+    peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+    MutexLock lock(&mu_);
+    std::string names;
+    for (NodeId n : peers) {
+      const bool live = std::find(server_ids_.begin(), server_ids_.end(), n) != server_ids_.end();
+      // A live server's queue holds other requests too: dropped only where
+      // nobody waits for it (the request ended early: the job is stopping or
+      // rolling back) or where retries would send it again.
+      if (!live || !answered || options_.retry_interval > Duration::zero()) {
+        transport_->DropQueued(n);
+      }
+      names += (names.empty() ? "" : ", ") + std::to_string(n);
+    }
+    if (round % kSettleWarnEvery == 0) {
+      log_.Warn("the ", h->what_,
+                " waits for its gradient to leave the transport (sent to node(s) ", names,
+                "): a server in this process still holds it, or a socket cannot write");
+    }
   }
 }
 

@@ -11,9 +11,12 @@
 // against the table's shape (a dense table's size, keys x dim for a sparse
 // one) and fails the request with an error naming the table, so no caller
 // counts bytes. Both spans are borrowed and must stay alive and untouched
-// until Wait returns: dense gradients leave from the caller's memory without
-// a copy (sparse rows are merged into per-server requests first), and
-// replies are written straight into `out`.
+// until Wait (or Cancel) returns: dense gradients leave from the caller's
+// memory without a copy (sparse rows are merged into per-server requests
+// first), and replies are written straight into `out`. Wait and Cancel
+// return only once no socket holds the gradient any more (a copy queued to a
+// server that died, a retry): they drop what is queued for servers that left
+// the job, and for every server of a request that ended without its answers.
 // Thread-safe; replies are handled on the node's Dispatcher thread.
 //
 //   KvClient kv(opts, tables, transport, &dispatcher, log);
@@ -29,6 +32,7 @@
 #include <vector>
 
 #include "base/env.h"
+#include "base/loan.h"
 #include "base/logging.h"
 #include "base/mutex.h"
 #include "cluster/membership.h"
@@ -63,6 +67,9 @@ class KvRequest {
   // table 'w' at clock 3", for errors.
   std::vector<uint64_t> parts_;
   std::string what_;
+  // A dense push's gradient, lent to the messages that carry it.
+  std::unique_ptr<Loan> loan_;
+  std::vector<NodeId> sent_to_ GUARDED_BY(mu_);  // every node a part went to
 };
 
 using KvHandle = std::shared_ptr<KvRequest>;
@@ -161,6 +168,11 @@ class KvClient {
   // How long a part answered from before a rollback waits before it is
   // sent again (the server is then expected to have seen the new epoch).
   static constexpr Duration kStaleResendDelay = std::chrono::milliseconds(20);
+  // Settle: how long the loan of a push may take to come back before queues
+  // are dropped, how often it looks again, and every how many looks it warns.
+  static constexpr Duration kSettleFirst = std::chrono::milliseconds(20);
+  static constexpr Duration kSettleEvery = std::chrono::milliseconds(500);
+  static constexpr int kSettleWarnEvery = 10;
 
   KvHandle Dense(MsgType type, uint32_t table, std::span<const float> grads, std::span<float> out,
                  int64_t clock);
@@ -186,6 +198,10 @@ class KvClient {
   std::string Forget(const KvHandle& h) EXCLUDES(mu_);
   // Finishes `r` now with `s` unless it is already answered; its status.
   static Status FinishEarly(KvRequest& r, Status s);
+  // Sends a copy of `part` (sharing its payload) to `server` and notes it.
+  void SendCopy(Part& part, NodeId server) REQUIRES(mu_);
+  // Blocks until `h`'s gradient is back from the transport (see the top).
+  void Settle(const KvHandle& h) EXCLUDES(mu_);
 
   const KvClientOptions options_;
   const std::vector<TableSpec> tables_;

@@ -2,14 +2,19 @@
 // checked against the table's shape before anything is sent (the error names
 // the table and both lengths), a request on the wrong kind of table is
 // refused, a pull writes exactly its span, and duplicate sparse keys are
-// merged before they leave.
+// merged before they leave. And a push's gradient, lent to the transport
+// without a copy, is back from every socket queue when Wait or Cancel
+// returns (a QueueTransport stands in for the sockets).
 #include "kv/client.h"
 
 #include <gtest/gtest.h>
 
+#include <deque>
+#include <map>
 #include <thread>
 #include <vector>
 
+#include "base/queue.h"
 #include "kv/testing/in_proc_cluster.h"
 
 namespace distopt {
@@ -215,6 +220,160 @@ TEST(KvClientTest, DuplicateSparseKeysArePushedAsTheirSum) {
     return Status::Ok();
   });
   EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+// A Transport whose sends wait in a queue per peer, as in a socket that has
+// not written them yet, until the test takes them ("the server read it") or
+// the client drops them. Replies reach the client through Recv.
+class QueueTransport : public Transport {
+ public:
+  std::string address() const override { return "inproc://worker"; }
+  Status Connect(NodeId, const std::string&) override { return Status::Ok(); }
+  void Disconnect(NodeId) override {}
+  void DropQueued(NodeId peer) override {
+    MutexLock lock(&mu_);
+    queued_[peer].clear();
+    ++drops_[peer];
+  }
+  Status Send(NodeId peer, Message msg) override {
+    MutexLock lock(&mu_);
+    queued_[peer].push_back(std::move(msg));
+    return Status::Ok();
+  }
+  Result<Message> Recv(Deadline deadline) override { return PopInbox(inbox_, deadline); }
+  void Shutdown() override { inbox_.Close(); }
+  TransportStats Stats() const override { return {}; }
+
+  // The oldest message queued for `peer`, taken out (the peer read it).
+  std::optional<Message> Take(NodeId peer) {
+    MutexLock lock(&mu_);
+    auto& q = queued_[peer];
+    if (q.empty()) return std::nullopt;
+    Message m = std::move(q.front());
+    q.pop_front();
+    return m;
+  }
+  // A reply from `from` to a message taken earlier.
+  void Answer(NodeId from, const Message& request, MsgType type) {
+    Message r;
+    r.type = type;
+    r.sender = from;
+    r.epoch = request.epoch;
+    r.request_id = request.request_id;
+    r.body = request.body;  // the same kv header
+    inbox_.Push(std::move(r));
+  }
+  size_t Queued(NodeId peer) {
+    MutexLock lock(&mu_);
+    return queued_[peer].size();
+  }
+  // How many queued messages view bytes of `v`.
+  size_t Viewing(const std::vector<float>& v) {
+    MutexLock lock(&mu_);
+    size_t n = 0;
+    const auto* begin = reinterpret_cast<const uint8_t*>(v.data());
+    for (const auto& [peer, q] : queued_) {
+      for (const Message& m : q) {
+        n += m.values.data() >= begin && m.values.data() < begin + v.size() * sizeof(float);
+      }
+    }
+    return n;
+  }
+  int drops(NodeId peer) {
+    MutexLock lock(&mu_);
+    return drops_[peer];
+  }
+
+ private:
+  Mutex mu_;
+  std::map<NodeId, std::deque<Message>> queued_ GUARDED_BY(mu_);
+  std::map<NodeId, int> drops_ GUARDED_BY(mu_);
+  BlockingQueue<Message> inbox_;
+};
+
+// One worker (node 20) and one server rank; `server` holds rank 0 (dead
+// if `alive` is false).
+ClusterView OneServerView(uint32_t epoch, const Layout& layout,
+                          std::vector<std::pair<NodeId, bool>> servers) {
+  ClusterView v;
+  v.epoch = epoch;
+  v.num_servers = 1;
+  v.num_workers = 1;
+  for (auto [id, alive] : servers) v.members.push_back({id, Role::kServer, 0, "inproc://s", alive});
+  v.members.push_back({20, Role::kWorker, 0, "inproc://worker"});
+  v.layout = layout.Encode();
+  return v;
+}
+
+class KvClientLoanTest : public ::testing::Test {
+ protected:
+  static constexpr NodeId kOld = 10, kNew = 12;
+  KvClientLoanTest()
+      : tables_({Tables()[kDense]}),
+        layout_(Layout::Compute(tables_, 1)),
+        dispatcher_(&transport_, Logger::Stderr("dispatcher")),
+        kv_({}, tables_, &transport_, &dispatcher_, Logger::Stderr("worker")) {
+    dispatcher_.Start();
+    EXPECT_TRUE(kv_.OnViewChange(OneServerView(1, layout_, {{kOld, true}})).ok());
+  }
+  ~KvClientLoanTest() override {
+    transport_.Shutdown();
+    dispatcher_.Stop();
+  }
+
+  std::vector<TableSpec> tables_;
+  Layout layout_;
+  QueueTransport transport_;
+  Dispatcher dispatcher_;
+  KvClient kv_;
+};
+
+// server/0 dies with the push still queued for it; the failover sends it to
+// the replacement, which answers. The copy queued for the dead server is
+// dropped: once Wait returns no queue holds the caller's gradient, which it
+// may now free (a socket would otherwise read freed memory on reconnect).
+TEST_F(KvClientLoanTest, APushQueuedToADeadServerIsDroppedBeforeWaitReturns) {
+  auto grads = std::make_unique<std::vector<float>>(kDenseSize, 0.5f);
+  KvHandle h = kv_.Push(kDense, *grads, 0);
+  ASSERT_EQ(transport_.Queued(kOld), 1u);
+  ASSERT_TRUE(kv_.OnViewChange(OneServerView(2, layout_, {{kOld, false}, {kNew, true}})).ok());
+  std::optional<Message> resent = transport_.Take(kNew);
+  ASSERT_TRUE(resent.has_value()) << "the failover did not send the push to the new owner";
+  EXPECT_EQ(resent->values.data(), reinterpret_cast<const uint8_t*>(grads->data()))
+      << "the push was copied, not lent";
+  transport_.Answer(kNew, *resent, MsgType::kPushAck);
+  resent.reset();
+  ASSERT_TRUE(kv_.Wait(h, Deadline::After(std::chrono::seconds(30))).ok());
+  EXPECT_EQ(transport_.Queued(kOld), 0u);
+  EXPECT_EQ(transport_.Viewing(*grads), 0u);
+  EXPECT_GE(transport_.drops(kOld), 1);
+}
+
+// A push nobody waits for (the job stops): Cancel returns with nothing of
+// it left in any queue, though its server is alive.
+TEST_F(KvClientLoanTest, ACancelledPushLeavesNothingQueued) {
+  std::vector<float> grads(kDenseSize, 1.0f);
+  KvHandle h = kv_.Push(kDense, grads, 0);
+  ASSERT_EQ(transport_.Viewing(grads), 1u);
+  kv_.Cancel(h);
+  EXPECT_TRUE(h->done());
+  EXPECT_EQ(transport_.Viewing(grads), 0u);
+}
+
+// An answered push leaves a live server's queue alone: what else is queued
+// there (here a pull not yet read) belongs to other requests.
+TEST_F(KvClientLoanTest, AnAnsweredPushDropsNoLiveServersQueue) {
+  std::vector<float> grads(kDenseSize, 1.0f), params(kDenseSize);
+  KvHandle push = kv_.Push(kDense, grads, 0);
+  KvHandle pull = kv_.Pull(kDense, params, 0);
+  std::optional<Message> m = transport_.Take(kOld);
+  ASSERT_TRUE(m.has_value());
+  transport_.Answer(kOld, *m, MsgType::kPushAck);
+  m.reset();
+  ASSERT_TRUE(kv_.Wait(push, Deadline::After(std::chrono::seconds(30))).ok());
+  EXPECT_EQ(transport_.drops(kOld), 0);
+  EXPECT_EQ(transport_.Queued(kOld), 1u) << "the pull was dropped with the push";
+  kv_.Cancel(pull);
 }
 
 }  // namespace

@@ -74,7 +74,9 @@ Buffer EncodeKvBody(const KvHeader& h, std::string_view rest = {});
 // anything but a push, an offset out of range or on a sparse message).
 Result<KvHeader> DecodeKvHeader(const Message& m);
 // The bytes of `m.body` after the header; call once DecodeKvHeader(m) succeeded.
+// The reader points into `m`, so `m` must outlive it (a temporary cannot).
 ByteReader KvBodyRest(const Message& m);
+ByteReader KvBodyRest(const Message&& m) = delete;
 // A kKvError's reason (the rest of its body, as text).
 std::string KvErrorReason(const Message& m);
 

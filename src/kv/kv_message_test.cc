@@ -106,8 +106,8 @@ TEST(KvHeaderTest, OnlyTheTypesOwnBytesMayFollowTheHeader) {
   const Message error = Kv(MsgType::kKvError, {.table = 2}, "table 'w': no such slice");
   ASSERT_TRUE(DecodeKvHeader(error).ok());
   EXPECT_EQ(KvErrorReason(error), "table 'w': no such slice");
-  ByteReader rest =
-      KvBodyRest(Kv(MsgType::kReplicateAck, {}, std::string_view("\x2a\0\0\0\0\0\0\0", 8)));
+  const Message ack = Kv(MsgType::kReplicateAck, {}, std::string_view("\x2a\0\0\0\0\0\0\0", 8));
+  ByteReader rest = KvBodyRest(ack);
   uint64_t seq = 0;
   ASSERT_TRUE(rest.U64(&seq).ok());
   EXPECT_EQ(seq, 42u);

@@ -30,6 +30,7 @@ class FaultyTransport : public Transport {
     return inner_->Connect(peer, address);
   }
   void Disconnect(NodeId peer) override { inner_->Disconnect(peer); }
+  void DropQueued(NodeId peer) override { inner_->DropQueued(peer); }
 
   Status Send(NodeId peer, Message msg) override {
     int copies = 1;

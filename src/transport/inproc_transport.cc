@@ -58,6 +58,10 @@ class InProcTransport : public Transport {
       to = it->second;
     }
     size_t bytes = msg.ByteSize();
+    // A node of the hub that is "killed" keeps its objects, and with them
+    // what it received: lent bytes would never go back to their lender (a
+    // process that dies takes its copy with it). The receiver gets its own.
+    if (msg.values.lent()) msg.values = Buffer::Copy(msg.values.data(), msg.values.size());
     if (!hub_->Deliver(to, EncodeFrames(msg), address_)) {
       // Like a network: a message to a node that is gone vanishes.
       counters_.unroutable.fetch_add(1, std::memory_order_relaxed);

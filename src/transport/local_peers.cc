@@ -77,6 +77,8 @@ class LocalPeersTransport : public Transport {
     inner_->Disconnect(peer);
   }
 
+  void DropQueued(NodeId peer) override { inner_->DropQueued(peer); }
+
   Status Send(NodeId peer, Message msg) override {
     std::string to;
     {

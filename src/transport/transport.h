@@ -70,6 +70,11 @@ class Transport {
   // Makes `peer` reachable at `address`; replaces an older address.
   virtual Status Connect(NodeId peer, const std::string& address) = 0;
   virtual void Disconnect(NodeId peer) = 0;
+  // Discards what is queued for `peer` and not yet written, releasing its
+  // Buffers; `peer` stays reachable at its address. For a peer that died or
+  // messages nobody waits for any more. A transport that hands messages
+  // over at once (in process) has no queue: a no-op.
+  virtual void DropQueued(NodeId /*peer*/) {}
 
   // Queues `msg` for `peer`. Payload buffers are shared with the socket, not
   // copied: callers must not modify them afterwards.

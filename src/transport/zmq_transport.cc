@@ -156,6 +156,14 @@ class ZmqTransport : public Transport {
     Wake();
   }
 
+  void DropQueued(NodeId peer) override {
+    {
+      MutexLock lock(&mu_);
+      pending_drops_.push_back(peer);
+    }
+    Wake();
+  }
+
   Status Send(NodeId peer, Message msg) override {
     size_t bytes = msg.ByteSize();
     {
@@ -233,17 +241,34 @@ class ZmqTransport : public Transport {
   // Applies queued connects and sends; returns true when shutting down.
   bool DrainCommands() {
     std::vector<std::pair<NodeId, std::string>> connects;
+    std::vector<NodeId> drops;
     std::deque<Outgoing> out;
     bool stopping;
     {
       MutexLock lock(&mu_);
       connects.swap(pending_connects_);
+      drops.swap(pending_drops_);
       out.swap(outbox_);
       stopping = stopping_;
     }
     for (auto& [peer, addr] : connects) ApplyConnect(peer, addr);
+    for (NodeId peer : drops) ApplyDrop(peer);
     for (auto& o : out) SendFrames(o);
     return stopping;
+  }
+
+  // A DEALER keeps what it could not write (its peer down, or slow) until
+  // the socket closes: close it without lingering, which releases those
+  // messages, and dial the same address again.
+  void ApplyDrop(NodeId peer) {
+    auto it = dealers_.find(peer);
+    if (it == dealers_.end()) return;
+    const std::string address = it->second.address;
+    int linger = 0;
+    zmq_setsockopt(it->second.socket, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_close(it->second.socket);
+    dealers_.erase(it);
+    ApplyConnect(peer, address);
   }
 
   void ApplyConnect(NodeId peer, const std::string& address) {
@@ -517,6 +542,7 @@ class ZmqTransport : public Transport {
   Mutex mu_;
   std::deque<Outgoing> outbox_ GUARDED_BY(mu_);
   std::vector<std::pair<NodeId, std::string>> pending_connects_ GUARDED_BY(mu_);
+  std::vector<NodeId> pending_drops_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;
 };
 
