@@ -166,8 +166,8 @@ void ClusterClient::OnBarrierRelease(Message&& m) {
 void ClusterClient::OnShutdown(Message&& m) {
   Status s =
       m.status == 0 ? Status::Ok() : Status(static_cast<StatusCode>(m.status), m.body.ToString());
-  log_.Info("the coordinator ordered shutdown: ", m.body.ToString());
-  SetShutdown(s);
+  // The coordinator repeats the order to a node that keeps sending: said once.
+  if (SetShutdown(s)) log_.Info("the coordinator ordered shutdown: ", m.body.ToString());
 }
 
 void ClusterClient::OnHeartbeatAck(Message&& m) {
@@ -231,10 +231,12 @@ Status ClusterClient::SendFile(const std::string& name, const std::string& path,
   return Status::Ok();
 }
 
-void ClusterClient::SetShutdown(Status s) {
+bool ClusterClient::SetShutdown(Status s) {
   MutexLock lock(&mu_);
-  if (!shutdown_.has_value()) shutdown_ = std::move(s);
+  const bool first = !shutdown_.has_value();
+  if (first) shutdown_ = std::move(s);
   cv_.SignalAll();
+  return first;
 }
 
 Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadline deadline) {

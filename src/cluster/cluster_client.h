@@ -91,7 +91,7 @@ class ClusterClient {
   void OnFileAck(Message&& m);
   void HeartbeatLoop();
   void SendToCoordinator(MsgType type, Buffer body);
-  void SetShutdown(Status s);
+  bool SetShutdown(Status s);  // true the first time
 
   const ClusterClientOptions options_;
   Transport* const transport_;

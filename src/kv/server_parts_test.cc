@@ -1,6 +1,6 @@
 // Unit tests of the KV server's parts, each alone: the consistency gate,
-// the BSP aggregator, the replication stream, the replication codec and the
-// checkpoint writer.
+// the BSP aggregator, the replication stream, the replication codec, the
+// checkpoint writer and the request checks.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,6 +13,7 @@
 #include "kv/consistency_gate.h"
 #include "kv/repl_codec.h"
 #include "kv/replication_stream.h"
+#include "kv/request_check.h"
 #include "kv/testing/recording_transport.h"
 
 namespace distopt {
@@ -530,6 +531,108 @@ TEST_F(CheckpointWriterTest, DestructionWritesWhatIsQueued) {
     for (int i = 1; i <= 5; ++i) w.Submit(Job(i * 10, 0));
   }
   EXPECT_EQ(t.SentTo(kCoordinatorId).size(), 5u);
+}
+
+// ---- CheckPayload ----
+
+// A dense table "w" of 40000 floats (sliced over 3 partitions) and a sparse
+// table "emb" of dim 3, held by partitions of a 3-server layout.
+class RequestCheckTest : public ::testing::Test {
+ protected:
+  RequestCheckTest() {
+    tables_.resize(2);
+    tables_[0].id = 0;
+    tables_[0].name = "w";
+    tables_[0].size = 40000;
+    tables_[1].id = 1;
+    tables_[1].name = "emb";
+    tables_[1].sparse = true;
+    tables_[1].dim = 3;
+    layout_ = Layout::Compute(tables_, 3);
+    for (uint32_t p = 0; p < layout_.replicas.size(); ++p) {
+      auto part =
+          PartitionReplica::Make(p, false, tables_, layout_, {Consistency::kBsp, 0}, 1, nullptr);
+      EXPECT_TRUE(part.ok()) << part.status().ToString();
+      parts_.push_back(std::move(*part));
+    }
+  }
+  // The partition holding a slice of "w", and one holding none (if any).
+  const PartitionReplica* WithSlice(bool with) const {
+    for (const auto& p : parts_) {
+      if ((p->table(0).dense != nullptr) == with) return p.get();
+    }
+    return nullptr;
+  }
+  static Message Payload(size_t keys, size_t values) {
+    Message m;
+    m.type = MsgType::kPush;
+    std::vector<uint64_t> k(keys);
+    for (size_t i = 0; i < keys; ++i) k[i] = i;
+    if (keys > 0) m.keys = Buffer::FromVector(std::move(k));
+    if (values > 0) m.values = Buffer::FromVector(std::vector<float>(values, 1.0f));
+    return m;
+  }
+  std::string Error(const TableReplica& t, const KvHeader& head, const Message& m,
+                    bool has_values) const {
+    return CheckPayload(t, layout_, head, m, has_values).message();
+  }
+
+  std::vector<TableSpec> tables_;
+  Layout layout_;
+  std::vector<std::unique_ptr<PartitionReplica>> parts_;
+};
+
+TEST_F(RequestCheckTest, ADensePushCarriesExactlyItsSliceAndNoKeys) {
+  const PartitionReplica* p = WithSlice(true);
+  ASSERT_NE(p, nullptr);
+  const TableReplica& w = p->table(0);
+  const size_t n = w.dense->size();
+  EXPECT_TRUE(CheckPayload(w, layout_, {}, Payload(0, n), true).ok());
+  EXPECT_TRUE(CheckPayload(w, layout_, {}, Payload(0, 0), false).ok());  // a pull
+  EXPECT_NE(Error(w, {}, Payload(0, n - 1), true)
+                .find("table 'w': expected " + std::to_string(n) + " values for the slice at " +
+                      std::to_string(w.dense->begin()) + ", got " + std::to_string(n - 1)),
+            std::string::npos);
+  EXPECT_NE(Error(w, {}, Payload(0, n), false).find("expected 0 values"), std::string::npos);
+  EXPECT_NE(Error(w, {}, Payload(2, n), true).find("keys sent to a dense table"),
+            std::string::npos);
+  EXPECT_NE(Error(w, {.sparse = true}, Payload(2, 6), true).find("dense table addressed with keys"),
+            std::string::npos);
+  if (const PartitionReplica* none = WithSlice(false)) {
+    EXPECT_NE(Error(none->table(0), {}, Payload(0, n), true).find("holds no slice of it"),
+              std::string::npos);
+  }
+}
+
+TEST_F(RequestCheckTest, ASparsePushCarriesDimValuesPerKeyOfItsOwnPartition) {
+  const TableReplica& emb = parts_[0]->table(1);
+  // Keys of partition 0 only, and one of another partition.
+  std::vector<uint64_t> mine, other;
+  for (uint64_t k = 0; mine.size() < 4 || other.empty(); ++k) {
+    (layout_.SparsePartition(k) == 0 ? mine : other).push_back(k);
+  }
+  Message m;
+  m.keys = Buffer::FromVector(mine);
+  m.values = Buffer::FromVector(std::vector<float>(mine.size() * 3, 1.0f));
+  const KvHeader sparse{.table = 1, .sparse = true};
+  EXPECT_TRUE(CheckPayload(emb, layout_, sparse, m, true).ok());
+  Message pull = m;
+  pull.values = Buffer();
+  EXPECT_TRUE(CheckPayload(emb, layout_, sparse, pull, false).ok());
+  Message short_rows = m;
+  short_rows.values = Buffer::FromVector(std::vector<float>(mine.size() * 3 - 1, 1.0f));
+  EXPECT_NE(Error(emb, sparse, short_rows, true).find("table 'emb': 11 values for 4 keys of dim 3"),
+            std::string::npos);
+  Message stray = m;
+  std::vector<uint64_t> keys = mine;
+  keys.back() = other.front();
+  stray.keys = Buffer::FromVector(keys);
+  EXPECT_NE(Error(emb, sparse, stray, true)
+                .find("key " + std::to_string(other.front()) + " belongs to partition " +
+                      std::to_string(layout_.SparsePartition(other.front())) + ", not 0"),
+            std::string::npos);
+  EXPECT_NE(Error(emb, {.table = 1}, m, true).find("sparse table addressed as dense"),
+            std::string::npos);
 }
 
 }  // namespace
