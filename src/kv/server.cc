@@ -417,11 +417,7 @@ TableReplica* KvServer::Admit(const Message& m, const KvHeader& head, uint32_t* 
   if (code == StatusCode::kUnavailable) {
     // Misrouted by a stale view: the worker re-sends once it has the new one.
     ++stats_.misrouted;
-    Message r2;
-    r2.type = MsgType::kKvError;
-    r2.sender = self_id_;
-    r2.request_id = m.request_id;
-    r2.epoch = epoch_;
+    Message r2 = Outgoing(MsgType::kKvError, m.request_id);
     r2.status = static_cast<uint32_t>(code);
     r2.body =
         EncodeKvBody({.table = head.table, .partition = head.partition}, table.status().message());
@@ -596,11 +592,7 @@ void KvServer::Park(TableReplica& t, Message req, const KvHeader& head, uint32_t
 void KvServer::Answer(TableReplica& t, const Message& req, const KvHeader& head, uint32_t rank,
                       NodeId node, MsgType type, bool waited) {
   if (type == MsgType::kPushAck) return Reply(node, req, head, type);
-  Message r;
-  r.type = type;
-  r.sender = self_id_;
-  r.request_id = req.request_id;
-  r.epoch = epoch_;
+  Message r = Outgoing(type, req.request_id);
   KvHeader served = head;
   served.clock = t.gate.bsp() ? t.gate.applied() : head.clock;
   served.checkpoint = false;
@@ -633,11 +625,7 @@ void KvServer::ServeParked(PartitionReplica& part) {
 }
 
 void KvServer::Reply(NodeId node, const Message& req, const KvHeader& head, MsgType type) {
-  Message r;
-  r.type = type;
-  r.sender = self_id_;
-  r.request_id = req.request_id;
-  r.epoch = epoch_;
+  Message r = Outgoing(type, req.request_id);
   r.body = EncodeKvBody({.table = head.table, .partition = head.partition, .clock = head.clock});
   transport_->Send(node, std::move(r)).IgnoreError();
 }
@@ -645,13 +633,19 @@ void KvServer::Reply(NodeId node, const Message& req, const KvHeader& head, MsgT
 void KvServer::Reject(NodeId node, const Message& req, const KvHeader& head, const Status& s) {
   ++stats_.rejected;
   log_.Warn("rejected a ", MsgTypeName(req.type), " from node ", node, ": ", s.message());
-  Message r;
-  r.type = MsgType::kKvError;
-  r.sender = self_id_;
-  r.request_id = req.request_id;
+  Message r = Outgoing(MsgType::kKvError, req.request_id);
   r.status = static_cast<uint32_t>(s.code());
   r.body = EncodeKvBody({.table = head.table, .partition = head.partition}, s.message());
   transport_->Send(node, std::move(r)).IgnoreError();
+}
+
+Message KvServer::Outgoing(MsgType type, uint64_t request_id) const {
+  Message m;
+  m.type = type;
+  m.sender = self_id_;
+  m.epoch = epoch_;
+  m.request_id = request_id;
+  return m;
 }
 
 // ---- checkpoints ----

@@ -164,6 +164,9 @@ class KvServer {
   uint64_t Replicate(TableReplica& t, int64_t clock, bool sparse, Buffer keys, Buffer values,
                      int64_t bsp_clock, uint32_t worker = kNoServer) REQUIRES(mu_);
   void SendSnapshot(PartitionReplica& part) REQUIRES(mu_);
+  // A message from this server in the current epoch: its type, sender,
+  // epoch and the request it answers (0: none) filled in.
+  Message Outgoing(MsgType type, uint64_t request_id = 0) const REQUIRES(mu_);
   // As backup: tells the owner of `part` that everything up to `seq` is applied.
   void SendReplicateAck(const PartitionReplica& part, NodeId to, uint64_t seq) REQUIRES(mu_);
   // The backup confirmed updates up to `seq` of `part`, or they were released.

@@ -28,11 +28,7 @@ uint64_t KvServer::Replicate(TableReplica& t, int64_t clock, bool sparse, Buffer
   WriteKvHeader(w,
                 {.table = t.spec.id, .partition = t.partition, .clock = clock, .sparse = sparse});
   WriteReplHeader(w, {ReplKind::kUpdate, seq, generation_, worker});
-  Message m;  // the update's payload buffers are shared, not copied
-  m.type = MsgType::kReplicate;
-  m.sender = self_id_;
-  m.epoch = epoch_;
-  m.request_id = seq;
+  Message m = Outgoing(MsgType::kReplicate, seq);  // payload buffers shared, not copied
   m.body = Buffer::FromVector(w.Take());
   m.keys = std::move(keys);
   m.values = std::move(values);
@@ -53,11 +49,7 @@ void KvServer::SendSnapshot(PartitionReplica& part) {
   std::vector<uint64_t> words;  // keys, then row steps (SnapshotFrames)
   std::vector<float> values;
   EncodeSnapshot(clocks, part.Snapshot(0), w, &words, &values);
-  Message m;
-  m.type = MsgType::kReplicate;
-  m.sender = self_id_;
-  m.epoch = epoch_;
-  m.request_id = stream.seq();
+  Message m = Outgoing(MsgType::kReplicate, stream.seq());
   m.body = Buffer::FromVector(w.Take());
   m.keys = Buffer::FromVector(std::move(words));
   m.values = Buffer::FromVector(std::move(values));
@@ -120,10 +112,7 @@ void KvServer::InstallSnapshot(PartitionReplica& part, const Message& m, ByteRea
   // decodes the partition id).
   ByteWriter w;
   w.U32(part.id());
-  Message synced;
-  synced.type = MsgType::kReplicaSynced;
-  synced.sender = self_id_;
-  synced.epoch = epoch_;
+  Message synced = Outgoing(MsgType::kReplicaSynced);
   synced.body = Buffer::FromVector(w.Take());
   transport_->Send(kCoordinatorId, std::move(synced)).IgnoreError();
 }
@@ -155,10 +144,7 @@ void KvServer::SendReplicateAck(const PartitionReplica& part, NodeId to, uint64_
   w.Reserve(kKvHeaderSize + sizeof(seq));
   WriteKvHeader(w, {.partition = part.id()});
   w.U64(seq);
-  Message m;
-  m.type = MsgType::kReplicateAck;
-  m.sender = self_id_;
-  m.epoch = epoch_;
+  Message m = Outgoing(MsgType::kReplicateAck);
   m.body = Buffer::FromVector(w.Take());
   transport_->Send(to, std::move(m)).IgnoreError();
 }
