@@ -46,6 +46,7 @@ Status ClusterClient::Register(Deadline deadline) {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   req.host = host;
+  req.host_label = options_.host_label;
   Buffer body = EncodeRegister(req);
   SteadyTime started = std::chrono::steady_clock::now();
   SteadyTime next_log = started + std::chrono::seconds(5);

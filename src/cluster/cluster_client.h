@@ -31,6 +31,9 @@ struct ClusterClientOptions {
   Role role = Role::kWorker;
   int32_t rank = -1;  // -1: the coordinator picks
   std::string coordinator_address;
+  // Names this node's host for the coordinator (empty: the host of the
+  // address it advertises; see Member::host).
+  std::string host_label;
   Duration heartbeat_interval = std::chrono::seconds(1);
   // The coordinator is presumed gone after this much silence; the node then
   // shuts down with an error (see README: coordinator crash).

@@ -19,6 +19,14 @@
 namespace distopt {
 namespace {
 
+// Member::host: the node's label, else the host of its advertised address
+// (in-process addresses, which have none, name themselves).
+std::string HostOf(const RegisterRequest& req) {
+  if (!req.host_label.empty()) return req.host_label;
+  auto hp = ParseHostPort(SplitCurveAddress(req.address).first);
+  return hp.ok() ? hp->host : req.address;
+}
+
 bool InGroup(const Member& m, uint8_t group) {
   if (group == 1) return m.role == Role::kServer;
   if (group == 2) return m.role == Role::kWorker;
@@ -270,6 +278,7 @@ void Coordinator::Admit(const RegisterRequest& req, const std::string& peer_host
   mem.role = req.role;
   mem.rank = rank;
   mem.address = req.address;
+  mem.host = HostOf(req);
   mem.alive = true;
   if (Member* old = RankHolder(mem.role, mem.rank)) {
     mem.incarnation = old->incarnation + 1;
@@ -281,10 +290,10 @@ void Coordinator::Admit(const RegisterRequest& req, const std::string& peer_host
   if (Status s = transport_->Connect(mem.id, mem.address); !s.ok()) {
     log_.Error("cannot reach ", Describe(mem), ": ", s.message());
   }
-  log_.Info("registered ", Describe(mem), ", pid ", req.pid, " on ", req.host,
-            mem.incarnation > 0
-                ? " (a restart: incarnation " + std::to_string(mem.incarnation) + ")"
-                : std::string());
+  log_.Info(
+      "registered ", Describe(mem), ", pid ", req.pid, " on ", req.host, " (host ", mem.host, ")",
+      mem.incarnation > 0 ? " (a restart: incarnation " + std::to_string(mem.incarnation) + ")"
+                          : std::string());
   if (started_) {
     // A node rejoining a running job: new epoch, everybody learns of it.
     ++view_.epoch;

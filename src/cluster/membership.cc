@@ -76,6 +76,7 @@ Buffer EncodeView(const ClusterView& view) {
     w.Str(m.address);
     w.U8(m.alive ? 1 : 0);
     w.U32(m.incarnation);
+    w.Str(m.host);
   }
   w.U32(static_cast<uint32_t>(view.layout.size()));
   w.Raw(view.layout.data(), view.layout.size());
@@ -89,8 +90,8 @@ Result<ClusterView> DecodeView(const Buffer& body) {
   RETURN_IF_ERROR(r.U32(&v.epoch));
   RETURN_IF_ERROR(r.U32(&v.num_servers));
   RETURN_IF_ERROR(r.U32(&v.num_workers));
-  // Each member takes at least 18 bytes.
-  RETURN_IF_ERROR(r.Count(&n, 18, kMaxMembers, "members"));
+  // Each member takes at least 22 bytes.
+  RETURN_IF_ERROR(r.Count(&n, 22, kMaxMembers, "members"));
   v.members.resize(n);
   for (auto& m : v.members) {
     uint8_t alive = 0;
@@ -100,6 +101,7 @@ Result<ClusterView> DecodeView(const Buffer& body) {
     RETURN_IF_ERROR(r.Str(&m.address, 1024));
     RETURN_IF_ERROR(r.U8(&alive));
     RETURN_IF_ERROR(r.U32(&m.incarnation));
+    RETURN_IF_ERROR(r.Str(&m.host, 256));
     m.alive = alive != 0;
   }
   RETURN_IF_ERROR(r.Str(&v.layout, kMaxLayoutBytes));
@@ -114,6 +116,7 @@ Buffer EncodeRegister(const RegisterRequest& q) {
   w.Str(q.address);
   w.U32(q.pid);
   w.Str(q.host);
+  w.Str(q.host_label);
   return Buffer::FromVector(w.Take());
 }
 
@@ -127,6 +130,7 @@ Result<RegisterRequest> DecodeRegister(const Buffer& body) {
   RETURN_IF_ERROR(r.Str(&q.address, 1024));
   RETURN_IF_ERROR(r.U32(&q.pid));
   RETURN_IF_ERROR(r.Str(&q.host, 256));
+  RETURN_IF_ERROR(r.Str(&q.host_label, 256));
   RETURN_IF_ERROR(r.ExpectEnd("registration"));
   if (q.address.empty()) return InvalidArgumentError("registration without an address");
   return q;

@@ -1,5 +1,5 @@
 // Membership: who is in the job. A ClusterView is the coordinator's word on
-// the members of one epoch (id, role, rank, address, alive) plus an opaque
+// the members of one epoch (id, role, rank, address, host, alive) plus an opaque
 // layout blob the coordinator's owner supplies (the KV layer's key-range
 // layout), so this layer never learns about tables. Views are values; the
 // encoders are pure functions.
@@ -28,6 +28,11 @@ struct Member {
   std::string address;
   bool alive = true;
   uint32_t incarnation = 0;  // bumps each time a rank re-registers
+  // The host it runs on, as the coordinator named it at registration: the
+  // node's host label if it gave one, else the host of the address it
+  // advertised. Members with equal hosts share a machine (per-host
+  // aggregation, backups placed on another host).
+  std::string host;
 };
 
 struct ClusterView {
@@ -52,7 +57,8 @@ struct RegisterRequest {
   int32_t rank = -1;  // -1: any free rank
   std::string address;
   uint32_t pid = 0;
-  std::string host;
+  std::string host;        // its hostname (for the log and nodes.json)
+  std::string host_label;  // empty: the coordinator takes the advertised address's host
 };
 Buffer EncodeRegister(const RegisterRequest& r);
 Result<RegisterRequest> DecodeRegister(const Buffer& body);

@@ -47,6 +47,9 @@ bool MaySend(const std::string& peer, const Message& m) {
     case MsgType::kPull:
     case MsgType::kClock:
       return who->role == Role::kWorker;
+    case MsgType::kHostPush:  // between the workers of one host
+    case MsgType::kHostParams:
+      return who->role == Role::kWorker;
     case MsgType::kResultFile:  // the job's results come from its lead worker
       return who->role == Role::kWorker && who->rank == 0;
     case MsgType::kCheckpoint:

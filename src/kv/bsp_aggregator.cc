@@ -5,16 +5,19 @@
 
 namespace distopt {
 
-BspAggregator::AddResult BspAggregator::Add(int64_t clock, uint32_t rank, const Message& push) {
+BspAggregator::AddResult BspAggregator::Add(int64_t clock, std::span<const uint32_t> ranks,
+                                            const Message& push) {
   Clock& c = pending_[clock];
   if (c.from.empty()) {
     c.from.assign(num_workers_, false);
     c.pushes.resize(num_workers_);
   }
-  if (c.from[rank]) return kDuplicate;
-  c.from[rank] = true;
-  c.pushes[rank] = push;  // shares the received buffers
-  ++c.count;
+  for (uint32_t r : ranks) {
+    if (c.from[r]) return kDuplicate;
+  }
+  for (uint32_t r : ranks) c.from[r] = true;
+  c.pushes[ranks.front()] = push;  // shares the received buffers
+  c.count += static_cast<uint32_t>(ranks.size());
   return kAdded;
 }
 
@@ -97,7 +100,7 @@ MeanGradient MeanOf(const TableSpec& spec, size_t dense_size, const BspAggregato
     grads.push_back(p.values.as<float>().data());
   }
   if (in.empty()) return g;
-  if (in.size() == 1) {
+  if (in.size() == 1 && c.count == 1) {
     // One worker: its push is the mean, no copy.
     g.values = grads[0];
     if (own_buffers) g.values_buffer = in[0]->values;

@@ -2,7 +2,10 @@
 // (their buffers shared, not copied) until every live worker's push of the
 // clock is in; then MeanOf sums them in worker-rank order, so the result
 // does not depend on arrival order (a run is bit-reproducible) and each
-// input is read once. Not thread-safe: the server calls it under its lock.
+// input is read once. A combined push (the sum of one host's workers, kv
+// header kKvGroup) stands for all of its ranks: it is kept at the first and
+// counts once per rank in the mean. Not thread-safe: the server calls it
+// under its lock.
 //
 //   if (agg.Add(head.clock, rank, m) == BspAggregator::kDuplicate) return;
 //   if (!agg.Complete(applied, live)) return;   // still waiting
@@ -27,16 +30,21 @@ class BspAggregator {
   // The pushes of one clock so far.
   struct Clock {
     std::vector<bool> from;       // by worker rank
-    std::vector<Message> pushes;  // by worker rank (empty where none)
-    uint32_t count = 0;
+    std::vector<Message> pushes;  // by worker rank (empty where none, or in a group)
+    uint32_t count = 0;           // ranks pushed (the mean's divisor)
   };
   enum AddResult { kAdded, kDuplicate };
 
   explicit BspAggregator(uint32_t num_workers) : num_workers_(num_workers) {}
 
-  // Keeps worker `rank`'s push for `clock`; a second push of the same
-  // worker for the same clock (a retry) is a duplicate.
-  AddResult Add(int64_t clock, uint32_t rank, const Message& push);
+  // Keeps the push for `clock` of the workers `ranks` (ascending, each <
+  // num_workers): one rank, or a host's group summed. A push naming a rank
+  // already in for the clock (a retry; a member of a group that reached it
+  // before) is a duplicate, and none of it is kept.
+  AddResult Add(int64_t clock, std::span<const uint32_t> ranks, const Message& push);
+  AddResult Add(int64_t clock, uint32_t rank, const Message& push) {
+    return Add(clock, std::span<const uint32_t>(&rank, 1), push);
+  }
   // Whether every live worker pushed `clock` (false if nobody did: every
   // live worker may be gone mid-clock).
   bool Complete(int64_t clock, const std::vector<bool>& live) const;

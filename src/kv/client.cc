@@ -21,9 +21,11 @@ Status WrongLength(MsgType type, const TableSpec& spec, const char* span_role, s
 KvClient::KvClient(KvClientOptions options, std::vector<TableSpec> tables, Transport* transport,
                    Dispatcher* dispatcher, Logger log)
     : options_(options), tables_(std::move(tables)), transport_(transport), log_(std::move(log)) {
-  for (MsgType t : {MsgType::kPushAck, MsgType::kPullReply, MsgType::kKvError}) {
+  for (MsgType t :
+       {MsgType::kPushAck, MsgType::kPullReply, MsgType::kKvError, MsgType::kHostParams}) {
     dispatcher->Handle(t, [this](Message&& m) { OnReply(std::move(m)); });
   }
+  dispatcher->Handle(MsgType::kHostPush, [this](Message&& m) { OnHostPush(std::move(m)); });
   // Always ticking: a part answered from before a rollback is re-sent from
   // here even when retries are off.
   const Duration tick = options_.retry_interval > Duration::zero()
@@ -47,6 +49,9 @@ Status KvClient::OnViewChange(const ClusterView& view) {
         AbortedError("the job rolled back to checkpoint " + std::to_string(layout.restore_step));
     for (auto& [id, part] : inflight_) Finish(*part.req, s, 0);
     inflight_.clear();
+    for (auto& [key, wait] : host_wait_) FinishEarly(*wait.req, s).IgnoreError();
+    host_wait_.clear();
+    group_.Clear();
     rejoin_pending_ = true;
   }
   if (!has_layout_ || layout.generation != generation_) generation_epoch_ = view.epoch;
@@ -68,7 +73,10 @@ Status KvClient::OnViewChange(const ClusterView& view) {
     }
   }
   for (const auto& m : view.members) {
-    if (m.alive && m.address == transport_->address()) self_id_ = m.id;
+    if (m.alive && m.address == transport_->address()) {
+      self_id_ = m.id;
+      self_rank_ = m.rank;
+    }
   }
   for (const Member* s : view.Live(Role::kServer)) {
     RETURN_IF_ERROR(transport_->Connect(s->id, s->address));
@@ -79,6 +87,7 @@ Status KvClient::OnViewChange(const ClusterView& view) {
   auto now = options_.env->Now();
   int moved = 0;
   for (auto& [id, part] : inflight_) {
+    if (part.to_leader) continue;  // OnHostView's
     NodeId owner = OwnerNode(part.partition);
     if (owner == part.sent_to || owner == kUnassignedId) continue;
     ++moved;
@@ -89,7 +98,12 @@ Status KvClient::OnViewChange(const ClusterView& view) {
   if (moved > 0) {
     log_.Info("epoch ", epoch_, ": re-sent ", moved, " unanswered request part(s) to new owners");
   }
+  OnHostView(view);
   return Status::Ok();
+}
+
+NodeId KvClient::RouteOf(const Part& part) const {
+  return part.to_leader ? group_.leader() : OwnerNode(part.partition);
 }
 
 NodeId KvClient::OwnerNode(uint32_t p) const {
@@ -137,6 +151,10 @@ KvHandle KvClient::PushPull(uint32_t table, std::span<const float> grads, std::s
                             int64_t clock) {
   return Dense(MsgType::kPushPull, table, grads, out, clock);
 }
+KvHandle KvClient::PushPullGroup(uint32_t table, std::span<const float> sum, std::span<float> out,
+                                 int64_t clock, std::vector<uint32_t> group) {
+  return Dense(MsgType::kPushPull, table, sum, out, clock, group);
+}
 KvHandle KvClient::PushSparse(uint32_t table, std::span<const uint64_t> keys,
                               std::span<const float> grads, int64_t clock) {
   return Sparse(MsgType::kPush, table, keys, grads, {}, clock);
@@ -166,7 +184,7 @@ Status KvClient::CheckKind(MsgType type, uint32_t table, bool sparse) const {
 }
 
 KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> grads,
-                         std::span<float> out, int64_t clock) {
+                         std::span<float> out, int64_t clock, const std::vector<uint32_t>& group) {
   if (Status s = CheckKind(type, table, /*sparse=*/false); !s.ok()) return Failed(std::move(s));
   const TableSpec& spec = tables_[table];
   const bool pushes = type != MsgType::kPull;
@@ -188,12 +206,25 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> gr
   MutexLock lock(&mu_);
   if (layout_.tables.empty()) return Failed(FailedPreconditionError("KvClient has no layout yet"));
   if (Status s = AdmitClock(clock); !s.ok()) return Failed(s);
+  ++stats_.requests;
+  if (type == MsgType::kPushPull && group.empty() && clock >= 0 && group_.active()) {
+    h = HostPushPull(std::move(h), table, values, grads, out, clock);
+  } else {
+    SendSlices(h, type, table, values, out, clock, group);
+  }
+  if (h->loan_ != nullptr) h->loan_->Close();  // the parts' messages hold it now
+  return h;
+}
+
+void KvClient::SendSlices(const KvHandle& h, MsgType type, uint32_t table, const Buffer& values,
+                          std::span<float> out, int64_t clock, const std::vector<uint32_t>& group) {
+  const bool pushes = type != MsgType::kPull;
+  const bool pulls = type != MsgType::kPush;
   const auto& slices = layout_.tables[table].slices;
   {
-    MutexLock request_lock(&h->mu_);  // not shared yet; for the analysis
-    h->pending_ = static_cast<int>(slices.size());
+    MutexLock request_lock(&h->mu_);
+    h->pending_ += static_cast<int>(slices.size());
   }
-  ++stats_.requests;
   for (const DenseSlice& s : slices) {
     Part p;
     p.req = h;
@@ -207,10 +238,12 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> gr
     uint64_t id = next_id_++;
     h->parts_.push_back(id);
     SendPart(id, std::move(p),
-             {.table = table, .partition = s.partition, .clock = clock, .offset = s.begin});
+             {.table = table,
+              .partition = s.partition,
+              .clock = clock,
+              .offset = s.begin,
+              .group = group});
   }
-  if (h->loan_ != nullptr) h->loan_->Close();  // the parts' messages hold it now
-  return h;
 }
 
 KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
@@ -322,12 +355,13 @@ Status KvClient::AdmitClock(int64_t clock) {
 void KvClient::SendPart(uint64_t id, Part part, KvHeader head) {
   part.msg.request_id = id;
   part.msg.sender = self_id_;
-  head.checkpoint = head.clock == checkpoint_clock_ && part.msg.type != MsgType::kPull;
+  head.checkpoint = head.clock == checkpoint_clock_ &&
+                    (part.msg.type == MsgType::kPush || part.msg.type == MsgType::kPushPull);
   // Encoded once: retries and failovers re-send this body with a new epoch.
   part.msg.body = EncodeKvBody(head);
   part.msg.epoch = epoch_;
   part.sent = options_.env->Now();
-  NodeId server = OwnerNode(part.partition);
+  NodeId server = RouteOf(part);
   part.sent_to = server;
   Message copy = part.msg;  // shares the payload buffers
   auto [it, inserted] = inflight_.emplace(id, std::move(part));
@@ -361,8 +395,30 @@ void KvClient::OnReply(Message&& m) {
   }
   Part& p = it->second;
   Status s;
-  if ((m.type == MsgType::kPullReply || m.type == MsgType::kPushAck) &&
-      m.epoch < generation_epoch_) {
+  if (p.to_leader && m.type == MsgType::kHostParams &&
+      m.status == static_cast<uint32_t>(StatusCode::kUnavailable)) {
+    // The leader has not seen the view that makes it lead (or this worker
+    // a member): asked again shortly, by Tick.
+    p.resend_at = options_.env->Now() + kStaleResendDelay;
+    return;
+  }
+  if (p.to_leader && (m.type != MsgType::kHostParams || m.status != 0)) {
+    // The leader sent the clock without it: to the servers.
+    log_.Debug("worker/", group_.leader_rank(), " refused the ", p.req->what_, ": ",
+               KvErrorReason(m));
+    FallBack(it->first);
+    return;
+  }
+  if (m.type == MsgType::kHostParams) {
+    if (m.num_values() != p.expect) {
+      s = InternalError("worker/" + std::to_string(group_.leader_rank()) + " answered the " +
+                        p.req->what_ + " with " + std::to_string(m.num_values()) +
+                        " floats, expected " + std::to_string(p.expect));
+    } else {
+      std::memcpy(p.out.data(), m.values.data(), m.values.size());
+    }
+  } else if ((m.type == MsgType::kPullReply || m.type == MsgType::kPushAck) &&
+             m.epoch < generation_epoch_) {
     // Answered by a server that has not seen the rollback yet (this
     // request overtook the coordinator's word on the way): its values and
     // clock are of the abandoned past. Asked again shortly, by Tick.
@@ -409,7 +465,10 @@ void KvClient::Finish(KvRequest& r, const Status& s, int64_t clock) {
   MutexLock lock(&r.mu_);
   if (!s.ok() && r.status_.ok()) r.status_ = s;
   r.clock_ = std::min(r.clock_, clock);
-  if (--r.pending_ == 0) r.done_cv_.SignalAll();
+  if (--r.pending_ == 0) {
+    if (!r.members_.empty()) AnswerMembers(r, r.status_);
+    r.done_cv_.SignalAll();
+  }
 }
 
 Status KvClient::Wait(const KvHandle& h, Deadline deadline) {
@@ -441,10 +500,26 @@ std::string KvClient::Forget(const KvHandle& h) {
     if (it == inflight_.end()) continue;
     uint32_t p = it->second.partition;
     if (!waiting.empty()) waiting += ", ";
+    if (it->second.to_leader) {
+      waiting += "worker/" + std::to_string(group_.leader_rank()) + ", the leader of host " +
+                 group_.host() + " (node " + std::to_string(it->second.sent_to) + ")";
+      inflight_.erase(it);
+      continue;
+    }
     NodeId node = OwnerNode(p);
     waiting += Describe(p) +
                (node == kUnassignedId ? " (not alive)" : " (node " + std::to_string(node) + ")");
     inflight_.erase(it);
+  }
+  for (auto it = host_wait_.begin(); it != host_wait_.end();) {
+    if (it->second.req != h) {
+      ++it;
+      continue;
+    }
+    if (!waiting.empty()) waiting += ", ";
+    waiting += group_.Missing(it->first.first, it->first.second) + " (gradients for host " +
+               group_.host() + ")";
+    it = host_wait_.erase(it);
   }
   return waiting;
 }
@@ -454,6 +529,7 @@ Status KvClient::FinishEarly(KvRequest& r, Status s) {
   if (r.pending_ <= 0) return r.status_;
   r.pending_ = 0;
   r.status_ = std::move(s);
+  if (!r.members_.empty()) AnswerMembers(r, r.status_);
   r.done_cv_.SignalAll();
   return r.status_;
 }
@@ -475,7 +551,7 @@ void KvClient::Tick() {
         options_.retry_interval > Duration::zero() && now - p.sent >= options_.retry_interval;
     if (!answered_stale && !retry) continue;
     p.resend_at = SteadyTime();
-    NodeId server = OwnerNode(p.partition);
+    NodeId server = RouteOf(p);
     p.sent = now;
     p.sent_to = server;
     if (server == kUnassignedId) continue;
@@ -515,7 +591,8 @@ void KvClient::Settle(const KvHandle& h) {
     MutexLock lock(&mu_);
     std::string names;
     for (NodeId n : peers) {
-      const bool live = std::find(server_ids_.begin(), server_ids_.end(), n) != server_ids_.end();
+      const bool live = std::find(server_ids_.begin(), server_ids_.end(), n) != server_ids_.end() ||
+                        (group_.active() && n == group_.leader());
       // A live server's queue holds other requests too: dropped only where
       // nobody waits for it (the request ended early: the job is stopping or
       // rolling back) or where retries would send it again.

@@ -19,6 +19,14 @@
 // the job, and for every server of a request that ended without its answers.
 // Thread-safe; replies are handled on the node's Dispatcher thread.
 //
+// With options.host_aggregation (BSP), a dense push-pull of a worker that
+// shares its host with others goes through the host's group (kv/host_group.h):
+// a member's goes to the group's leader, which pushes the sum of the host's
+// gradients once and hands back the parameters; the leader's waits for its
+// members' gradients first. A member whose leader dies or refuses it pushes
+// its own gradient to the servers instead. The caller sees the same handle
+// either way. (client_host_group.cc holds that part.)
+//
 //   KvClient kv(opts, tables, transport, &dispatcher, log);
 //   std::vector<float> grad(n), params(n);  // n: the dense table's size
 //   auto h = kv.PushPull(w_table, grad, params, clock);
@@ -26,6 +34,7 @@
 #ifndef DISTOPT_KV_CLIENT_H_
 #define DISTOPT_KV_CLIENT_H_
 
+#include <map>
 #include <memory>
 #include <span>
 #include <unordered_map>
@@ -36,6 +45,7 @@
 #include "base/logging.h"
 #include "base/mutex.h"
 #include "cluster/membership.h"
+#include "kv/host_group.h"
 #include "kv/kv_message.h"
 #include "kv/layout.h"
 #include "transport/dispatcher.h"
@@ -62,11 +72,19 @@ class KvRequest {
   int pending_ GUARDED_BY(mu_) = 0;
   Status status_ GUARDED_BY(mu_);
   int64_t clock_ GUARDED_BY(mu_) = INT64_MAX;
-  // Written by the KvClient (under its own lock) before the handle is
-  // returned, read-only after: request ids, for cancellation, and "pull of
-  // table 'w' at clock 3", for errors.
+  // Written by the KvClient under its own lock: request ids, for
+  // cancellation (a host leader's are added when its members' gradients are
+  // in), and "pull of table 'w' at clock 3", for errors (read-only once the
+  // handle is returned).
   std::vector<uint64_t> parts_;
   std::string what_;
+  // A host leader's request: the members' pushes it answers once done
+  // (node, request id), with the parameters in out_ or the error.
+  std::vector<std::pair<NodeId, uint64_t>> members_ GUARDED_BY(mu_);
+  NodeId answer_as_ GUARDED_BY(mu_) = kUnassignedId;  // the leader's id and epoch then
+  uint32_t answer_epoch_ GUARDED_BY(mu_) = 0;
+  std::span<const float> out_;
+  uint32_t table_ = 0;
   // A dense push's gradient, lent to the messages that carry it.
   std::unique_ptr<Loan> loan_;
   std::vector<NodeId> sent_to_ GUARDED_BY(mu_);  // every node a part went to
@@ -80,6 +98,8 @@ struct KvClientOptions {
   Duration retry_interval = Duration::zero();
   // Its clock decides when a request is due to be sent again.
   Env* env = Env::Default();
+  // Per-host aggregation of dense push-pulls (BSP jobs only; see the top).
+  bool host_aggregation = false;
 };
 
 struct KvClientStats {
@@ -91,6 +111,12 @@ struct KvClientStats {
   // (dropped; the request is sent again).
   uint64_t pre_rollback_replies = 0;
   uint64_t bad_replies = 0;  // replies whose kv header does not decode (dropped)
+  // Per-host aggregation: gradients summed for the host's members (leader),
+  // host pushes sent to the leader (member), and member pushes that went to
+  // the servers instead (the leader died, or refused a late one).
+  uint64_t host_sums = 0;
+  uint64_t host_member_pushes = 0;
+  uint64_t host_fallbacks = 0;
 };
 
 class KvClient {
@@ -109,6 +135,12 @@ class KvClient {
   // Pushes clock `clock` and pulls the parameters of clock+1.
   KvHandle PushPull(uint32_t table, std::span<const float> grads, std::span<float> out,
                     int64_t clock);
+
+  // Per-host aggregation (BSP): `sum` is the sum of the gradients of the
+  // workers `group` (ascending ranks, this worker's among them, all on its
+  // host; kv/host_group.h builds it); the servers count it as each one's push.
+  KvHandle PushPullGroup(uint32_t table, std::span<const float> sum, std::span<float> out,
+                         int64_t clock, std::vector<uint32_t> group);
 
   // Sparse tables: `grads` and `out` hold keys.size() * dim floats in key order.
   KvHandle PushSparse(uint32_t table, std::span<const uint64_t> keys, std::span<const float> grads,
@@ -164,6 +196,16 @@ class KvClient {
     std::shared_ptr<SparsePlan> plan;
     SteadyTime sent;
     SteadyTime resend_at;  // set: answered from before the rollback, ask again then
+    // A member's push to its host's leader (kHostPush, the whole table).
+    bool to_leader = false;
+    uint32_t table = 0;
+    int64_t clock = 0;
+  };
+  // A host leader's push-pull waiting for its members' gradients.
+  struct HostWait {
+    KvHandle req;
+    std::span<const float> grads;
+    std::span<float> out;
   };
   // How long a part answered from before a rollback waits before it is
   // sent again (the server is then expected to have seen the new epoch).
@@ -175,7 +217,38 @@ class KvClient {
   static constexpr int kSettleWarnEvery = 10;
 
   KvHandle Dense(MsgType type, uint32_t table, std::span<const float> grads, std::span<float> out,
-                 int64_t clock);
+                 int64_t clock, const std::vector<uint32_t>& group = {});
+  // Adds a part per slice of dense `table` to `h` (its pending count grows
+  // by the slices) and sends them.
+  void SendSlices(const KvHandle& h, MsgType type, uint32_t table, const Buffer& values,
+                  std::span<float> out, int64_t clock, const std::vector<uint32_t>& group)
+      REQUIRES(mu_);
+  // Where a part goes: its partition's owner, or its host's leader.
+  NodeId RouteOf(const Part& part) const REQUIRES(mu_);
+
+  // ---- per-host aggregation (client_host_group.cc) ----
+  // A dense push-pull while the host's group is active: sent to the leader
+  // (member) or kept until the members' gradients are in (leader).
+  KvHandle HostPushPull(KvHandle h, uint32_t table, const Buffer& grads,
+                        std::span<const float> grads_span, std::span<float> out, int64_t clock)
+      REQUIRES(mu_);
+  // The leader sends (table, clock) once complete (or `force`: it no longer
+  // leads, so nobody else will come).
+  void TryLaunch(uint32_t table, int64_t clock, bool force) REQUIRES(mu_);
+  // A member's gradient, at its leader: kept, refused (late, not the
+  // leader) or, from a member this worker does not know yet, kept aside
+  // until the next view.
+  void OnHostPush(Message&& m) EXCLUDES(mu_);
+  void AcceptHostPush(Message&& m) REQUIRES(mu_);
+  // A member's part to a leader that left or refused it: pushed to the
+  // servers instead, as the slices of a plain push-pull.
+  void FallBack(uint64_t id) REQUIRES(mu_);
+  // The group after a view change: re-routes and re-launches.
+  void OnHostView(const ClusterView& view) REQUIRES(mu_);
+  // A leader's request is done: its members get the parameters or `s`.
+  void AnswerMembers(KvRequest& r, const Status& s) REQUIRES(r.mu_);
+  // Refuses a member's push (it then pushes to the servers itself).
+  void RefuseHostPush(const Message& m, const KvHeader& head, const Status& why) REQUIRES(mu_);
   KvHandle Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
                   std::span<const float> grads, std::span<float> out, int64_t clock);
   // Ok if `table` exists and is sparse (or dense); else an error naming it.
@@ -197,7 +270,7 @@ class KvClient {
   // ("server/1 (partition 2) (node 7)").
   std::string Forget(const KvHandle& h) EXCLUDES(mu_);
   // Finishes `r` now with `s` unless it is already answered; its status.
-  static Status FinishEarly(KvRequest& r, Status s);
+  Status FinishEarly(KvRequest& r, Status s);
   // Sends a copy of `part` (sharing its payload) to `server` and notes it.
   void SendCopy(Part& part, NodeId server) REQUIRES(mu_);
   // Blocks until `h`'s gradient is back from the transport (see the top).
@@ -221,6 +294,11 @@ class KvClient {
   uint64_t next_id_ GUARDED_BY(mu_) = 1;
   std::unordered_map<uint64_t, Part> inflight_ GUARDED_BY(mu_);
   KvClientStats stats_ GUARDED_BY(mu_);
+  uint32_t self_rank_ GUARDED_BY(mu_) = 0;
+  HostGroup group_ GUARDED_BY(mu_);
+  std::map<std::pair<uint32_t, int64_t>, HostWait> host_wait_ GUARDED_BY(mu_);  // (table, clock)
+  std::vector<Message> early_ GUARDED_BY(mu_);  // host pushes from members not known yet
+  static constexpr size_t kMaxEarlyHostPushes = 4096;
 };
 
 }  // namespace distopt

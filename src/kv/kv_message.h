@@ -15,9 +15,12 @@
 //                       asks where the job is; replies carry the clock served
 //   16  u64  offset     a dense request's first element (< kMaxDenseSize);
 //                       0 for sparse requests and replication
-//   24  u32  flags      kKvSparse | kKvCheckpoint; any other bit is refused
+//   24  u32  flags      kKvSparse | kKvCheckpoint | kKvGroup; any other bit
+//                       is refused
 //
-// What follows it is the type's own body: nothing for push, pull, push-pull,
+// What follows it is the type's own body: nothing for push, pull, push-pull
+// (with kKvGroup, a push or push-pull of the workers of one host summed: u32
+// n, then the n worker ranks it speaks for, ascending, the sender's among them),
 // clock, push-ack and pull-reply; the reason for kKvError; the replication
 // header and snapshot for kReplicate (kv/repl_codec.h); the acknowledged
 // sequence number (u64) for kReplicateAck. DecodeKvHeader checks all of it
@@ -37,6 +40,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/buffer.h"
 #include "base/bytes.h"
@@ -50,6 +54,11 @@ inline constexpr uint32_t kKvSparse = 1u << 0;  // the keys frame carries sparse
 // On a push of clock t: checkpoint once clock t is applied (time-based
 // checkpoints, decided by worker 0; see KvMaySend).
 inline constexpr uint32_t kKvCheckpoint = 1u << 1;
+// A push (or push-pull) carrying the sum of several workers' gradients
+// (per-host aggregation, BSP only); their ranks follow the header.
+inline constexpr uint32_t kKvGroup = 1u << 2;
+// The most workers one combined push may speak for.
+inline constexpr uint32_t kMaxGroupSize = 4096;
 
 struct KvHeader {
   uint32_t table = 0;
@@ -58,22 +67,29 @@ struct KvHeader {
   uint64_t offset = 0;
   bool sparse = false;
   bool checkpoint = false;
+  // kKvGroup: the worker ranks a combined push speaks for, ascending (empty:
+  // only its sender's).
+  std::vector<uint32_t> group;
 };
 
 // Whether `type` is one of kv's (its body starts with a KvHeader).
 bool IsKvMessage(MsgType type);
 
-// Appends the 28 bytes of `h` to `w` (the type's own body follows).
+// Appends the 28 bytes of `h` to `w`, and its group if it has one (the
+// type's own body follows).
 void WriteKvHeader(ByteWriter& w, const KvHeader& h);
-// A body of `h` followed by `rest` (kKvError: the reason), in one allocation.
+// A body of `h` (its group included) followed by `rest` (kKvError: the
+// reason), in one allocation.
 Buffer EncodeKvBody(const KvHeader& h, std::string_view rest = {});
 
 // The header at the front of `m.body`, checked against `m.type`:
 // InvalidArgument naming what is wrong (a body too short, bytes after a
 // header that ends its type's body, an unknown flag bit, a checkpoint bit on
-// anything but a push, an offset out of range or on a sparse message).
+// anything but a push, an offset out of range or on a sparse message, a group
+// on anything but a dense push or one whose ranks are not ascending).
 Result<KvHeader> DecodeKvHeader(const Message& m);
-// The bytes of `m.body` after the header; call once DecodeKvHeader(m) succeeded.
+// The bytes of `m.body` after the header; call once DecodeKvHeader(m)
+// succeeded (pushes, which have none, never ask).
 // The reader points into `m`, so `m` must outlive it (a temporary cannot).
 ByteReader KvBodyRest(const Message& m);
 ByteReader KvBodyRest(const Message&& m) = delete;

@@ -115,12 +115,48 @@ TEST(KvHeaderTest, OnlyTheTypesOwnBytesMayFollowTheHeader) {
 
 TEST(KvHeaderTest, UnknownFlagBitsAreRefused) {
   const Message m = Kv(MsgType::kPush, {.table = 1});
-  for (uint32_t bit = 2; bit < 32; ++bit) {
+  for (uint32_t bit = 3; bit < 32; ++bit) {
     const uint32_t flags = 1u << bit;
     EXPECT_NE(ErrorOf(Patched(m, 24, &flags, 4)).find("unknown flag bits " + std::to_string(flags)),
               std::string::npos)
         << "bit " << bit;
   }
+}
+
+// A host's combined push names the workers it speaks for after the header.
+TEST(KvHeaderTest, AGroupRoundTripsOnADensePushOnly) {
+  for (MsgType t : {MsgType::kPush, MsgType::kPushPull}) {
+    auto out = DecodeKvHeader(Kv(t, {.table = 2, .clock = 4, .group = {1, 5, 9}}));
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(out->group, (std::vector<uint32_t>{1, 5, 9}));
+    EXPECT_EQ(out->clock, 4);
+  }
+  EXPECT_TRUE(DecodeKvHeader(Kv(MsgType::kPush, {.table = 2}))->group.empty());
+  const uint32_t group = kKvGroup;
+  for (MsgType t : {MsgType::kPull, MsgType::kPullReply, MsgType::kHostPush}) {
+    const Message m = Patched(Kv(t, {}, std::string(8, '\x01')), 24, &group, 4);
+    EXPECT_NE(ErrorOf(m).find("only a dense push may speak for a group"), std::string::npos)
+        << MsgTypeName(t);
+  }
+  EXPECT_NE(ErrorOf(Kv(MsgType::kPush, {.sparse = true, .group = {1}}))
+                .find("only a dense push may speak for a group"),
+            std::string::npos);
+}
+
+TEST(KvHeaderTest, ABadGroupIsRefused) {
+  const Message m = Kv(MsgType::kPush, {.group = {1, 2}});  // n at 28, ranks at 32 and 36
+  const uint32_t zero = 0, huge = kMaxGroupSize + 1, three = 3, one = 1;
+  EXPECT_NE(ErrorOf(Patched(m, 28, &zero, 4)).find("1 to"), std::string::npos);
+  EXPECT_NE(ErrorOf(Patched(m, 28, &huge, 4)).find("1 to"), std::string::npos);
+  EXPECT_NE(ErrorOf(Patched(m, 28, &three, 4)).find("a group of 3 ranks in 8 bytes"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(Patched(m, 36, &one, 4)).find("not ascending (1 then 1)"), std::string::npos);
+  // Bytes after the ranks: a push has no more body.
+  Message longer = m;
+  std::vector<uint8_t> b(m.body.data(), m.body.data() + m.body.size());
+  b.push_back(0);
+  longer.body = Buffer::FromVector(std::move(b));
+  EXPECT_NE(ErrorOf(longer).find("1 bytes after the header"), std::string::npos);
 }
 
 TEST(KvHeaderTest, OnlyAPushAsksForACheckpoint) {

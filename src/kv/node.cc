@@ -11,6 +11,7 @@ ClusterClientOptions ClientOptions(const NodeOptions& n, Role role) {
   o.role = role;
   o.rank = n.rank;
   o.coordinator_address = n.coordinator_address;
+  o.host_label = n.host_label;
   o.heartbeat_interval = n.heartbeat_interval;
   o.coordinator_timeout = n.coordinator_timeout;
   return o;

@@ -25,7 +25,8 @@ namespace distopt {
 
 struct NodeOptions {
   std::string coordinator_address;
-  int32_t rank = -1;  // -1: the coordinator assigns one
+  int32_t rank = -1;       // -1: the coordinator assigns one
+  std::string host_label;  // empty: the host of the advertised address (Member::host)
   Duration heartbeat_interval = std::chrono::seconds(1);
   Duration coordinator_timeout = std::chrono::seconds(30);
   Duration register_timeout = std::chrono::seconds(120);

@@ -151,10 +151,14 @@ Status KvServer::Init(uint32_t rank, const ClusterView& view) {
 Status KvServer::ApplyMembers(const ClusterView& view) {
   worker_rank_.clear();
   live_.assign(num_workers_, false);
+  worker_host_.assign(num_workers_, std::string());
   Status first;
   for (const Member* w : view.Live(Role::kWorker)) {
     worker_rank_[w->id] = w->rank;
-    if (w->rank < live_.size()) live_[w->rank] = true;
+    if (w->rank < live_.size()) {
+      live_[w->rank] = true;
+      worker_host_[w->rank] = w->host;
+    }
     if (Status s = transport_->Connect(w->id, w->address); !s.ok()) {
       log_.Warn("cannot reach worker/", w->rank, " at ", w->address, ": ", s.message());
       if (first.ok()) first = s;
@@ -361,6 +365,31 @@ Result<uint32_t> KvServer::WorkerRank(const Message& m) const {
   return it->second;
 }
 
+Status KvServer::CheckGroup(const TableReplica& t, const KvHeader& head, uint32_t sender) const {
+  if (head.group.empty()) return Status::Ok();
+  const std::string who = "worker/" + std::to_string(sender);
+  if (!t.gate.bsp()) {
+    return InvalidArgumentError(who +
+                                " sent a combined push of several workers; only BSP jobs "
+                                "aggregate per host");
+  }
+  if (!std::binary_search(head.group.begin(), head.group.end(), sender)) {
+    return InvalidArgumentError(who + "'s combined push does not include its own rank");
+  }
+  for (uint32_t r : head.group) {
+    if (r >= live_.size() || !live_[r]) {
+      return FailedPreconditionError(who + " pushed for worker/" + std::to_string(r) +
+                                     ", which is not a live worker of epoch " +
+                                     std::to_string(epoch_));
+    }
+    if (worker_host_[r] != worker_host_[sender]) {
+      return InvalidArgumentError(who + " (host " + worker_host_[sender] + ") pushed for worker/" +
+                                  std::to_string(r) + ", which runs on host " + worker_host_[r]);
+    }
+  }
+  return Status::Ok();
+}
+
 Result<TableReplica*> KvServer::FindTable(const KvHeader& head) {
   if (head.table >= options_.tables.size()) {
     return InvalidArgumentError("unknown table " + std::to_string(head.table) + " (the job has " +
@@ -440,6 +469,7 @@ void KvServer::HandlePush(Message&& m, const KvHeader& head, bool then_pull) {
   if (Status s = CheckPayload(t, layout_, head, m, true); !s.ok()) {
     return Reject(m.sender, m, head, s);
   }
+  if (Status s = CheckGroup(t, head, rank); !s.ok()) return Reject(m.sender, m, head, s);
   ++stats_.pushes;
   PartitionReplica& part = *parts_[t.partition];
   if (head.checkpoint) {
@@ -497,11 +527,14 @@ uint64_t KvServer::Accept(TableReplica& t, uint32_t rank, const KvHeader& head, 
     ServeParked(t);
     return seq;
   }
-  if (clock < t.gate.applied() || t.bsp.Add(clock, rank, m) == BspAggregator::kDuplicate) {
+  // A host's combined push counts for each of its workers.
+  const std::span<const uint32_t> ranks =
+      head.group.empty() ? std::span<const uint32_t>(&rank, 1) : std::span(head.group);
+  if (clock < t.gate.applied() || t.bsp.Add(clock, ranks, m) == BspAggregator::kDuplicate) {
     ++stats_.duplicate_pushes;
     return 0;
   }
-  t.gate.Saw(rank, clock);
+  for (uint32_t r : ranks) t.gate.Saw(r, clock);
   TryApplyBsp(t);
   return 0;
 }
@@ -596,6 +629,7 @@ void KvServer::Answer(TableReplica& t, const Message& req, const KvHeader& head,
   KvHeader served = head;
   served.clock = t.gate.bsp() ? t.gate.applied() : head.clock;
   served.checkpoint = false;
+  served.group.clear();  // a push's; a reply names no workers
   r.body = EncodeKvBody(served);
   if (t.spec.sparse) {
     auto keys = req.keys.as<uint64_t>();

@@ -80,6 +80,10 @@ const char* MsgTypeName(MsgType t) {
       return "result-file-ack";
     case MsgType::kManifest:
       return "manifest";
+    case MsgType::kHostPush:
+      return "host-push";
+    case MsgType::kHostParams:
+      return "host-params";
     case MsgType::kMaxType:
       break;
   }

@@ -73,7 +73,11 @@ enum class MsgType : uint8_t {
   kResultFile = 25,
   kResultFileAck = 26,
   kManifest = 27,  // coordinator -> servers: a complete checkpoint's manifest (kv's ManifestCopy)
-  kMaxType = 28,
+  // per-host aggregation (worker -> worker on one host; kv: a KvHeader
+  // names the dense table and clock; kv/host_group.h)
+  kHostPush = 28,    // member -> its host's leader: its gradient of a table
+  kHostParams = 29,  // leader -> member: the parameters its host's push-pull got back
+  kMaxType = 30,
 };
 
 const char* MsgTypeName(MsgType t);

@@ -51,6 +51,7 @@ Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
     if (options_.wrap_transport) t = options_.wrap_transport(name, std::move(t));
     NodeOptions n = node;
     n.rank = static_cast<int32_t>(s);
+    if (options_.host_of) n.host_label = options_.host_of(name);
     servers_.push_back(std::make_unique<ServerNode>(n, kv, std::move(t), Log(name)));
     ServerNode* sn = servers_.back().get();
     server_runs.push_back(std::async(std::launch::async, [sn] { return sn->Run(); }));
@@ -64,6 +65,7 @@ Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
       if (options_.wrap_transport) t = options_.wrap_transport(name, std::move(t));
       NodeOptions n = node;
       n.rank = static_cast<int32_t>(w);
+      if (options_.host_of) n.host_label = options_.host_of(name);
       WorkerNode wn(n, options_.tables, options_.client, std::move(t), Log(name));
       RETURN_IF_ERROR(wn.Start(Deadline::After(std::chrono::seconds(60))));
       Status s = work(wn);

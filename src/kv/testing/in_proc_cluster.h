@@ -33,6 +33,9 @@ struct InProcClusterOptions {
   std::function<std::unique_ptr<Transport>(const std::string& name, std::unique_ptr<Transport>)>
       wrap_transport;
   Duration shutdown_grace = std::chrono::milliseconds(500);
+  // The host label of each node by name ("server/1", "worker/0"); empty, or
+  // no function: every node a host of its own.
+  std::function<std::string(const std::string& name)> host_of;
   // Checkpoints (servers' shard files; no manifest: the coordinator here
   // writes none).
   std::string run_dir;

@@ -1,0 +1,209 @@
+// KvClient's per-host aggregation (see client.h and kv/host_group.h): a
+// member's dense push-pull goes to its host's leader; the leader's waits for
+// the members' gradients, pushes their sum once and answers each member
+// with the parameters it got back.
+#include <cstring>
+
+#include "kv/client.h"
+
+namespace distopt {
+
+KvHandle KvClient::HostPushPull(KvHandle h, uint32_t table, const Buffer& grads,
+                                std::span<const float> grads_span, std::span<float> out,
+                                int64_t clock) {
+  {
+    MutexLock request_lock(&h->mu_);
+    h->pending_ = 1;  // the leader's members, or the member's leader
+  }
+  if (!group_.leading()) {
+    ++stats_.host_member_pushes;
+    Part p;
+    p.req = h;
+    p.to_leader = true;
+    p.table = table;
+    p.clock = clock;
+    p.msg.type = MsgType::kHostPush;
+    p.msg.values = grads;
+    p.out = out;
+    p.expect = out.size();
+    uint64_t id = next_id_++;
+    h->parts_.push_back(id);
+    SendPart(id, std::move(p), {.table = table, .clock = clock});
+    return h;
+  }
+  h->table_ = table;
+  h->out_ = out;
+  host_wait_[{table, clock}] = HostWait{h, grads_span, out};
+  TryLaunch(table, clock, /*force=*/false);
+  return h;
+}
+
+void KvClient::TryLaunch(uint32_t table, int64_t clock, bool force) {
+  auto it = host_wait_.find({table, clock});
+  if (it == host_wait_.end() || (!force && !group_.Complete(table, clock))) return;
+  HostWait wait = std::move(it->second);
+  host_wait_.erase(it);
+  std::vector<HostGroup::Contribution> members = group_.Take(table, clock);
+  ++stats_.host_sums;
+  uint8_t* bytes = nullptr;
+  Buffer sum = Buffer::Allocate(wait.grads.size_bytes(), &bytes);
+  HostGroup::Sum(wait.grads, members,
+                 std::span<float>(reinterpret_cast<float*>(bytes), wait.grads.size()));
+  {
+    MutexLock request_lock(&wait.req->mu_);
+    for (const auto& c : members) wait.req->members_.emplace_back(c.node, c.request_id);
+    wait.req->answer_as_ = self_id_;
+    wait.req->answer_epoch_ = epoch_;
+  }
+  SendSlices(wait.req, MsgType::kPushPull, table, sum, wait.out, clock, group_.Ranks(members));
+  Finish(*wait.req, Status::Ok(), INT64_MAX);  // the placeholder of HostPushPull
+}
+
+void KvClient::OnHostPush(Message&& m) {
+  MutexLock lock(&mu_);
+  AcceptHostPush(std::move(m));
+}
+
+void KvClient::AcceptHostPush(Message&& m) {
+  const Result<KvHeader> head = DecodeKvHeader(m);
+  if (!head.ok()) {
+    ++stats_.bad_replies;
+    log_.Warn("dropped a host push from node ", m.sender, ": ", head.status().message());
+    return;
+  }
+  const TableSpec* spec = head->table < tables_.size() ? &tables_[head->table] : nullptr;
+  if (spec == nullptr || spec->sparse || m.num_values() != spec->size) {
+    return RefuseHostPush(m, *head,
+                          InvalidArgumentError("a host push must carry a whole dense table"));
+  }
+  std::optional<uint32_t> rank = group_.RankOf(m.sender);
+  if (!group_.active() || !rank.has_value()) {
+    // Sent by a view this worker has not seen yet (it could not even
+    // answer: it may not know the sender's address): kept until the next one.
+    if (early_.size() >= kMaxEarlyHostPushes) {
+      log_.Warn("dropped a host push from node ", early_.front().sender,
+                ": too many from nodes this worker does not know as its host's");
+      early_.erase(early_.begin());
+    }
+    early_.push_back(std::move(m));
+    return;
+  }
+  const uint64_t request_id = m.request_id;
+  const NodeId sender = m.sender;
+  Status refusal;
+  switch (group_.Contribute(
+      head->table, head->clock,
+      {.rank = *rank, .node = sender, .request_id = request_id, .push = std::move(m)})) {
+    case HostGroup::Added::kStored:
+      return TryLaunch(head->table, head->clock, /*force=*/false);
+    case HostGroup::Added::kLate:
+      // Sent without it: the member pushes it to the servers itself.
+      refusal = FailedPreconditionError("clock " + std::to_string(head->clock) + " of table '" +
+                                        spec->name + "' has gone to the servers already");
+      break;
+    case HostGroup::Added::kNotLeading:
+      // The member's view is older than this worker's: it asks again once
+      // it knows the leader.
+      refusal = UnavailableError("worker/" + std::to_string(self_rank_) + " does not lead host " +
+                                 group_.host() + " in epoch " + std::to_string(epoch_));
+      break;
+  }
+  Message answered;
+  answered.request_id = request_id;
+  answered.sender = sender;
+  RefuseHostPush(answered, *head, refusal);
+}
+
+void KvClient::RefuseHostPush(const Message& m, const KvHeader& head, const Status& why) {
+  Message r;
+  r.type = MsgType::kHostParams;
+  r.request_id = m.request_id;
+  r.status = static_cast<uint32_t>(why.code());
+  r.body = EncodeKvBody({.table = head.table, .clock = head.clock}, why.message());
+  r.sender = self_id_;
+  r.epoch = epoch_;
+  transport_->Send(m.sender, std::move(r)).IgnoreError();
+}
+
+void KvClient::AnswerMembers(KvRequest& r, const Status& s) {
+  Message base;
+  base.type = MsgType::kHostParams;
+  base.sender = r.answer_as_;
+  base.epoch = r.answer_epoch_;
+  if (s.ok()) {
+    base.body = EncodeKvBody({.table = r.table_, .clock = r.clock_});
+    base.values = Buffer::Copy(r.out_.data(), r.out_.size_bytes());  // one copy for all of them
+  } else {
+    base.status = static_cast<uint32_t>(s.code());
+    base.body = EncodeKvBody({.table = r.table_}, s.message());
+  }
+  for (const auto& [node, request_id] : r.members_) {
+    Message m = base;
+    m.request_id = request_id;
+    transport_->Send(node, std::move(m)).IgnoreError();
+  }
+  r.members_.clear();
+}
+
+void KvClient::FallBack(uint64_t id) {
+  auto it = inflight_.find(id);
+  if (it == inflight_.end()) return;
+  Part p = std::move(it->second);
+  inflight_.erase(it);
+  ++stats_.host_fallbacks;
+  SendSlices(p.req, MsgType::kPushPull, p.table, p.msg.values, p.out, p.clock, {});
+  Finish(*p.req, Status::Ok(), INT64_MAX);  // the part sent to the leader
+}
+
+void KvClient::OnHostView(const ClusterView& view) {
+  const bool was_leading = group_.leading();
+  group_.OnView(view, self_rank_, options_.host_aggregation);
+  if (group_.active()) {
+    for (const Member* w : view.Live(Role::kWorker)) {
+      if (w->host != group_.host() || w->id == self_id_) continue;
+      if (Status s = transport_->Connect(w->id, w->address); !s.ok()) {
+        log_.Warn("cannot reach worker/", w->rank, " of host ", w->host, ": ", s.message());
+      }
+    }
+  }
+  // A member's pushes to a leader that is gone: to the new one (or kept
+  // here, if this worker leads now), or to the servers without a group.
+  std::vector<uint64_t> orphaned, mine;
+  int resent = 0;
+  for (auto& [id, part] : inflight_) {
+    if (!part.to_leader || (group_.active() && part.sent_to == group_.leader())) continue;
+    if (!group_.active()) {
+      orphaned.push_back(id);
+    } else if (group_.leading()) {
+      mine.push_back(id);
+    } else {
+      ++resent;
+      SendCopy(part, group_.leader());
+    }
+  }
+  for (uint64_t id : orphaned) FallBack(id);
+  for (uint64_t id : mine) {
+    Part p = std::move(inflight_.at(id));
+    inflight_.erase(id);
+    p.req->table_ = p.table;
+    p.req->out_ = p.out;
+    host_wait_[{p.table, p.clock}] = HostWait{p.req, p.msg.values.as<float>(), p.out};
+  }
+  if (resent + orphaned.size() + mine.size() > 0) {
+    log_.Info("epoch ", epoch_, ": host ", group_.host(), " has a new leader (worker/",
+              group_.leader_rank(), "); ", resent + orphaned.size() + mine.size(),
+              " unanswered host push(es) follow it");
+  }
+  // A member that died is no longer waited for; one that now leads instead
+  // of this worker gets nothing more here: send what is in.
+  std::vector<std::pair<uint32_t, int64_t>> keys;
+  for (const auto& [key, wait] : host_wait_) keys.push_back(key);
+  for (auto [table, clock] : keys)
+    TryLaunch(table, clock, /*force=*/was_leading && !group_.leading());
+  // Host pushes that came before this view, and perhaps for it.
+  std::vector<Message> early = std::move(early_);
+  early_.clear();
+  for (Message& m : early) AcceptHostPush(std::move(m));
+}
+
+}  // namespace distopt

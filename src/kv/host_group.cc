@@ -1,0 +1,134 @@
+#include "kv/host_group.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/vector_ops.h"
+
+namespace distopt {
+
+void HostGroup::OnView(const ClusterView& view, uint32_t self_rank, bool enabled) {
+  const bool was_leading = leading();
+  self_rank_ = self_rank;
+  host_.clear();
+  if (const Member* me = view.FindRank(Role::kWorker, self_rank)) host_ = me->host;
+  std::set<uint32_t> members;
+  member_rank_.clear();
+  leader_rank_ = self_rank;
+  leader_node_ = kUnassignedId;
+  for (const Member* w : view.Live(Role::kWorker)) {
+    if (w->host != host_ || host_.empty()) continue;
+    if (w->rank != self_rank) {
+      members.insert(w->rank);
+      member_rank_[w->id] = w->rank;
+    }
+    if (leader_node_ == kUnassignedId || w->id < leader_node_) {
+      leader_rank_ = w->rank;
+      leader_node_ = w->id;
+    }
+  }
+  active_ = enabled && !members.empty();
+  if (!active_) {
+    live_members_.clear();
+    waited_for_.clear();
+    return;
+  }
+  if (!was_leading && leading()) {
+    // Starts leading: waits for every member there is now.
+    waited_for_ = members;
+  } else {
+    // The dead are no longer waited for; newcomers are, once they speak.
+    std::set<uint32_t> kept;
+    for (uint32_t r : waited_for_) {
+      if (members.count(r)) kept.insert(r);
+    }
+    waited_for_ = std::move(kept);
+  }
+  live_members_ = std::move(members);
+}
+
+std::optional<uint32_t> HostGroup::RankOf(NodeId node) const {
+  auto it = member_rank_.find(node);
+  if (it == member_rank_.end()) return std::nullopt;
+  return it->second;
+}
+
+HostGroup::Added HostGroup::Contribute(uint32_t table, int64_t clock, Contribution c) {
+  if (!leading()) return Added::kNotLeading;
+  auto sent = sent_clock_.find(table);
+  if (sent != sent_clock_.end() && clock <= sent->second) return Added::kLate;
+  if (live_members_.count(c.rank)) waited_for_.insert(c.rank);
+  auto& list = got_[{table, clock}];
+  for (const Contribution& have : list) {
+    if (have.rank == c.rank) return Added::kStored;  // a duplicate: the first one counts
+  }
+  list.push_back(std::move(c));
+  return Added::kStored;
+}
+
+bool HostGroup::Complete(uint32_t table, int64_t clock) const {
+  auto it = got_.find({table, clock});
+  for (uint32_t r : waited_for_) {
+    if (it == got_.end()) return false;
+    const auto& list = it->second;
+    if (std::none_of(list.begin(), list.end(),
+                     [r](const Contribution& c) { return c.rank == r; })) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<HostGroup::Contribution> HostGroup::Take(uint32_t table, int64_t clock) {
+  std::vector<Contribution> out;
+  auto it = got_.find({table, clock});
+  if (it != got_.end()) {
+    out = std::move(it->second);
+    got_.erase(it);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Contribution& a, const Contribution& b) { return a.rank < b.rank; });
+  int64_t& sent = sent_clock_.try_emplace(table, clock).first->second;
+  sent = std::max(sent, clock);
+  return out;
+}
+
+std::vector<std::pair<uint32_t, int64_t>> HostGroup::Pending() const {
+  std::vector<Key> keys;
+  for (const auto& [key, list] : got_) keys.push_back(key);
+  return keys;
+}
+
+void HostGroup::Clear() {
+  got_.clear();
+  sent_clock_.clear();
+}
+
+std::string HostGroup::Missing(uint32_t table, int64_t clock) const {
+  auto it = got_.find({table, clock});
+  std::string out;
+  for (uint32_t r : waited_for_) {
+    const bool in =
+        it != got_.end() && std::any_of(it->second.begin(), it->second.end(),
+                                        [r](const Contribution& c) { return c.rank == r; });
+    if (!in) out += (out.empty() ? "worker/" : ", worker/") + std::to_string(r);
+  }
+  return out;
+}
+
+void HostGroup::Sum(std::span<const float> own, const std::vector<Contribution>& members,
+                    std::span<float> out) {
+  std::vector<const float*> in = {own.data()};
+  for (const Contribution& c : members) in.push_back(c.push.values.as<float>().data());
+  // The leader's, then the members' in rank order: bit-reproducible.
+  SumScaled(in, out.size(), 1.0f, out.data());
+}
+
+std::vector<uint32_t> HostGroup::Ranks(const std::vector<Contribution>& members) const {
+  std::vector<uint32_t> ranks = {self_rank_};
+  for (const Contribution& c : members) ranks.push_back(c.rank);
+  std::sort(ranks.begin(), ranks.end());
+  return ranks;
+}
+
+}  // namespace distopt
