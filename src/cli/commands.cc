@@ -33,10 +33,11 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-NodeOptions NodeOpts(const JobConfig& cfg, const std::string& coordinator, int32_t rank) {
+NodeOptions NodeOpts(const JobConfig& cfg, const Placement& p, const std::string& coordinator) {
   NodeOptions n;
   n.coordinator_address = coordinator;
-  n.rank = rank;
+  n.rank = p.rank;
+  n.host_label = p.host_label;
   n.heartbeat_interval = milliseconds(cfg.cluster.heartbeat_interval_ms);
   n.coordinator_timeout = milliseconds(cfg.cluster.heartbeat_timeout_ms * 3);
   n.register_timeout = seconds(cfg.cluster.startup_timeout_s);
@@ -44,6 +45,14 @@ NodeOptions NodeOpts(const JobConfig& cfg, const std::string& coordinator, int32
 }
 
 // ---- distopt run: one node ----
+
+// cluster.host_aggregation for the KvClient (only BSP aggregates).
+HostAggregation HostAggregationOf(const ClusterConfig& c) {
+  if (c.consistency != Consistency::kBsp || c.host_aggregation == "off") {
+    return HostAggregation::kOff;
+  }
+  return c.host_aggregation == "on" ? HostAggregation::kOn : HostAggregation::kAuto;
+}
 
 // Wraps the node's transport with the config's fault injection when it
 // names this node.
@@ -253,7 +262,7 @@ Status RunServerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
   kv.checkpoint_every_steps = p.run_dir.empty() ? 0 : cfg.train.checkpoint_every_steps;
   kv.keep_checkpoints = cfg.train.keep_checkpoints;
   ASSIGN_OR_RETURN(std::string coordinator, CoordinatorAddress(p, sec));
-  ServerNode node(NodeOpts(cfg, coordinator, p.rank), kv, std::move(transport), log);
+  ServerNode node(NodeOpts(cfg, p, coordinator), kv, std::move(transport), log);
   return node.Run();
 }
 
@@ -266,8 +275,9 @@ Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
   ASSIGN_OR_RETURN(auto transport, NodeTransport(cfg, args, p, sec, log));
   KvClientOptions ko;
   ko.retry_interval = milliseconds(cfg.cluster.retry_interval_ms);
+  ko.host_aggregation = HostAggregationOf(cfg.cluster);
   ASSIGN_OR_RETURN(std::string coordinator, CoordinatorAddress(p, sec));
-  WorkerNode node(NodeOpts(cfg, coordinator, p.rank), tables, ko, std::move(transport), log);
+  WorkerNode node(NodeOpts(cfg, p, coordinator), tables, ko, std::move(transport), log);
   RETURN_IF_ERROR(node.Start(Deadline::After(seconds(cfg.cluster.startup_timeout_s))));
   TrainerOptions to;
   to.epochs = cfg.train.epochs;
@@ -437,6 +447,9 @@ void AddRunCommand(CLI::App& app, Action* action) {
                 "the address peers dial this node at (default: the address of the interface "
                 "that routes to the coordinator)");
   c->add_option("--interface", pf.interface, "advertise this network interface's address");
+  c->add_option("--host-label", pf.host_label,
+                "name of this node's machine, for per-host aggregation and backup placement "
+                "(default: the host of the advertised address)");
   c->add_option("--bind", args->bind,
                 "where to listen (default tcp://0.0.0.0:PORT for the coordinator, any port "
                 "on all interfaces for the others)");

@@ -37,6 +37,13 @@ struct ClusterConfig {
   int64_t retry_interval_ms = 0;    // resend unanswered requests (0: off)
   int64_t max_restarts = 0;         // local launcher: restarts per crashed node
   int64_t replication = 1;          // 2: every key range has a backup server
+  // separate: servers are processes of their own | process: a server inside
+  // each worker's process (cluster.servers = cluster.workers; a worker
+  // reaches its own partition without a socket)
+  std::string placement = "separate";
+  // Workers of one host sum their gradients before anything crosses the
+  // network (BSP): auto (on when the job spans hosts) | on | off
+  std::string host_aggregation = "auto";
 
   bool operator==(const ClusterConfig&) const = default;
 };

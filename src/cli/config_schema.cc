@@ -383,6 +383,10 @@ const std::vector<Field>& Fields() {
       IntField("cluster.retry_interval_ms", DISTOPT_MEMBER(cluster.retry_interval_ms), 0, kMaxMs),
       IntField("cluster.max_restarts", DISTOPT_MEMBER(cluster.max_restarts), 0, kNoMax),
       IntField("cluster.replication", DISTOPT_MEMBER(cluster.replication), 1, 2),
+      StringField("cluster.placement", DISTOPT_MEMBER(cluster.placement),
+                  OneOf({"separate", "process"})),
+      StringField("cluster.host_aggregation", DISTOPT_MEMBER(cluster.host_aggregation),
+                  OneOf({"auto", "on", "off"})),
 
       StringField("data.format", DISTOPT_MEMBER(data.format), OneOf({"idx", "libsvm", "csv"})),
       StringField("data.train", DISTOPT_MEMBER(data.train), AnyString()),

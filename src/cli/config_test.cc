@@ -439,6 +439,14 @@ TEST(ConfigTest, CrossFieldErrorsNameTheFileAndKeys) {
   EXPECT_EQ(ErrorOf(kData + "[cluster]\nconsistency = \"asp\"\nstaleness = 1\n"),
             "fashion.toml: 'cluster.staleness' only applies to cluster.consistency 'ssp' "
             "(consistency is 'asp'), got 1");
+  EXPECT_EQ(ErrorOf(kData + "[cluster]\nplacement = \"process\"\nworkers = 4\nservers = 2\n"),
+            "fashion.toml: 'cluster.placement' = 'process' runs one server in each worker's "
+            "process: set cluster.servers = cluster.workers (4), got 2");
+  EXPECT_EQ(ErrorOf(kData + "[cluster]\nconsistency = \"asp\"\nhost_aggregation = \"on\"\n"),
+            "fashion.toml: 'cluster.host_aggregation' = 'on' needs cluster.consistency 'bsp' (a "
+            "host's workers would wait for each other every step), got 'asp'");
+  EXPECT_EQ(ErrorOf(kData + "[cluster]\nplacement = \"host\"\n"),
+            "fashion.toml:5: 'cluster.placement' must be one of separate, process, got 'host'");
   EXPECT_EQ(ErrorOf(kData + "[cluster]\nreplication = 2\n"),
             "fashion.toml: 'cluster.replication' = 2 needs cluster.servers >= 2 (a backup lives on "
             "another server), got 1 server");

@@ -93,6 +93,18 @@ Status CheckCluster(const ClusterConfig& k) {
         std::to_string(kMaxMembers) + ", got " +
         std::to_string(int64_t{k.workers} + k.servers + 1));
   }
+  if (k.placement == "process" && k.servers != k.workers) {
+    return InvalidArgumentError(
+        "'cluster.placement' = 'process' runs one server in each worker's process: set "
+        "cluster.servers = cluster.workers (" +
+        std::to_string(k.workers) + "), got " + std::to_string(k.servers));
+  }
+  if (k.host_aggregation == "on" && k.consistency != Consistency::kBsp) {
+    return InvalidArgumentError(
+        "'cluster.host_aggregation' = 'on' needs cluster.consistency 'bsp' (a host's workers "
+        "would wait for each other every step), got '" +
+        std::string(ConsistencyName(k.consistency)) + "'");
+  }
   if (k.replication == 2 && k.servers < 2) {
     return InvalidArgumentError(
         "'cluster.replication' = 2 needs cluster.servers >= 2 (a backup lives on another "

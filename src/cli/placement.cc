@@ -289,6 +289,7 @@ Status ReadNodeSettings(const PlacementFlags& flags, const Environment& env, Pla
   }
   p->run_dir = FlagOrEnv(env, flags.run_dir, {"DISTOPT_RUN_DIR"});
   p->keys = FlagOrEnv(env, flags.keys, {"DISTOPT_KEYS"});
+  p->host_label = FlagOrEnv(env, flags.host_label, {"DISTOPT_HOST_LABEL"});
   if (std::string r = Get(env, "DISTOPT_RESTARTS"); !r.empty()) {
     ASSIGN_OR_RETURN(p->restarts, ParseCount("DISTOPT_RESTARTS", r));
   }
@@ -320,6 +321,7 @@ std::string PlacementJson(const Placement& p) {
       ":" + std::to_string(p.coordinator.port);
   j["advertise_host"] = p.advertise_host;
   j["interface"] = p.interface;
+  j["host_label"] = p.host_label;
   j["run_dir"] = p.run_dir;
   j["keys"] = p.keys;
   return j.dump();

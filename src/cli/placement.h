@@ -45,6 +45,7 @@ struct PlacementFlags {
   std::string interface;
   std::string run_dir;
   std::string keys;
+  std::string host_label;
 };
 
 struct Placement {
@@ -59,6 +60,10 @@ struct Placement {
   std::string interface;       // advertise this interface's address instead
   std::string run_dir;
   std::string keys;      // the job's key directory (CURVE), empty: none given
+  // Names this node's machine for the coordinator (Member::host); empty: the
+  // advertised address's host. Set it where nodes of one machine advertise
+  // different addresses (Kubernetes pods: the node's name).
+  std::string host_label;
   int64_t restarts = 0;  // DISTOPT_RESTARTS: the local launcher restarted this node N times
 };
 

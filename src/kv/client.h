@@ -19,7 +19,7 @@
 // the job, and for every server of a request that ended without its answers.
 // Thread-safe; replies are handled on the node's Dispatcher thread.
 //
-// With options.host_aggregation (BSP), a dense push-pull of a worker that
+// With options.host_aggregation (BSP only), a dense push-pull of a worker that
 // shares its host with others goes through the host's group (kv/host_group.h):
 // a member's goes to the group's leader, which pushes the sum of the host's
 // gradients once and hands back the parameters; the leader's waits for its
@@ -99,7 +99,7 @@ struct KvClientOptions {
   // Its clock decides when a request is due to be sent again.
   Env* env = Env::Default();
   // Per-host aggregation of dense push-pulls (BSP jobs only; see the top).
-  bool host_aggregation = false;
+  HostAggregation host_aggregation = HostAggregation::kOff;
 };
 
 struct KvClientStats {

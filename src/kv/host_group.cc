@@ -7,7 +7,24 @@
 
 namespace distopt {
 
-void HostGroup::OnView(const ClusterView& view, uint32_t self_rank, bool enabled) {
+namespace {
+
+// Whether the live nodes of `view` run on more than one host.
+bool SpansHosts(const ClusterView& view) {
+  const std::string* first = nullptr;
+  for (const Member& m : view.members) {
+    if (!m.alive || m.role == Role::kCoordinator) continue;
+    if (first == nullptr) first = &m.host;
+    if (m.host != *first) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void HostGroup::OnView(const ClusterView& view, uint32_t self_rank, HostAggregation mode) {
+  const bool enabled =
+      mode == HostAggregation::kOn || (mode == HostAggregation::kAuto && SpansHosts(view));
   const bool was_leading = leading();
   self_rank_ = self_rank;
   host_.clear();

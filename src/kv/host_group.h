@@ -29,7 +29,7 @@
 // servers count a rank once per clock, so nothing is applied twice).
 //
 //   HostGroup g;
-//   g.OnView(view, my_rank, /*enabled=*/true);
+//   g.OnView(view, my_rank, HostAggregation::kOn);
 //   if (g.leading()) { g.Contribute(table, clock, rank, std::move(push)); ...
 //     if (g.Complete(table, clock)) auto parts = g.Take(table, clock); }
 #ifndef DISTOPT_KV_HOST_GROUP_H_
@@ -49,6 +49,11 @@
 
 namespace distopt {
 
+// Whether workers of one host aggregate: never, always (a shared host is
+// enough), or when the job spans more than one host (on one machine the
+// extra hop costs more than it saves).
+enum class HostAggregation { kOff, kOn, kAuto };
+
 class HostGroup {
  public:
   // One member's gradient of a table for a clock, as it arrived.
@@ -60,9 +65,9 @@ class HostGroup {
   };
   enum class Added { kStored, kLate, kNotLeading };
 
-  // Recomputes the group from a new view. `enabled` false (or a host with
+  // Recomputes the group from a new view. Aggregation off (or a host with
   // only this worker): a group of one, every request goes to the servers.
-  void OnView(const ClusterView& view, uint32_t self_rank, bool enabled);
+  void OnView(const ClusterView& view, uint32_t self_rank, HostAggregation mode);
 
   // More than one live worker on this host, aggregation on.
   bool active() const { return active_; }

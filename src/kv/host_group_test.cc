@@ -37,39 +37,57 @@ HostGroup::Contribution From(uint32_t rank, std::vector<float> grad) {
 TEST(HostGroupTest, TheFirstWorkerOfAHostLeadsAndOtherHostsAreNotInIt) {
   ClusterView v = ViewOf({{0, "a"}, {1, "b"}, {2, "a"}, {3, "b"}});
   HostGroup g;
-  g.OnView(v, 3, true);
+  g.OnView(v, 3, HostAggregation::kOn);
   EXPECT_TRUE(g.active());
   EXPECT_FALSE(g.leading());
   EXPECT_EQ(g.leader_rank(), 1u);
   EXPECT_EQ(g.leader(), 11u);
   EXPECT_EQ(g.RankOf(11), 1u);
   EXPECT_FALSE(g.RankOf(12).has_value());  // worker/2 is on host a
-  g.OnView(v, 1, true);
+  g.OnView(v, 1, HostAggregation::kOn);
   EXPECT_TRUE(g.leading());
   EXPECT_EQ(g.host(), "b");
   // Off, or alone on its host: a group of one.
-  g.OnView(v, 1, false);
+  g.OnView(v, 1, HostAggregation::kOff);
   EXPECT_FALSE(g.active());
-  g.OnView(ViewOf({{0, "a"}, {1, "b"}}), 1, true);
+  g.OnView(ViewOf({{0, "a"}, {1, "b"}}), 1, HostAggregation::kOn);
   EXPECT_FALSE(g.active());
 }
 
 // The leader is the host's longest-lived worker: a restarted worker/0 (a
 // new, higher node id) joins as a member.
+// auto: only a job that spans hosts aggregates.
+TEST(HostGroupTest, AutoAggregatesOnlyAJobThatSpansHosts) {
+  HostGroup g;
+  g.OnView(ViewOf({{0, "a"}, {1, "a"}}), 0, HostAggregation::kAuto);
+  EXPECT_FALSE(g.active());
+  ClusterView v = ViewOf({{0, "a"}, {1, "a"}});
+  Member server;
+  server.id = 99;
+  server.role = Role::kServer;
+  server.host = "b";
+  v.members.push_back(server);
+  g.OnView(v, 0, HostAggregation::kAuto);
+  EXPECT_TRUE(g.active());
+  v.members.back().alive = false;  // the other host's server is gone
+  g.OnView(v, 0, HostAggregation::kAuto);
+  EXPECT_FALSE(g.active());
+}
+
 TEST(HostGroupTest, ARestartedWorkerDoesNotDisplaceTheLeader) {
   ClusterView v = ViewOf({{1, "a"}, {0, "a"}});
   HostGroup g;
-  g.OnView(v, 0, true);
+  g.OnView(v, 0, HostAggregation::kOn);
   EXPECT_FALSE(g.leading());
   EXPECT_EQ(g.leader_rank(), 1u);
   v.members[0].alive = false;  // worker/1 dies: worker/0 leads
-  g.OnView(v, 0, true);
+  g.OnView(v, 0, HostAggregation::kOn);
   EXPECT_FALSE(g.active());  // alone on its host now
 }
 
 TEST(HostGroupTest, TheLeaderWaitsForEveryLiveMemberAndSumsInRankOrder) {
   HostGroup g;
-  g.OnView(ViewOf({{0, "a"}, {1, "a"}, {2, "a"}}), 0, true);
+  g.OnView(ViewOf({{0, "a"}, {1, "a"}, {2, "a"}}), 0, HostAggregation::kOn);
   ASSERT_TRUE(g.leading());
   EXPECT_FALSE(g.Complete(0, 5));
   EXPECT_EQ(g.Missing(0, 5), "worker/1, worker/2");
@@ -94,13 +112,13 @@ TEST(HostGroupTest, TheLeaderWaitsForEveryLiveMemberAndSumsInRankOrder) {
 
 TEST(HostGroupTest, ADeadMemberIsNotWaitedForAndANewcomerOnlyOnceItSpoke) {
   HostGroup g;
-  g.OnView(ViewOf({{0, "a"}, {1, "a"}}), 0, true);
+  g.OnView(ViewOf({{0, "a"}, {1, "a"}}), 0, HostAggregation::kOn);
   ASSERT_EQ(g.Contribute(0, 0, From(1, {1})), HostGroup::Added::kStored);
   g.Take(0, 0);
   // worker/1 dies; worker/2 joins the host.
   ClusterView v = ViewOf({{0, "a"}, {1, "a"}, {2, "a"}});
   v.members[1].alive = false;
-  g.OnView(v, 0, true);
+  g.OnView(v, 0, HostAggregation::kOn);
   EXPECT_TRUE(g.Complete(0, 1)) << g.Missing(0, 1);
   ASSERT_EQ(g.Contribute(0, 2, From(2, {1})), HostGroup::Added::kStored);
   EXPECT_TRUE(g.Complete(0, 2));
@@ -110,7 +128,7 @@ TEST(HostGroupTest, ADeadMemberIsNotWaitedForAndANewcomerOnlyOnceItSpoke) {
 
 TEST(HostGroupTest, OnlyTheLeaderTakesContributions) {
   HostGroup g;
-  g.OnView(ViewOf({{0, "a"}, {1, "a"}}), 1, true);
+  g.OnView(ViewOf({{0, "a"}, {1, "a"}}), 1, HostAggregation::kOn);
   EXPECT_EQ(g.Contribute(0, 0, From(0, {1})), HostGroup::Added::kNotLeading);
 }
 
@@ -151,7 +169,7 @@ JobResult RunJob(uint32_t servers, uint32_t workers, bool aggregate,
   o.workers = workers;
   o.tables = Tables();
   o.consistency.mode = Consistency::kBsp;
-  o.client.host_aggregation = aggregate;
+  o.client.host_aggregation = aggregate ? HostAggregation::kOn : HostAggregation::kOff;
   o.host_of = std::move(host_of);
   if (getenv("KVDEBUG")) o.log_sink = StderrSink();
   InProcCluster cluster(o);
