@@ -316,6 +316,30 @@ TEST_F(TrainProcessTest, TrainsAndEvalReproducesTheLoggedAccuracy) {
   EXPECT_TRUE(std::isnan(PrintedValue(eval.output, "test_accuracy"))) << eval.output;
 }
 
+// cluster.placement = "process": each worker's process serves a partition
+// itself (no server processes), and BSP trains the very same model as with
+// servers of their own.
+TEST_F(TrainProcessTest, ServersInTheWorkersProcessesTrainTheSameModel) {
+  const std::string d = dir_->path();
+  const std::string config = WriteConfig("placement.toml", d + "/test-images");
+  std::vector<std::string> base = {"train",     config, "--workers", "2",
+                                   "--servers", "2",    "--set",     "train.epochs=2"};
+  std::vector<std::string> separate = base, process = base;
+  separate.insert(separate.end(), {"--run-dir", d + "/run-separate"});
+  process.insert(process.end(),
+                 {"--run-dir", d + "/run-process", "--set", "cluster.placement=process"});
+  Outcome a = RunDistopt(separate, d + "/train-separate.out");
+  ASSERT_EQ(a.code, 0) << a.output;
+  Outcome b = RunDistopt(process, d + "/train-process.out");
+  ASSERT_EQ(b.code, 0) << b.output;
+  EXPECT_NE(b.output.find("2 server(s) in the workers' processes"), std::string::npos) << b.output;
+  EXPECT_FALSE(std::filesystem::exists(d + "/run-process/logs/server-0.log"));
+  EXPECT_NE(ReadAll(d + "/run-process/logs/worker-1.log").find("[server/1]"), std::string::npos);
+  const std::string ma = ReadAll(d + "/run-separate/model.bin");
+  ASSERT_FALSE(ma.empty());
+  EXPECT_TRUE(ma == ReadAll(d + "/run-process/model.bin")) << "the models differ";
+}
+
 TEST_F(TrainProcessTest, UnknownConfigKeyFailsNamingFileLineAndKey) {
   const std::string d = dir_->path();
   // The misspelt key is the last line of the file.

@@ -24,6 +24,7 @@
 #include "train/trainer.h"
 #include "transport/curve_keys.h"
 #include "transport/faulty_transport.h"
+#include "transport/local_peers.h"
 #include "transport/net_address.h"
 #include "transport/zmq_transport.h"
 
@@ -249,30 +250,41 @@ Status RunCoordinatorNode(const JobConfig& cfg, const RunArgs& args, const Place
   return s;
 }
 
-Status RunServerNode(const JobConfig& cfg, const RunArgs& args, const Placement& p,
-                     const ZmqSecurity& sec, const Logger& log) {
-  JobData none;
-  ASSIGN_OR_RETURN(auto tables, JobTables(cfg, none));
-  ASSIGN_OR_RETURN(auto transport, NodeTransport(cfg, args, p, sec, log));
+KvServerOptions ServerOptions(const JobConfig& cfg, const Placement& p,
+                              std::vector<TableSpec> tables) {
   KvServerOptions kv;
-  kv.tables = tables;
+  kv.tables = std::move(tables);
   kv.consistency.mode = cfg.cluster.consistency;
   kv.consistency.staleness = cfg.cluster.staleness;
   kv.run_dir = p.run_dir;
   kv.checkpoint_every_steps = p.run_dir.empty() ? 0 : cfg.train.checkpoint_every_steps;
   kv.keep_checkpoints = cfg.train.keep_checkpoints;
+  return kv;
+}
+
+Status RunServerNode(const JobConfig& cfg, const RunArgs& args, const Placement& p,
+                     const ZmqSecurity& sec, const Logger& log) {
+  JobData none;
+  ASSIGN_OR_RETURN(auto tables, JobTables(cfg, none));
+  ASSIGN_OR_RETURN(auto transport, NodeTransport(cfg, args, p, sec, log));
   ASSIGN_OR_RETURN(std::string coordinator, CoordinatorAddress(p, sec));
-  ServerNode node(NodeOpts(cfg, p, coordinator), kv, std::move(transport), log);
+  ServerNode node(NodeOpts(cfg, p, coordinator), ServerOptions(cfg, p, std::move(tables)),
+                  std::move(transport), log);
   return node.Run();
 }
 
+// `local`: the worker's process also runs a server (cluster.placement =
+// "process"), whose transport is in that table.
 Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement& p,
-                     const ZmqSecurity& sec, const Logger& log) {
+                     const ZmqSecurity& sec, const Logger& log, LocalPeers* local = nullptr) {
   ASSIGN_OR_RETURN(JobData data, LoadJobData(cfg, true, true, log));
   ASSIGN_OR_RETURN(uint64_t nf, NumFeatures(cfg, data));
   ASSIGN_OR_RETURN(auto model, BuildModel(cfg, nf));
   auto tables = MakeTableSpecs(model->Tables(), cfg.optimizer);
   ASSIGN_OR_RETURN(auto transport, NodeTransport(cfg, args, p, sec, log));
+  if (local != nullptr) {
+    ASSIGN_OR_RETURN(transport, WithLocalPeers(*local, std::move(transport)));
+  }
   KvClientOptions ko;
   ko.retry_interval = milliseconds(cfg.cluster.retry_interval_ms);
   ko.host_aggregation = HostAggregationOf(cfg.cluster);
@@ -306,10 +318,50 @@ Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
   return Status::Ok();
 }
 
+// cluster.placement = "process": worker/r and server/r in one process. The
+// server serves on its own thread until the coordinator ends the job; the
+// worker reaches it without a socket (LocalPeers).
+Status RunColocatedNode(const JobConfig& cfg, const RunArgs& args, const Placement& p,
+                        const ZmqSecurity& sec, const Logger& log) {
+  if (p.rank < 0) {
+    return FailedPreconditionError(
+        "cluster.placement = \"process\" needs each worker's rank (its server's): give --rank, "
+        "or start it with a launcher that gives ranks");
+  }
+  Placement ps = p;
+  ps.role = Role::kServer;
+  const Logger slog = Logger::Stderr("server/" + std::to_string(p.rank));
+  ASSIGN_OR_RETURN(ZmqSecurity ssec, NodeSecurity(cfg, ps, args.bind, slog));
+  JobData none;
+  ASSIGN_OR_RETURN(auto tables, JobTables(cfg, none));
+  LocalPeers local;  // outlives both nodes' transports
+  ASSIGN_OR_RETURN(auto st, NodeTransport(cfg, args, ps, ssec, slog));
+  ASSIGN_OR_RETURN(st, WithLocalPeers(local, std::move(st)));
+  ASSIGN_OR_RETURN(std::string coordinator, CoordinatorAddress(ps, ssec));
+  ServerNode server(NodeOpts(cfg, ps, coordinator), ServerOptions(cfg, ps, std::move(tables)),
+                    std::move(st), slog);
+  Status served;
+  std::thread serving([&] { served = server.Run(); });
+  Status trained = RunWorkerNode(cfg, args, p, sec, log, &local);
+  if (!trained.ok()) server.Kill();
+  serving.join();
+  if (!trained.ok()) return trained;
+  return served;
+}
+
 Status RunNode(const RunArgs& args) {
   ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(args.config, args.set));
-  ASSIGN_OR_RETURN(Placement p, ResolvePlacement(args.placement, CurrentEnvironment(),
-                                                 cfg.cluster.servers, cfg.cluster.workers));
+  // With servers inside the workers, a launcher's ranks are the coordinator's
+  // and the workers'.
+  const bool colocated = cfg.cluster.placement == "process";
+  ASSIGN_OR_RETURN(Placement p,
+                   ResolvePlacement(args.placement, CurrentEnvironment(),
+                                    colocated ? 0 : cfg.cluster.servers, cfg.cluster.workers));
+  if (colocated && p.role == Role::kServer) {
+    return InvalidArgumentError(
+        "cluster.placement = \"process\": every server runs inside its worker's process; start "
+        "the coordinator and the workers only");
+  }
   if (args.print_placement) {
     std::printf("%s\n", PlacementJson(p).c_str());
     return Status::Ok();
@@ -326,6 +378,7 @@ Status RunNode(const RunArgs& args) {
   ASSIGN_OR_RETURN(ZmqSecurity sec, NodeSecurity(cfg, p, args.bind, log));
   if (p.role == Role::kCoordinator) return RunCoordinatorNode(cfg, args, p, sec, log);
   if (p.role == Role::kServer) return RunServerNode(cfg, args, p, sec, log);
+  if (colocated) return RunColocatedNode(cfg, args, p, sec, log);
   return RunWorkerNode(cfg, args, p, sec, log);
 }
 

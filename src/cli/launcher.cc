@@ -144,9 +144,10 @@ class LocalJob {
     }
     RETURN_IF_ERROR(WriteText(config_path_, ConfigToToml(cfg_)));
     tty_ = isatty(STDOUT_FILENO) && !args_.quiet;
-    std::printf("distopt: training '%s': %u server(s), %u worker(s), %s; run folder %s\n",
-                cfg_.name.c_str(), cfg_.cluster.servers, cfg_.cluster.workers,
-                ConsistencyName(cfg_.cluster.consistency), run_dir_.c_str());
+    std::printf("distopt: training '%s': %u server(s)%s, %u worker(s), %s; run folder %s\n",
+                cfg_.name.c_str(), cfg_.cluster.servers,
+                cfg_.cluster.placement == "process" ? " in the workers' processes" : "",
+                cfg_.cluster.workers, ConsistencyName(cfg_.cluster.consistency), run_dir_.c_str());
     std::fflush(stdout);
     self_ = SelfExecutable();
     return Status::Ok();
@@ -212,7 +213,8 @@ class LocalJob {
     return SplitCurveAddress(coordinator).first;
   }
 
-  // The servers, then the workers.
+  // The servers, then the workers (with cluster.placement = "process" the
+  // servers run inside the workers' processes).
   Status StartNodes(const std::string& coordinator) {
     auto start = [&](const std::string& role, uint32_t rank) {
       Node n;
@@ -224,7 +226,8 @@ class LocalJob {
       nodes_.push_back(std::move(n));
       return Status::Ok();
     };
-    for (uint32_t s = 0; s < cfg_.cluster.servers; ++s) RETURN_IF_ERROR(start("server", s));
+    const uint32_t servers = cfg_.cluster.placement == "process" ? 0 : cfg_.cluster.servers;
+    for (uint32_t s = 0; s < servers; ++s) RETURN_IF_ERROR(start("server", s));
     for (uint32_t w = 0; w < cfg_.cluster.workers; ++w) RETURN_IF_ERROR(start("worker", w));
     return Status::Ok();
   }

@@ -59,7 +59,7 @@ struct Placement {
   std::string advertise_host;  // empty: the address of the route to the coordinator
   std::string interface;       // advertise this interface's address instead
   std::string run_dir;
-  std::string keys;      // the job's key directory (CURVE), empty: none given
+  std::string keys;  // the job's key directory (CURVE), empty: none given
   // Names this node's machine for the coordinator (Member::host); empty: the
   // advertised address's host. Set it where nodes of one machine advertise
   // different addresses (Kubernetes pods: the node's name).
