@@ -19,16 +19,43 @@ ServerNodes ServerNodes::FromView(const ClusterView& view, uint32_t num_servers)
   ServerNodes s;
   s.epoch = view.epoch;
   s.by_rank.assign(num_servers, kUnassignedId);
+  s.hosts.assign(num_servers, std::string());
   for (uint32_t r = 0; r < num_servers; ++r) {
-    if (const Member* m = view.FindRank(Role::kServer, r)) s.by_rank[r] = m->id;
+    if (const Member* m = view.FindRank(Role::kServer, r)) {
+      s.by_rank[r] = m->id;
+      s.hosts[r] = m->host;
+    }
   }
   return s;
+}
+
+const std::string& ServerNodes::host(uint32_t rank) const {
+  static const std::string kUnknown;
+  return rank < hosts.size() ? hosts[rank] : kUnknown;
+}
+
+void FailoverPolicy::PlaceBackups(const ServerNodes& servers, Layout& layout) const {
+  const uint32_t n = options_.num_servers;
+  std::vector<int> backups(n, 0);
+  for (uint32_t p = 0; p < layout.replicas.size(); ++p) {
+    Replica& rep = layout.replicas[p];
+    if (rep.backup == kNoServer) continue;
+    uint32_t best = kNoServer;
+    for (uint32_t step = 1; step < n; ++step) {
+      const uint32_t r = (rep.owner + step) % n;
+      if (servers.SameHost(r, rep.owner) || servers.host(r).empty()) continue;
+      if (best == kNoServer || backups[r] < backups[best]) best = r;
+    }
+    if (best != kNoServer) rep.backup = best;  // else every server shares the owner's host
+    ++backups[rep.backup];
+  }
 }
 
 FailoverPolicy::FailoverPolicy(FailoverPolicyOptions options) : options_(std::move(options)) {}
 
 void FailoverPolicy::Reset(const ServerNodes& servers, int64_t restore_step, uint32_t generation) {
   layout_ = Layout::Compute(options_.tables, options_.num_servers, options_.replication);
+  PlaceBackups(servers, layout_);
   layout_.restore_step = restore_step;
   layout_.generation = generation;
   holders_.assign(layout_.replicas.size(), Holders());
@@ -167,9 +194,11 @@ void FailoverPolicy::AssignBackups(const ServerNodes& servers, Layout& next,
   for (uint32_t p = 0; p < next.replicas.size(); ++p) {
     Replica& rep = next.replicas[p];
     if (rep.backup != kNoServer) continue;
+    // The least loaded live server, one of another host than the owner's first.
     uint32_t best = kNoServer;
+    auto key = [&](uint32_t r) { return std::make_pair(servers.SameHost(r, rep.owner), load[r]); };
     for (auto [r, n] : load) {
-      if (r != rep.owner && (best == kNoServer || n < load[best])) best = r;
+      if (r != rep.owner && (best == kNoServer || key(r) < key(best))) best = r;
     }
     if (best == kNoServer) continue;  // nobody else is alive: degraded
     d.events.push_back({LogLevel::kInfo, "partition " + std::to_string(p) +

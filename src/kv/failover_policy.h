@@ -37,9 +37,13 @@ namespace distopt {
 struct ServerNodes {
   uint32_t epoch = 0;  // the membership epoch they were seen in
   std::vector<NodeId> by_rank;
+  std::vector<std::string> hosts;  // by rank (Member::host; empty: unknown, or no server)
 
   static ServerNodes FromView(const ClusterView& view, uint32_t num_servers);
   NodeId at(uint32_t rank) const { return rank < by_rank.size() ? by_rank[rank] : kUnassignedId; }
+  const std::string& host(uint32_t rank) const;
+  // Whether ranks a and b are known to run on one host.
+  bool SameHost(uint32_t a, uint32_t b) const { return !host(a).empty() && host(a) == host(b); }
 };
 
 struct FailoverDecision {
@@ -100,6 +104,10 @@ class FailoverPolicy {
 
   // A fresh layout of generation `generation`, every copy held by `servers`.
   void Reset(const ServerNodes& servers, int64_t restore_step, uint32_t generation);
+  // With replication 2: each partition's backup on a server of another host
+  // than its owner's where there is one (the least loaded, then the next
+  // rank round from the owner), so a whole host can die.
+  void PlaceBackups(const ServerNodes& servers, Layout& layout) const;
   // The partitions none of whose copies is usable any more.
   std::vector<uint32_t> LostPartitions(const ServerNodes& servers) const;
   FailoverDecision DecideLoss(const ServerNodes& servers, const std::vector<uint32_t>& lost);

@@ -77,6 +77,56 @@ TEST(FailoverPolicyTest, StartsWithEachPartitionBackedUpByTheNextServerInSync) {
   EXPECT_TRUE(same.events.empty());
 }
 
+// Servers 0-1 on host a, 2-3 on host b: every backup on the other host, one
+// per server, so losing a whole host loses no partition.
+TEST(FailoverPolicyTest, BackupsLiveOnAnotherHostThanTheirOwners) {
+  FailoverPolicyOptions o;
+  o.tables = Tables();
+  o.num_servers = 4;
+  o.replication = 2;
+  FailoverPolicy policy(o);
+  ServerNodes nodes = Nodes(1, {100, 101, 102, 103});
+  nodes.hosts = {"a", "a", "b", "b"};
+  const Layout& l = policy.Start(nodes);
+  std::vector<int> backups(4, 0);
+  for (uint32_t p = 0; p < 4; ++p) {
+    ASSERT_NE(l.replicas[p].backup, kNoServer);
+    EXPECT_NE(nodes.hosts[l.replicas[p].backup], nodes.hosts[l.replicas[p].owner]) << p;
+    ++backups[l.replicas[p].backup];
+  }
+  EXPECT_EQ(backups, (std::vector<int>{1, 1, 1, 1}));
+  // Host b dies: partitions 2 and 3 fail over to host a, and nothing is lost.
+  ServerNodes left = Nodes(2, {100, 101, kGone, kGone});
+  left.hosts = {"a", "a", "", ""};
+  FailoverDecision d = policy.OnMembership(left);
+  ASSERT_EQ(d.kind, FailoverDecision::kNewLayout);
+  for (uint32_t p = 0; p < 4; ++p) EXPECT_LT(d.layout.replicas[p].owner, 2u) << p;
+  // Unknown hosts (or one host): the next server, as without hosts.
+  FailoverPolicy plain(o);
+  const Layout& m = plain.Start(Nodes(1, {100, 101, 102, 103}));
+  for (uint32_t p = 0; p < 4; ++p) EXPECT_EQ(m.replicas[p].backup, (p + 1) % 4);
+}
+
+// A new backup goes to another host than the owner's when one is alive.
+TEST(FailoverPolicyTest, ANewBackupPrefersAnotherHost) {
+  FailoverPolicyOptions o;
+  o.tables = Tables();
+  o.num_servers = 3;
+  o.replication = 2;
+  FailoverPolicy policy(o);
+  ServerNodes nodes = Nodes(1, {100, 101, 102});
+  nodes.hosts = {"a", "a", "b"};
+  const Layout& l = policy.Start(nodes);
+  ASSERT_EQ(l.replicas[0].backup, 2u);
+  // Server 2 (host b) restarts: partition 0 needs a new backup; server 1
+  // shares its owner's host, the restarted server 2 does not.
+  ServerNodes back = Nodes(2, {100, 101, 202});
+  back.hosts = {"a", "a", "b"};
+  FailoverDecision d = policy.OnMembership(back);
+  ASSERT_EQ(d.kind, FailoverDecision::kNewLayout);
+  EXPECT_EQ(d.layout.replicas[0].backup, 2u);
+}
+
 TEST(FailoverPolicyTest, OwnerDyingWithASyncedBackupFailsOver) {
   Fixture f(3, 2);
   FailoverDecision d = f.policy->OnMembership(Nodes(2, {kGone, 101, 102}));
