@@ -8,11 +8,14 @@ removed afterwards, also when it fails. Only traffic between the test's own
 namespaces (10.231.x, fd00:231::) or on loopback is ever sent.
 """
 import argparse
+import array
 import json
+import math
 import os
 import shutil
 import signal
 import subprocess
+import struct
 import sys
 import tempfile
 import time
@@ -30,6 +33,34 @@ def last_eval(metrics_path):
             if "test_accuracy" in j:
                 acc = j["test_accuracy"]
     return acc
+
+
+def model_values(path):
+    """Every table's floats of a model.bin (train/model_file.h), in table order."""
+    with open(path, "rb") as f:
+        b = f.read()
+    assert b[:8] == b"DOMODEL1", path
+    at = 8 + 4 + 8
+    (ntables,) = struct.unpack_from("<I", b, at)
+    at += 4
+    values = array.array("f")
+    for _ in range(ntables):
+        (n,) = struct.unpack_from("<I", b, at)
+        at += 4 + n + 1 + 8 + 4
+        (nkeys,) = struct.unpack_from("<Q", b, at)
+        at += 8 + 8 * nkeys
+        (nvalues,) = struct.unpack_from("<Q", b, at)
+        at += 8
+        values.frombytes(b[at:at + 4 * nvalues])
+        at += 4 * nvalues
+    return values
+
+
+def rel_err(a, ref):
+    assert len(a) == len(ref), (len(a), len(ref))
+    num = sum((x - y) * (x - y) for x, y in zip(a, ref))
+    den = sum(y * y for y in ref)
+    return math.sqrt(num / den)
 
 
 class Hosts:
@@ -78,7 +109,9 @@ class Job:
         self.dir = tempfile.mkdtemp(prefix="distopt-mh-")
         self.common = [a for s in sets for a in ("--set", s)]
         if security:
-            subprocess.run([ARGS.distopt, "keygen", self.dir + "/keys", self.config],
+            counts = [a for s in sets if s.startswith("cluster.servers=")
+                      for a in ("--servers", s.split("=")[1])]
+            subprocess.run([ARGS.distopt, "keygen", self.dir + "/keys", self.config] + counts,
                            check=True, stdout=subprocess.DEVNULL)
             self.common += ["--keys", self.dir + "/keys"]
         self.procs = {}
@@ -157,8 +190,9 @@ class MultiHostTest(unittest.TestCase):
         return self.hosts, self.job
 
     def assertAllExitedZero(self, codes):
-        for name, code in codes.items():
-            self.assertEqual(code, 0, f"{name} exited {code}:\n{self.job.tail(name)}")
+        bad = {name: code for name, code in codes.items() if code != 0}
+        self.assertEqual(bad, {}, "\n".join(f"{name} exited {code}:\n{self.job.tail(name)}"
+                                            for name, code in bad.items()))
 
 
 class SeedAcrossHosts(MultiHostTest):
@@ -277,6 +311,81 @@ class HostDeath(MultiHostTest):
         self.assertIn("fails over from server/1 to its backup server/0", log)
         acc = last_eval(job.run_dir(1) + "/metrics.jsonl")
         self.assertGreater(acc, 0.84)
+
+
+class Placements(MultiHostTest):
+    prefix = "dt-place"
+    SETS = ["train.epochs=1", "data.max_train_rows=6400", "train.eval_every_epochs=1"]
+
+    def one_host_model(self):
+        local = tempfile.mkdtemp(prefix="distopt-local-")
+        try:
+            r = subprocess.run([ARGS.distopt, "train", os.path.join(ARGS.repo, SEED), "--quiet",
+                                "--run-dir", local + "/run"] +
+                               [a for s in self.SETS for a in ("--set", s)],
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            return model_values(local + "/run/model.bin")
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+
+    def test_every_placement_trains_the_one_host_model(self):
+        """BSP across 3 hosts equals the one-host run (rel. error <= 1e-6) for servers of
+        their own on host 1 with and without per-host aggregation, and for servers inside
+        the workers' processes (2 workers on each of hosts 2 and 3)."""
+        reference = self.one_host_model()
+        cases = [("process, aggregated", ["cluster.placement=process", "cluster.servers=4"], True),
+                 ("separate, aggregated", [], True),
+                 ("separate, not aggregated", ["cluster.host_aggregation=off"], False)]
+        for name, sets, aggregated in cases:
+            with self.subTest(placement=name):
+                hosts, job = self.make(3, sets=self.SETS + sets)
+                coord = hosts.addr(1) + ":7070"
+                if "cluster.placement=process" in sets:
+                    job.start("coordinator", 1, "coordinator")
+                    time.sleep(0.3)
+                    for r, h in enumerate((2, 2, 3, 3)):
+                        job.start(f"worker/{r}", h, "worker", r, coord)
+                else:
+                    job.start_seed_layout(coord)
+                codes = job.wait()
+                self.assertAllExitedZero(codes)
+                err = rel_err(model_values(job.run_dir(1) + "/model.bin"), reference)
+                self.assertLessEqual(err, 1e-6, name)
+                logs = "".join(job.log(f"worker/{r}") for r in range(4))
+                self.assertEqual("per-host aggregation: led" in logs, aggregated, name)
+                if aggregated:
+                    self.assertIn("0 to the servers instead", logs)
+                job.cleanup()
+                hosts.down()
+                self.job = self.hosts = None
+
+
+class HostDeathColocated(MultiHostTest):
+    prefix = "dt-hdc"
+
+    def test_a_whole_host_of_workers_with_their_servers_dies_and_the_job_finishes(self):
+        """Servers inside the workers (2 on each of hosts 2 and 3), replication 2: every
+        backup is on the other host, so killing host 3 loses no partition (no rollback)."""
+        sets = ["train.epochs=3", "cluster.replication=2", "cluster.placement=process",
+                "cluster.servers=4", "cluster.heartbeat_interval_ms=200",
+                "cluster.heartbeat_timeout_ms=1500"]
+        hosts, job = self.make(3, sets=sets)
+        coord = hosts.addr(1) + ":7070"
+        job.start("coordinator", 1, "coordinator")
+        time.sleep(0.3)
+        for r, h in enumerate((2, 2, 3, 3)):
+            job.start(f"worker/{r}", h, "worker", r, coord)
+        self.assertTrue(job.wait_for_metrics(2, lines=3), job.tail("worker/0"))
+        self.assertEqual(hosts.kill_host(3), 2)  # worker/2 and worker/3, each with its server
+        codes = job.wait()
+        for name in ("coordinator", "worker/0", "worker/1"):
+            self.assertEqual(codes[name], 0, f"{name}: {codes[name]}\n{job.tail(name)}")
+        log = job.log("coordinator")
+        self.assertIn("fails over from server/2 to its backup server/", log)
+        self.assertIn("fails over from server/3 to its backup server/", log)
+        self.assertNotIn("rolling the job back", log)
+        self.assertGreater(last_eval(job.run_dir(1) + "/metrics.jsonl"), 0.8)
 
 
 class PerHostCheckpoints(MultiHostTest):

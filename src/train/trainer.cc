@@ -230,6 +230,11 @@ Result<TrainSummary> Trainer::Run() {
               clock_ / steps_per_epoch_ + 1, ")");
   }
   summary_.steps = clock_;
+  if (const KvClientStats st = kv_.stats(); st.host_sums + st.host_member_pushes > 0) {
+    log_.Info("per-host aggregation: led ", st.host_sums, " push-pulls of the host, sent ",
+              st.host_member_pushes, " to its leader, ", st.host_fallbacks,
+              " to the servers instead");
+  }
   summary_.seconds = Seconds(start_);
   RETURN_IF_ERROR(SaveFinalModel());
   WriteDone();
