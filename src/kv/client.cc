@@ -517,9 +517,18 @@ std::string KvClient::Forget(const KvHandle& h) {
       continue;
     }
     if (!waiting.empty()) waiting += ", ";
-    waiting += group_.Missing(it->first.first, it->first.second) + " (gradients for host " +
-               group_.host() + ")";
+    const auto [table, clock] = it->first;
+    waiting += group_.Missing(table, clock) + " (gradients for host " + group_.host() + ")";
     it = host_wait_.erase(it);
+    // The members that did send theirs push them to the servers instead.
+    for (const HostGroup::Contribution& c : group_.Take(table, clock)) {
+      Message m;
+      m.request_id = c.request_id;
+      m.sender = c.node;
+      RefuseHostPush(
+          m, {.table = table, .clock = clock},
+          FailedPreconditionError("the leader gave up on clock " + std::to_string(clock)));
+    }
   }
   return waiting;
 }

@@ -151,7 +151,7 @@ Status KvServer::Init(uint32_t rank, const ClusterView& view) {
 Status KvServer::ApplyMembers(const ClusterView& view) {
   worker_rank_.clear();
   live_.assign(num_workers_, false);
-  worker_host_.assign(num_workers_, std::string());
+  worker_host_.resize(num_workers_);  // a dead worker's host is kept (CheckGroup)
   Status first;
   for (const Member* w : view.Live(Role::kWorker)) {
     worker_rank_[w->id] = w->rank;
@@ -377,10 +377,11 @@ Status KvServer::CheckGroup(const TableReplica& t, const KvHeader& head, uint32_
     return InvalidArgumentError(who + "'s combined push does not include its own rank");
   }
   for (uint32_t r : head.group) {
-    if (r >= live_.size() || !live_[r]) {
+    // A member that died after its leader summed its gradient still counts
+    // (as a worker's own push does when it dies after sending it).
+    if (r >= worker_host_.size() || worker_host_[r].empty()) {
       return FailedPreconditionError(who + " pushed for worker/" + std::to_string(r) +
-                                     ", which is not a live worker of epoch " +
-                                     std::to_string(epoch_));
+                                     ", which never was a worker of this job");
     }
     if (worker_host_[r] != worker_host_[sender]) {
       return InvalidArgumentError(who + " (host " + worker_host_[sender] + ") pushed for worker/" +

@@ -153,8 +153,8 @@ class KvServer {
   TableReplica* Admit(const Message& m, const KvHeader& head, uint32_t* rank) REQUIRES(mu_);
   Result<uint32_t> WorkerRank(const Message& m) const REQUIRES(mu_);
   // Ok unless a combined push (head.group) is refused: not BSP, its sender
-  // not among the ranks, or a rank that is no live worker of the sender's
-  // host (a worker speaks only for the workers it shares a machine with).
+  // not among the ranks, or a rank whose worker (live or dead) is not of the
+  // sender's host (a worker speaks only for those it shares a machine with).
   Status CheckGroup(const TableReplica& t, const KvHeader& head, uint32_t sender) const
       REQUIRES(mu_);
   Result<TableReplica*> FindTable(const KvHeader& head) REQUIRES(mu_);
@@ -212,7 +212,7 @@ class KvServer {
   std::map<uint32_t, NodeId> server_ids_
       GUARDED_BY(mu_);                      // live servers of the current epoch, by rank
   std::vector<bool> live_ GUARDED_BY(mu_);  // by worker rank
-  std::vector<std::string> worker_host_ GUARDED_BY(mu_);  // by worker rank (live ones)
+  std::vector<std::string> worker_host_ GUARDED_BY(mu_);  // by worker rank, the last known
   std::vector<Message> held_
       GUARDED_BY(mu_);  // requests of an epoch this server has not seen (or before Start)
   static constexpr size_t kMaxHeld = 4096;
