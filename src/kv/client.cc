@@ -395,28 +395,8 @@ void KvClient::OnReply(Message&& m) {
   }
   Part& p = it->second;
   Status s;
-  if (p.to_leader && m.type == MsgType::kHostParams &&
-      m.status == static_cast<uint32_t>(StatusCode::kUnavailable)) {
-    // The leader has not seen the view that makes it lead (or this worker
-    // a member): asked again shortly, by Tick.
-    p.resend_at = options_.env->Now() + kStaleResendDelay;
-    return;
-  }
-  if (p.to_leader && (m.type != MsgType::kHostParams || m.status != 0)) {
-    // The leader sent the clock without it: to the servers.
-    log_.Debug("worker/", group_.leader_rank(), " refused the ", p.req->what_, ": ",
-               KvErrorReason(m));
-    FallBack(it->first);
-    return;
-  }
-  if (m.type == MsgType::kHostParams) {
-    if (m.num_values() != p.expect) {
-      s = InternalError("worker/" + std::to_string(group_.leader_rank()) + " answered the " +
-                        p.req->what_ + " with " + std::to_string(m.num_values()) +
-                        " floats, expected " + std::to_string(p.expect));
-    } else {
-      std::memcpy(p.out.data(), m.values.data(), m.values.size());
-    }
+  if (p.to_leader) {
+    if (!HostReply(it->first, p, m, &s)) return;  // asked again, or pushed to the servers
   } else if ((m.type == MsgType::kPullReply || m.type == MsgType::kPushAck) &&
              m.epoch < generation_epoch_) {
     // Answered by a server that has not seen the rollback yet (this

@@ -235,6 +235,10 @@ class KvClient {
   // The leader sends (table, clock) once complete (or `force`: it no longer
   // leads, so nobody else will come).
   void TryLaunch(uint32_t table, int64_t clock, bool force) REQUIRES(mu_);
+  // A reply to a member's part from its leader: the parameters land in
+  // p.out (or *s says why not) and true is returned; false if the part is
+  // to be asked again or went to the servers (nothing to finish).
+  bool HostReply(uint64_t id, Part& p, const Message& m, Status* s) REQUIRES(mu_);
   // A member's gradient, at its leader: kept, refused (late, not the
   // leader) or, from a member this worker does not know yet, kept aside
   // until the next view.

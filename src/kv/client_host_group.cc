@@ -59,6 +59,31 @@ void KvClient::TryLaunch(uint32_t table, int64_t clock, bool force) {
   Finish(*wait.req, Status::Ok(), INT64_MAX);  // the placeholder of HostPushPull
 }
 
+bool KvClient::HostReply(uint64_t id, Part& p, const Message& m, Status* s) {
+  if (m.type == MsgType::kHostParams &&
+      m.status == static_cast<uint32_t>(StatusCode::kUnavailable)) {
+    // The leader has not seen the view that makes it lead (or this worker
+    // a member): asked again shortly, by Tick.
+    p.resend_at = options_.env->Now() + kStaleResendDelay;
+    return false;
+  }
+  if (m.type != MsgType::kHostParams || m.status != 0) {
+    // The leader sent the clock without it: to the servers.
+    log_.Debug("worker/", group_.leader_rank(), " refused the ", p.req->what_, ": ",
+               KvErrorReason(m));
+    FallBack(id);
+    return false;
+  }
+  if (m.num_values() != p.expect) {
+    *s = InternalError("worker/" + std::to_string(group_.leader_rank()) + " answered the " +
+                       p.req->what_ + " with " + std::to_string(m.num_values()) +
+                       " floats, expected " + std::to_string(p.expect));
+  } else {
+    std::memcpy(p.out.data(), m.values.data(), m.values.size());
+  }
+  return true;
+}
+
 void KvClient::OnHostPush(Message&& m) {
   MutexLock lock(&mu_);
   AcceptHostPush(std::move(m));
@@ -77,7 +102,15 @@ void KvClient::AcceptHostPush(Message&& m) {
                           InvalidArgumentError("a host push must carry a whole dense table"));
   }
   std::optional<uint32_t> rank = group_.RankOf(m.sender);
-  if (!group_.active() || !rank.has_value()) {
+  if (rank.has_value() && !group_.active()) {
+    // Aggregation went off (the job no longer spans hosts) after what it
+    // summed: this one goes to the servers from its sender.
+    return RefuseHostPush(
+        m, *head,
+        FailedPreconditionError("host " + group_.host() + " no longer aggregates (epoch " +
+                                std::to_string(epoch_) + ")"));
+  }
+  if (!rank.has_value()) {
     // Sent by a view this worker has not seen yet (it could not even
     // answer: it may not know the sender's address): kept until the next one.
     if (early_.size() >= kMaxEarlyHostPushes) {
@@ -171,7 +204,12 @@ void KvClient::OnHostView(const ClusterView& view) {
   std::vector<uint64_t> orphaned, mine;
   int resent = 0;
   for (auto& [id, part] : inflight_) {
-    if (!part.to_leader || (group_.active() && part.sent_to == group_.leader())) continue;
+    if (!part.to_leader) continue;
+    const Member* leader = view.Find(part.sent_to);
+    // A live leader answers what it summed (and refuses, as late, what it
+    // did not), even once aggregation is off: pushing it here too could
+    // reach a partition before the leader's sum and make that a duplicate.
+    if (leader != nullptr && leader->alive) continue;
     if (!group_.active()) {
       orphaned.push_back(id);
     } else if (group_.leading()) {
