@@ -57,6 +57,10 @@ def fake_pod_ip(index):
     return f"10.244.0.{index + 10}"
 
 
+def fake_node(index):
+    return f"node-{index // 2}"  # two pods to a node
+
+
 def cluster_table(toml_text):
     if tomllib is not None:
         return tomllib.loads(toml_text).get("cluster", {})
@@ -105,6 +109,8 @@ def pod_env(container, index):
             env[name] = str(index)
         elif field == "status.podIP":
             env[name] = fake_pod_ip(index)
+        elif field == "spec.nodeName":
+            env[name] = fake_node(index)
         else:
             raise Fatal(f"env {name}: unexpected source {e.get('valueFrom')}")
     if container.get("envFrom"):
@@ -214,7 +220,8 @@ def check_placement(c, binary, job):
         else:
             want = {"role": "worker", "rank": i - 1 - servers}
         want.update(launcher="kubernetes", global_rank=i, world_size=n,
-                    advertise_host=fake_pod_ip(i), coordinator=job["coordinator"])
+                    advertise_host=fake_pod_ip(i), coordinator=job["coordinator"],
+                    host_label=fake_node(i))
         for key, value in want.items():
             c.check(got.get(key) == value, f"index {i}: {key} is {got.get(key)!r}, want {value!r}")
 
