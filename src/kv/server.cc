@@ -487,6 +487,7 @@ void KvServer::HandlePush(Message&& m, const KvHeader& head, bool then_pull) {
     KvHeader pull_head = head;
     pull_head.clock = head.clock + 1;
     pull_head.checkpoint = false;
+    pull_head.group.clear();  // the push's; its reply names no workers (nor copies them parked)
     ++stats_.pulls;
     const int64_t need = pull_head.clock;
     if (seq == 0 && t.gate.Ready(need, live_)) {
@@ -630,7 +631,6 @@ void KvServer::Answer(TableReplica& t, const Message& req, const KvHeader& head,
   KvHeader served = head;
   served.clock = t.gate.bsp() ? t.gate.applied() : head.clock;
   served.checkpoint = false;
-  served.group.clear();  // a push's; a reply names no workers
   r.body = EncodeKvBody(served);
   if (t.spec.sparse) {
     auto keys = req.keys.as<uint64_t>();
