@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <random>
 #include <thread>
 
 #include "base/mutex.h"
@@ -46,6 +47,18 @@ struct Outgoing {
   NodeId peer;
   std::vector<Buffer> frames;
 };
+
+// `bytes` random bytes as hex: a nonce, not a secret.
+std::string RandomHex(int bytes) {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < bytes; ++i) {
+    const unsigned b = rd() & 0xff;
+    out += "0123456789abcdef"[b >> 4];
+    out += "0123456789abcdef"[b & 0xf];
+  }
+  return out;
+}
 
 class ZmqTransport : public Transport {
  public:
@@ -298,9 +311,14 @@ class ZmqTransport : public Transport {
     zmq_setsockopt(s, ZMQ_IPV6, &ipv6, sizeof(ipv6));
     int hwm = 0;
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-    // Our address is the routing id the peer's ROUTER sees: its logs can
-    // name where a bad message came from.
-    const std::string me = SplitCurveAddress(address_).first;
+    // The routing id the peer's ROUTER sees: our address, so its logs can
+    // name where a bad message came from, made unique per connection. A
+    // ROUTER ignores a connection whose id is still held by an older one (a
+    // redial after DropQueued, or a restart at the same address, before the
+    // old connection's end reached it) and reads the messages behind it as
+    // routing-id handshakes: they would be lost.
+    const std::string me =
+        SplitCurveAddress(address_).first + "#" + dial_nonce_ + "." + std::to_string(++dials_);
     zmq_setsockopt(s, ZMQ_ROUTING_ID, me.data(), std::min<size_t>(me.size(), 255));
     int linger = options_.linger_ms;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
@@ -538,6 +556,8 @@ class ZmqTransport : public Transport {
   void* monitor_ = nullptr;  // CURVE only: the ROUTER's handshake events
   std::string last_accepted_;
   std::map<NodeId, Dealer> dealers_;
+  const std::string dial_nonce_ = RandomHex(4);  // this transport's, in its routing ids
+  uint64_t dials_ = 0;
 
   Mutex mu_;
   std::deque<Outgoing> outbox_ GUARDED_BY(mu_);
