@@ -21,6 +21,7 @@ TransportStats TransportCounters::Snapshot() const {
   s.unroutable = unroutable.load(std::memory_order_relaxed);
   s.refused_peers = refused_peers.load(std::memory_order_relaxed);
   s.unauthorized = unauthorized.load(std::memory_order_relaxed);
+  s.local_lane_dials = local_lane_dials.load(std::memory_order_relaxed);
   return s;
 }
 

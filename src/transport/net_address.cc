@@ -83,7 +83,9 @@ std::pair<std::string, std::string> SplitCurveAddress(const std::string& address
   const std::string tag = "?curve=";
   size_t at = address.find(tag);
   if (at == std::string::npos) return {address, ""};
-  return {address.substr(0, at), address.substr(at + tag.size())};
+  // The key ends at ';' (not a Z85 character), where a local lane may follow.
+  const size_t key = at + tag.size();
+  return {address.substr(0, at), address.substr(key, address.find(';', key) - key)};
 }
 
 std::string NormalizeHost(const std::string& host) {

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "transport/curve_keys.h"
+#include "transport/local_lane.h"
 #include "transport/net_address.h"
 #include "transport/zmq_transport.h"
 
@@ -41,8 +43,13 @@ class CurveTest : public ::testing::Test {
   }
 
   std::unique_ptr<Transport> Start(const CurveKeyPair& keys, const CurveAllowlist& allow,
-                                   std::shared_ptr<MemorySink> sink) {
+                                   std::shared_ptr<MemorySink> sink,
+                                   const std::string& bind = "tcp://127.0.0.1:0") {
     ZmqOptions o;
+    o.bind = bind;
+    // These tests are about CURVE over TCP; LocalLaneTest turns the lane on.
+    o.local_lane = !lane_dir_.empty();
+    o.local_lane_dir = lane_dir_;
     o.security.keys = keys;
     o.security.allowlist = allow;
     // A worker may push, never order a shutdown.
@@ -110,6 +117,7 @@ class CurveTest : public ::testing::Test {
     zmq_ctx_term(ctx);
   }
 
+  std::string lane_dir_;  // the local lane's directory; "" = no lane
   CurveKeyPair server_keys_, good_keys_;
   CurveAllowlist allow_;
   std::shared_ptr<MemorySink> sink_ = std::make_shared<MemorySink>();
@@ -221,6 +229,110 @@ TEST_F(CurveTest, ACurveNodeRefusesToDialAnAddressWithoutAKey) {
   ASSERT_TRUE(t->Send(1, Push(1)).ok());
   ExpectNothingDelivered();
   EXPECT_TRUE(sink_->Contains("carries no public key"));
+}
+
+// ---- the local lane (local_lane.h): nodes of one host skip the encryption ----
+
+class LocalLaneTest : public CurveTest {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/distopt-lane-XXXXXX";  // mkdtemp makes it 0700
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    lane_dir_ = tmpl;
+    CurveTest::SetUp();
+  }
+  std::string Lane() const { return LocalLaneOf(guarded_->address()); }
+};
+
+TEST_F(LocalLaneTest, NodesOfOneHostTalkOverTheLaneWithTheirNamesAndRoleRules) {
+  EXPECT_EQ(Lane().rfind(lane_dir_ + "/", 0), 0u) << guarded_->address();
+  EXPECT_EQ(SplitCurveAddress(guarded_->address()).second, server_keys_.public_key);
+  ExpectGoodPeerStillDelivers(1);
+  EXPECT_EQ(good_->Stats().local_lane_dials, 1u);
+  Message bye;
+  bye.type = MsgType::kShutdown;
+  ASSERT_TRUE(good_->Send(1, std::move(bye)).ok());
+  ExpectGoodPeerStillDelivers(2);  // the role rules hold on the lane too
+  EXPECT_EQ(guarded_->Stats().unauthorized, 1u);
+  EXPECT_EQ(guarded_->Stats().refused_peers, 0u);
+}
+
+TEST_F(LocalLaneTest, AnUnknownKeyIsRefusedOnTheLane) {
+  auto stranger = Start(Keys(), {}, std::make_shared<MemorySink>());
+  ASSERT_TRUE(stranger->Connect(1, guarded_->address()).ok());
+  ASSERT_TRUE(stranger->Send(1, Push(99)).ok());
+  EXPECT_TRUE(RefusedAtLeast(1));
+  ExpectNothingDelivered();
+  EXPECT_EQ(stranger->Stats().local_lane_dials, 1u);
+  EXPECT_TRUE(sink_->Contains("a local-lane connection: its public key"));
+  ExpectGoodPeerStillDelivers(3);
+}
+
+TEST_F(LocalLaneTest, ClaimingAnAllowedKeyWithoutItsSecretIsRefused) {
+  void* ctx = zmq_ctx_new();
+  void* s = zmq_socket(ctx, ZMQ_DEALER);
+  const CurveKeyPair mine = Keys();
+  zmq_setsockopt(s, ZMQ_PLAIN_USERNAME, good_keys_.public_key.data(), kCurveKeyChars);
+  zmq_setsockopt(s, ZMQ_PLAIN_PASSWORD, mine.secret_key.data(), kCurveKeyChars);
+  ASSERT_EQ(zmq_connect(s, ("ipc://" + Lane()).c_str()), 0);
+  std::vector<Buffer> frames = EncodeFrames(Push(99));
+  for (size_t i = 0; i < frames.size(); ++i) {
+    zmq_send(s, frames[i].data(), frames[i].size(), i + 1 < frames.size() ? ZMQ_SNDMORE : 0);
+  }
+  EXPECT_TRUE(RefusedAtLeast(1));
+  ExpectNothingDelivered();
+  EXPECT_TRUE(sink_->Contains("with a secret key not its own"));
+  int linger = 0;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+  zmq_close(s);
+  zmq_ctx_term(ctx);
+  ExpectGoodPeerStillDelivers(4);
+}
+
+TEST_F(LocalLaneTest, APeerOfAnotherHostIsDialledOverCurve) {
+  // 127.0.0.2 is this machine too, but another host by its address.
+  guarded_ = Start(server_keys_, allow_, sink_, "tcp://127.0.0.2:0");
+  ASSERT_FALSE(Lane().empty());
+  good_ = Start(good_keys_, {}, std::make_shared<MemorySink>());
+  ASSERT_TRUE(good_->Connect(1, guarded_->address()).ok());
+  ASSERT_TRUE(good_->Send(1, Push(5)).ok());
+  auto m = guarded_->Recv(Deadline::After(std::chrono::seconds(10)));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->peer, "worker/0");
+  EXPECT_EQ(good_->Stats().local_lane_dials, 0u);
+}
+
+TEST_F(LocalLaneTest, ADirectoryOthersMayEnterIsRefusedAndTheNodeUsesCurve) {
+  ASSERT_EQ(chmod(lane_dir_.c_str(), 0755), 0);
+  guarded_ = Start(server_keys_, allow_, sink_);
+  EXPECT_EQ(Lane(), "") << guarded_->address();
+  EXPECT_TRUE(sink_->Contains("no local lane"));
+  EXPECT_TRUE(sink_->Contains("has mode 0755"));
+  ExpectGoodPeerStillDelivers(6);
+  EXPECT_EQ(good_->Stats().local_lane_dials, 0u);
+  // Nor is a socket in such a directory trusted by a dialler.
+  EXPECT_FALSE(LocalLaneUsable(lane_dir_ + "/nothing.sock"));
+  EXPECT_FALSE(LocalLaneUsable(""));
+}
+
+TEST_F(LocalLaneTest, ANodeRemovesItsSocketAndSweepsTheOnesKilledNodesLeft) {
+  const std::string mine = Lane();
+  struct stat st {};
+  ASSERT_EQ(stat(mine.c_str(), &st), 0);
+  // A killed node's socket: bound, then the process gone without removing it.
+  const std::string stale = lane_dir_ + "/deadbeef.sock";
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, stale.c_str(), stale.size() + 1);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  close(fd);
+  ASSERT_EQ(stat(stale.c_str(), &st), 0);
+  guarded_.reset();
+  EXPECT_NE(stat(mine.c_str(), &st), 0) << mine << " outlived its node";
+  guarded_ = Start(server_keys_, allow_, sink_);
+  EXPECT_NE(stat(stale.c_str(), &st), 0) << stale << " was not swept";
+  ExpectGoodPeerStillDelivers(7);
 }
 
 // ---- key files ----

@@ -33,6 +33,7 @@ struct TransportStats {
   uint64_t unroutable = 0;     // sent to a peer we have no address for
   uint64_t refused_peers = 0;  // connections refused: unknown key, wrong mechanism, bad handshake
   uint64_t unauthorized = 0;   // messages dropped: the sender's role may not send them
+  uint64_t local_lane_dials = 0;  // connections made over the local lane (zmq_transport.h)
 };
 
 // Counters shared by the implementations (relaxed atomics: statistics only).
@@ -45,6 +46,7 @@ struct TransportCounters {
   std::atomic<uint64_t> unroutable{0};
   std::atomic<uint64_t> refused_peers{0};
   std::atomic<uint64_t> unauthorized{0};
+  std::atomic<uint64_t> local_lane_dials{0};
   TransportStats Snapshot() const;
   void CountSent(uint64_t bytes) {
     messages_sent.fetch_add(1, std::memory_order_relaxed);

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -13,9 +14,11 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "base/mutex.h"
 #include "base/queue.h"
+#include "transport/local_lane.h"
 #include "transport/net_address.h"
 
 namespace distopt {
@@ -107,15 +110,7 @@ class ZmqTransport : public Transport {
         }
       }
     }
-    // Refuse oversized messages before ZeroMQ allocates them.
-    int64_t max_msg = static_cast<int64_t>(options_.limits.max_values * sizeof(float) +
-                                           options_.limits.max_keys * sizeof(uint64_t) +
-                                           options_.limits.max_body_bytes + kHeaderSize);
-    zmq_setsockopt(router_, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg));
-    int hwm = 0;  // flow control lives in the KV layer (bounded requests)
-    zmq_setsockopt(router_, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-    int linger = 0;
-    zmq_setsockopt(router_, ZMQ_LINGER, &linger, sizeof(linger));
+    LimitRouter(router_);
     // Dual-stack: tcp://*:PORT takes IPv4 and IPv6 peers, tcp://[fd00::1]:0 works.
     int ipv6 = 1;
     zmq_setsockopt(router_, ZMQ_IPV6, &ipv6, sizeof(ipv6));
@@ -142,11 +137,70 @@ class ZmqTransport : public Transport {
                    address_.substr(std::strlen(wildcard));
       }
     }
-    if (sec.enabled()) address_ += "?curve=" + sec.keys.public_key;
+    if (auto hp = ParseHostPort(address_); hp.ok()) own_host_ = hp->host;
+    if (sec.enabled()) {
+      address_ += "?curve=" + sec.keys.public_key;
+      if (options_.local_lane) OpenLocalLane();
+    }
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) return InternalError(std::string("eventfd: ") + std::strerror(errno));
     io_thread_ = std::thread([this] { IoLoop(); });
     return Status::Ok();
+  }
+
+  // What every ROUTER of this node refuses or never does.
+  void LimitRouter(void* r) {
+    // Refuse oversized messages before ZeroMQ allocates them.
+    int64_t max_msg = static_cast<int64_t>(options_.limits.max_values * sizeof(float) +
+                                           options_.limits.max_keys * sizeof(uint64_t) +
+                                           options_.limits.max_body_bytes + kHeaderSize);
+    zmq_setsockopt(r, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg));
+    int hwm = 0;  // flow control lives in the KV layer (bounded requests)
+    zmq_setsockopt(r, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    int linger = 0;
+    zmq_setsockopt(r, ZMQ_LINGER, &linger, sizeof(linger));
+  }
+
+  // The local lane (local_lane.h): a PLAIN ROUTER on a Unix socket in this
+  // user's private directory, advertised after the key. Without one (the
+  // directory refused) every peer is dialled over TCP with CURVE.
+  void OpenLocalLane() {
+    const std::string dir =
+        options_.local_lane_dir.empty() ? DefaultLocalLaneDir() : options_.local_lane_dir;
+    const std::string path = dir + "/" + dial_nonce_ + RandomHex(4) + ".sock";
+    Status ok = PrepareLocalLaneDir(dir);
+    if (ok.ok()) SweepStaleLocalLanes(dir);
+    if (ok.ok() && path.size() >= sizeof(sockaddr_un::sun_path)) {
+      ok = InvalidArgumentError(path + " is too long for a Unix socket");
+    }
+    void* r = ok.ok() ? zmq_socket(ctx_, ZMQ_ROUTER) : nullptr;
+    if (r != nullptr) {
+      int server = 1;
+      zmq_setsockopt(r, ZMQ_PLAIN_SERVER, &server, sizeof(server));
+      zmq_setsockopt(r, ZMQ_ZAP_DOMAIN, "distopt", 7);
+      LimitRouter(r);
+      if (zmq_bind(r, ("ipc://" + path).c_str()) != 0) {
+        ok = UnavailableError(ZmqError(("cannot listen on ipc://" + path).c_str()));
+        zmq_close(r);
+        r = nullptr;
+      }
+    }
+    if (r == nullptr) {
+      log_.Warn("no local lane (nodes of this host will talk CURVE over TCP): ", ok.message());
+      return;
+    }
+    local_router_ = r;
+    local_path_ = path;
+    address_ += ";local=" + path;
+  }
+
+  // Dial `address`'s local lane rather than its TCP endpoint? Only a peer
+  // that advertises our own host and a lane we may trust.
+  bool UseLocalLane(const std::string& endpoint, const std::string& lane) const {
+    if (local_router_ == nullptr || lane.empty() || !LocalLaneUsable(lane)) return false;
+    auto theirs = ParseHostPort(endpoint);
+    auto ours = ParseHostPort(SplitCurveAddress(address_).first);
+    return theirs.ok() && ours.ok() && theirs->host == ours->host;
   }
 
   std::string address() const override { return address_; }
@@ -225,26 +279,33 @@ class ZmqTransport : public Transport {
   // --- everything below runs on the I/O thread ---
 
   void IoLoop() {
-    zmq_pollitem_t items[4] = {{router_, 0, ZMQ_POLLIN, 0},
-                               {nullptr, wake_fd_, ZMQ_POLLIN, 0},
-                               {zap_, 0, ZMQ_POLLIN, 0},
-                               {monitor_, 0, ZMQ_POLLIN, 0}};
-    const int n_items = zap_ == nullptr ? 2 : (monitor_ == nullptr ? 3 : 4);
+    // The wake fd, then every socket there is: the ROUTER, the local
+    // lane's, the ZAP handler, the monitor.
+    std::vector<zmq_pollitem_t> items = {{nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+    for (void* s : {router_, local_router_, zap_, monitor_}) {
+      if (s != nullptr) items.push_back({s, 0, ZMQ_POLLIN, 0});
+    }
     while (true) {
-      if (zmq_poll(items, n_items, 1000) < 0 && zmq_errno() != EINTR) {
+      if (zmq_poll(items.data(), static_cast<int>(items.size()), 1000) < 0 &&
+          zmq_errno() != EINTR) {
         log_.Error(ZmqError("zmq_poll"));
         break;
       }
-      if (items[1].revents & ZMQ_POLLIN) {
+      if (items[0].revents & ZMQ_POLLIN) {
         uint64_t v;
         ssize_t n = read(wake_fd_, &v, sizeof(v));
         (void)n;
       }
-      if (n_items > 2 && (items[2].revents & ZMQ_POLLIN)) AnswerZap();
-      if (n_items > 3 && (items[3].revents & ZMQ_POLLIN)) ReadMonitor();
+      for (const zmq_pollitem_t& it : items) {
+        if (!(it.revents & ZMQ_POLLIN)) continue;
+        if (it.socket == zap_) AnswerZap();
+        if (it.socket == monitor_) ReadMonitor();
+      }
       bool stop = DrainCommands();
       // Bounded so a flood of inbound messages cannot starve our sends.
-      for (int i = 0; i < 256 && ReceiveOne(); ++i) {
+      for (int i = 0; i < 256 && ReceiveOne(router_); ++i) {
+      }
+      for (int i = 0; local_router_ != nullptr && i < 256 && ReceiveOne(local_router_); ++i) {
       }
       if (stop) break;
     }
@@ -301,8 +362,16 @@ class ZmqTransport : public Transport {
                  ": this job runs CURVE and the address carries no public key");
       return;
     }
+    const std::string lane = LocalLaneOf(address);
+    const bool local = sec.enabled() && UseLocalLane(endpoint, lane);
     void* s = zmq_socket(ctx_, ZMQ_DEALER);
-    if (sec.enabled()) {
+    if (local) {
+      // PLAIN on a Unix socket only this user can reach: the secret key
+      // proves who we are (local_lane.h).
+      zmq_setsockopt(s, ZMQ_PLAIN_USERNAME, sec.keys.public_key.data(), sec.keys.public_key.size());
+      zmq_setsockopt(s, ZMQ_PLAIN_PASSWORD, sec.keys.secret_key.data(), sec.keys.secret_key.size());
+      counters_.local_lane_dials.fetch_add(1, std::memory_order_relaxed);
+    } else if (sec.enabled()) {
       zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_key.c_str(), 41);
       zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, sec.keys.public_key.c_str(), 41);
       zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec.keys.secret_key.c_str(), 41);
@@ -322,7 +391,7 @@ class ZmqTransport : public Transport {
     zmq_setsockopt(s, ZMQ_ROUTING_ID, me.data(), std::min<size_t>(me.size(), 255));
     int linger = options_.linger_ms;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-    if (zmq_connect(s, endpoint.c_str()) != 0) {
+    if (zmq_connect(s, local ? ("ipc://" + lane).c_str() : endpoint.c_str()) != 0) {
       log_.Error(
           ZmqError(("cannot connect to node " + std::to_string(peer) + " at " + address).c_str()));
       zmq_close(s);
@@ -371,7 +440,7 @@ class ZmqTransport : public Transport {
   }
 
   // Receives one multipart message if any is ready; false when none.
-  bool ReceiveOne() {
+  bool ReceiveOne(void* socket) {
     std::vector<Buffer> frames;
     std::string from, user, peer_host;
     size_t bytes = 0;
@@ -379,7 +448,7 @@ class ZmqTransport : public Transport {
     while (true) {
       auto hold = std::make_shared<ZmqMsgHolder>();
       zmq_msg_init(&hold->msg);
-      if (zmq_msg_recv(&hold->msg, router_, first ? ZMQ_DONTWAIT : 0) < 0) {
+      if (zmq_msg_recv(&hold->msg, socket, first ? ZMQ_DONTWAIT : 0) < 0) {
         if (zmq_errno() != EAGAIN) log_.Error(ZmqError("zmq_msg_recv"));
         return false;
       }
@@ -411,7 +480,8 @@ class ZmqTransport : public Transport {
       return true;
     }
     m->peer = std::move(user);
-    m->peer_host = std::move(peer_host);
+    // A Unix socket's peer is on this host by construction.
+    m->peer_host = socket == local_router_ ? own_host_ : std::move(peer_host);
     const ZmqSecurity& sec = options_.security;
     if (sec.enabled() && sec.authorize && !sec.authorize(m->peer, *m)) {
       uint64_t n = counters_.unauthorized.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -448,7 +518,11 @@ class ZmqTransport : public Transport {
     const std::string peer = req.size() > 3 ? NormalizeHost(req[3]) : "?";
     if (req.size() >= 6 && req[0] == "1.0") {
       const std::string& mechanism = req[5];
-      if (mechanism != "CURVE" || req.size() < 7 || req[6].size() != 32) {
+      if (mechanism == "PLAIN" && local_router_ != nullptr) {
+        // Only the local lane runs PLAIN (the TCP ROUTER is a CURVE server,
+        // so a PLAIN handshake never gets this far there).
+        std::tie(status, text, user) = AdmitLocal(req);
+      } else if (mechanism != "CURVE" || req.size() < 7 || req[6].size() != 32) {
         text = "this node admits CURVE only";
         NoteRefusal("a " + mechanism + " connection from " + peer +
                     ": this node admits CURVE only");
@@ -471,6 +545,28 @@ class ZmqTransport : public Transport {
     const std::string* reply[] = {&version, &id, &status, &text, &user};
     for (const std::string* f : reply) zmq_send(zap_, f->data(), f->size(), ZMQ_SNDMORE);
     zmq_send(zap_, "", 0, 0);  // metadata
+  }
+
+  // A PLAIN peer of the local lane: user name = its public key, password =
+  // its secret key, which must derive that key; the key must be allowed.
+  std::tuple<std::string, std::string, std::string> AdmitLocal(
+      const std::vector<std::string>& req) {
+    const std::string who = "a local-lane connection";
+    if (req.size() < 8 || req[6].size() != kCurveKeyChars || req[7].size() != kCurveKeyChars) {
+      NoteRefusal(who + " without a key pair for credentials");
+      return {"400", "credentials are a key pair", ""};
+    }
+    char derived[kCurveKeyChars + 1] = {0};
+    if (zmq_curve_public(derived, req[7].c_str()) != 0 || req[6] != derived) {
+      NoteRefusal(who + " claiming public key " + req[6] + " with a secret key not its own");
+      return {"400", "the secret key does not match the public key", ""};
+    }
+    auto it = options_.security.allowlist.find(req[6]);
+    if (it == options_.security.allowlist.end()) {
+      NoteRefusal(who + ": its public key " + req[6] + " is not on the job's allowlist");
+      return {"400", "key not on the allowlist", ""};
+    }
+    return {"200", "OK", it->second};
   }
 
   // Handshake failures the ZAP handler never sees.
@@ -531,6 +627,11 @@ class ZmqTransport : public Transport {
     dealers_.clear();
     zmq_close(router_);
     router_ = nullptr;
+    if (local_router_ != nullptr) {
+      zmq_close(local_router_);
+      unlink(local_path_.c_str());  // ZeroMQ leaves the socket file behind
+    }
+    local_router_ = nullptr;
     if (monitor_ != nullptr) zmq_close(monitor_);
     if (zap_ != nullptr) zmq_close(zap_);
     monitor_ = zap_ = nullptr;
@@ -545,15 +646,18 @@ class ZmqTransport : public Transport {
   const Logger log_;
   void* ctx_ = nullptr;
   int wake_fd_ = -1;
-  std::string address_;  // set in Start, constant afterwards
+  std::string address_;   // set in Start, constant afterwards
+  std::string own_host_;  // address_'s host, for messages off the local lane
   TransportCounters counters_;
   BlockingQueue<Message> inbox_;
   std::thread io_thread_;
 
   // Owned by the I/O thread only.
   void* router_ = nullptr;
-  void* zap_ = nullptr;      // CURVE only: the ZAP handler
-  void* monitor_ = nullptr;  // CURVE only: the ROUTER's handshake events
+  void* local_router_ = nullptr;  // CURVE only: the local lane (local_lane.h)
+  std::string local_path_;        // its socket file
+  void* zap_ = nullptr;           // CURVE only: the ZAP handler
+  void* monitor_ = nullptr;       // CURVE only: the ROUTER's handshake events
   std::string last_accepted_;
   std::map<NodeId, Dealer> dealers_;
   const std::string dial_nonce_ = RandomHex(4);  // this transport's, in its routing ids

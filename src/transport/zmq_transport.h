@@ -14,7 +14,9 @@
 // sender's allowlist name and offered to `authorize` before anyone sees it.
 // The address() of a CURVE node carries its public key,
 // "tcp://10.0.0.2:4711?curve=<Z85>", so an address is all a peer needs to
-// dial it; a CURVE node refuses to dial an address without a key.
+// dial it; a CURVE node refuses to dial an address without a key. Nodes of
+// one host skip the encryption over a Unix socket only their user can reach,
+// still proving their keys (local_lane.h).
 #ifndef DISTOPT_TRANSPORT_ZMQ_TRANSPORT_H_
 #define DISTOPT_TRANSPORT_ZMQ_TRANSPORT_H_
 
@@ -49,6 +51,11 @@ struct ZmqOptions {
   // How long Shutdown waits for queued outbound messages to leave.
   int linger_ms = 2000;
   ZmqSecurity security;
+  // CURVE only: talk to the nodes of this host over a Unix socket in a
+  // private directory instead of encrypting (local_lane.h); "" = the default
+  // directory, DefaultLocalLaneDir().
+  bool local_lane = true;
+  std::string local_lane_dir;
 };
 
 Result<std::unique_ptr<Transport>> CreateZmqTransport(const ZmqOptions& options, Logger log);
