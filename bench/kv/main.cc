@@ -69,12 +69,16 @@ void AddNodeCommand(CLI::App& app, BenchNodeArgs& a) {
       "node", "one process of the benchmark (the benchmark starts these itself)");
   n->add_option("--role", a.role)
       ->required()
-      ->check(CLI::IsMember({"server", "worker", "colocated", "echo", "raw-client"}));
+      ->check(
+          CLI::IsMember({"coordinator", "server", "worker", "colocated", "echo", "raw-client"}));
   n->add_option("--coordinator", a.coordinator, "the coordinator's endpoint");
   n->add_option("--rank", a.rank);
   n->add_option("--out", a.out, "the result file of a timed role");
   n->add_option("--peers", a.peers, "raw-client: the echoes' endpoints, comma-separated");
-  n->add_option("--addr-file", a.addr_file, "echo: where to write the endpoint it bound");
+  n->add_option("--addr-file", a.addr_file,
+                "echo, coordinator: where to write the endpoint it bound");
+  n->add_option("--bind", a.bind, "where to listen (default tcp://127.0.0.1:0)");
+  n->add_flag("--host-aggregation", a.host_aggregation, "workers of one host sum first");
   n->add_option("--key-dir", a.keys, "CURVE: the key folder");
   Case& k = a.c;
   n->add_option("--kind", k.kind)->check(CLI::IsMember({"dense", "sparse"}));

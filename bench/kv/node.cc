@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/buffer.h"
+#include "base/file_util.h"
 #include "base/logging.h"
 #include "base/time.h"
 #include "cluster/role_policy.h"
@@ -28,6 +29,7 @@ using std::chrono::seconds;
 Result<std::unique_ptr<Transport>> BenchTransport(const BenchNodeArgs& a, Role role,
                                                   const Logger& log) {
   ZmqOptions o;
+  o.bind = a.bind;
   if (!a.keys.empty()) {
     const std::string name = FormatNodeName(role, static_cast<int32_t>(a.rank));
     ASSIGN_OR_RETURN(o.security.keys, ReadKeyFile(a.keys + "/" + KeyFileName(name)));
@@ -49,6 +51,21 @@ std::unique_ptr<ServerNode> MakeServer(const BenchNodeArgs& a, std::unique_ptr<T
   KvServerOptions kv;
   kv.tables = BenchTables(a.c);
   return std::make_unique<ServerNode>(BenchNodeOptions(a), kv, std::move(t), log);
+}
+
+// The coordinator of a benchmark whose nodes run on other hosts.
+Status RunCoordinatorRole(const BenchNodeArgs& a) {
+  Logger log = Logger::Stderr("coordinator", LogLevel::kWarning);
+  ASSIGN_OR_RETURN(auto t, BenchTransport(a, Role::kCoordinator, log));
+  const std::string endpoint = t->address();
+  RETURN_IF_ERROR(WriteFileAtomically(
+      a.addr_file,
+      {std::span(reinterpret_cast<const uint8_t*>(endpoint.data()), endpoint.size())}));
+  CoordinatorOptions co;
+  co.num_servers = a.c.servers;
+  co.num_workers = a.c.workers;
+  co.startup_timeout = seconds(120);
+  return RunCoordinator(co, BenchTables(a.c), t.get(), log);
 }
 
 Status RunServer(const BenchNodeArgs& a) {
@@ -95,7 +112,9 @@ Result<double> TimeSparse(WorkerNode& node, const Case& c, int64_t rank, Deadlin
 }
 
 Status RunWorker(const BenchNodeArgs& a, std::unique_ptr<Transport> t, const Logger& log) {
-  WorkerNode node(BenchNodeOptions(a), BenchTables(a.c), {}, std::move(t), log);
+  KvClientOptions ko;
+  ko.host_aggregation = a.host_aggregation ? HostAggregation::kOn : HostAggregation::kOff;
+  WorkerNode node(BenchNodeOptions(a), BenchTables(a.c), ko, std::move(t), log);
   RETURN_IF_ERROR(node.Start(Deadline::After(seconds(60))));
   const Deadline deadline = Deadline::After(seconds(600));
   ASSIGN_OR_RETURN(double elapsed, a.c.kind == "dense" ? TimeDense(node, a.c, deadline)
@@ -132,6 +151,7 @@ Status RunColocated(const BenchNodeArgs& a) {
 }  // namespace
 
 Status RunBenchNode(const BenchNodeArgs& args) {
+  if (args.role == "coordinator") return RunCoordinatorRole(args);
   if (args.role == "echo") return RunEcho(args);
   if (args.role == "raw-client") return RunRawClient(args);
   if (args.role == "server") return RunServer(args);

@@ -20,13 +20,18 @@
 namespace distopt::bench {
 
 struct BenchNodeArgs {
-  std::string role;  // server | worker | colocated | echo | raw-client
+  std::string role;  // coordinator | server | worker | colocated | echo | raw-client
   std::string coordinator;
   int64_t rank = -1;
   std::string out;        // the result file of a timed role
   std::string peers;      // raw-client: the echoes' endpoints, comma-separated
   std::string addr_file;  // echo: where it writes the endpoint it bound
   std::string keys;       // CURVE: the key folder (empty: plain)
+  // Where the node listens: another host's address when the benchmark runs
+  // across hosts (bench/multihost --dense); the coordinator writes the
+  // endpoint it bound to addr_file.
+  std::string bind = "tcp://127.0.0.1:0";
+  bool host_aggregation = false;  // workers of one host sum first (BSP)
   Case c;
 };
 

@@ -235,6 +235,10 @@ Result<float> DenseNet::ForwardBackward(const Batch& batch, const ParamSet& para
         gw.noalias() = ConstRowMap(input_, nb, widths_[0]).transpose() * delta;
       }
     });
+    if (grads->ready) {  // layer l is done with: its push may start
+      grads->ready(2 * static_cast<size_t>(l) + 1);
+      grads->ready(2 * static_cast<size_t>(l));
+    }
     if (l == 0) break;  // no gradient for the input itself
 
     RowMatrix& prev = deltas_[l - 1];

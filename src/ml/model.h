@@ -14,6 +14,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -48,6 +49,12 @@ struct ParamSet {
 // were computed from (sparse rows in the same key order).
 struct GradSet {
   std::vector<std::vector<float>> values;
+  // Called, where a model can, as soon as values[t] holds table t's final
+  // gradient, while ForwardBackward still runs (DenseNet: layer by layer,
+  // the last first), so the trainer can push it and overlap the rest of
+  // backward. The callee may read and scale values[t], nothing else; a table
+  // not announced is final when ForwardBackward returns.
+  std::function<void(size_t table)> ready;
 };
 
 enum class Task : uint8_t { kRegression = 0, kBinary = 1, kMulticlass = 2 };

@@ -208,6 +208,7 @@ Trainer::Trainer(WorkerNode& node, Model& model, const Dataset& train, const Dat
       lead_(rank_ == 0),
       start_(std::chrono::steady_clock::now()),
       dense_(decls_.size()),
+      fresh_(decls_.size()),
       rows_(decls_.size()),
       last_checkpoint_request_(start_) {
   if (lead_ && !options_.metrics_path.empty()) metrics_.open(options_.metrics_path, std::ios::app);
@@ -250,6 +251,7 @@ Status Trainer::Join() {
     const auto table = static_cast<uint32_t>(t);
     if (decls_[t].kind == TableKind::kDense) {
       dense_[t].resize(decls_[t].size);
+      fresh_[t].resize(decls_[t].size);
       pending.push_back(kv_.Pull(table, dense_[t], -1));
     } else if (pending.empty()) {
       // Until a dense table answers, one sparse pull of no keys asks for the clock.
@@ -328,13 +330,21 @@ Result<TrainStop> Trainer::Step(const Batch& batch, int64_t epoch) {
   model_.CollectKeys(batch, &keys_);
   ASSIGN_OR_RETURN(TrainStop stop, Classify(FetchParams(keys_, &params_, &rows_)));
   if (stop != TrainStop::kNone) return stop;
-  ASSIGN_OR_RETURN(float loss, model_.ForwardBackward(batch, params_, &grads_));
-  if (!std::isfinite(loss)) {
-    return InvalidArgumentError("the loss became " + std::to_string(loss) + " at step " +
+  MaybeRequestCheckpoint();  // before the clock's first push, which carries it
+  pushed_.assign(decls_.size(), 0);
+  nonfinite_.reset();
+  grads_.ready = [this](size_t t) { StartPush(t); };
+  Result<float> fb = model_.ForwardBackward(batch, params_, &grads_);
+  grads_.ready = nullptr;
+  if (!fb.ok() || !std::isfinite(*fb)) {
+    for (const KvHandle& h : pushes_) kv_.Cancel(h);
+    pushes_.clear();
+    if (!fb.ok()) return fb.status();
+    return InvalidArgumentError("the loss became " + std::to_string(*fb) + " at step " +
                                 std::to_string(clock_) +
                                 " (learning rate too high?); stopping the job");
   }
-  MaybeRequestCheckpoint();
+  const float loss = *fb;
   ASSIGN_OR_RETURN(stop, Classify(PushGradients()));
   if (stop != TrainStop::kNone) return stop;
   step_times_.Add(std::chrono::steady_clock::now() - step_start);
@@ -386,21 +396,37 @@ Status Trainer::FetchParams(const std::vector<std::vector<uint64_t>>& keys, Para
   return WaitAll(pending);
 }
 
-Status Trainer::PushGradients() {
-  std::vector<KvHandle> pending;
-  for (size_t t = 0; t < decls_.size(); ++t) {
-    const auto table = static_cast<uint32_t>(t);
-    std::vector<float>& g = grads_.values[t];
-    if (grad_scale_ != 1.0f) {
-      for (float& x : g) x *= grad_scale_;
-    }
-    if (decls_[t].kind == TableKind::kDense) {
-      pending.push_back(kv_.PushPull(table, g, dense_[t], clock_));
-    } else {
-      pending.push_back(kv_.PushSparse(table, keys_[t], g, clock_));
-    }
+void Trainer::StartPush(size_t t) {
+  if (t >= pushed_.size() || pushed_[t]) return;
+  pushed_[t] = 1;
+  std::vector<float>& g = grads_.values[t];
+  if (grad_scale_ != 1.0f) {
+    for (float& x : g) x *= grad_scale_;
   }
-  return WaitAll(pending);
+  if (!std::all_of(g.begin(), g.end(), [](float x) { return std::isfinite(x); })) {
+    nonfinite_ = t;
+    return;
+  }
+  const auto table = static_cast<uint32_t>(t);
+  pushes_.push_back(decls_[t].kind == TableKind::kDense
+                        ? kv_.PushPull(table, g, fresh_[t], clock_)
+                        : kv_.PushSparse(table, keys_[t], g, clock_));
+}
+
+Status Trainer::PushGradients() {
+  for (size_t t = 0; t < decls_.size(); ++t) StartPush(t);
+  if (nonfinite_.has_value()) {
+    for (const KvHandle& h : pushes_) kv_.Cancel(h);
+    pushes_.clear();
+    return InvalidArgumentError("the gradient of table '" + decls_[*nonfinite_].name +
+                                "' is not finite at step " + std::to_string(clock_) +
+                                " (learning rate too high?); stopping the job");
+  }
+  RETURN_IF_ERROR(WaitAll(pushes_));
+  for (size_t t = 0; t < decls_.size(); ++t) {
+    if (decls_[t].kind == TableKind::kDense) dense_[t].swap(fresh_[t]);
+  }
+  return Status::Ok();
 }
 
 void Trainer::MaybeRequestCheckpoint() {

@@ -147,7 +147,12 @@ class Trainer {
   // pulled into `storage` (training and evaluation).
   Status FetchParams(const std::vector<std::vector<uint64_t>>& keys, ParamSet* params,
                      std::vector<std::vector<float>>* storage);
-  // Pushes grads_ (scaled) for clock_; the dense replies land in dense_.
+  // Pushes table t's gradient (scaled) for clock_ unless it went already:
+  // from the model's GradSet::ready during backward, or after it. A
+  // gradient that is not finite is never pushed (nonfinite_ names it).
+  void StartPush(size_t t);
+  // Pushes what backward did not announce and waits for every push; the
+  // dense replies land in fresh_, then become dense_.
   Status PushGradients();
   // The lead asks for a checkpoint at clock_ every checkpoint_every.
   void MaybeRequestCheckpoint();
@@ -191,6 +196,12 @@ class Trainer {
   // Dense parameters between steps: each push-pull's reply lands here, so
   // the next step needs no pull.
   std::vector<std::vector<float>> dense_;
+  // Where push-pull replies land: backward still reads dense_ while the
+  // pushes it started early are answered.
+  std::vector<std::vector<float>> fresh_;
+  std::vector<KvHandle> pushes_;          // this step's
+  std::vector<char> pushed_;              // per table, this step
+  std::optional<size_t> nonfinite_;       // a table whose gradient was not pushed: not finite
   std::vector<std::vector<float>> rows_;  // the current batch's sparse rows
   int64_t clock_ = 0;
   uint32_t generation_ = 0;  // the layout generation at the last Join

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -270,6 +271,76 @@ TEST(TrainerTest, PlainSgdWithoutMomentumAlsoMatches) {
   ASSERT_TRUE(four.status.ok()) << four.status.ToString();
   auto ref = ReferenceTraining(job, 32, 2, 3);
   EXPECT_LE(RelErr(four.tables, ref), 1e-5);
+}
+
+// Delegates to a real model and records, as the model announces each
+// table's gradient during backward, how many requests the worker's client
+// had made in this ForwardBackward by then.
+class Announcing : public Model {
+ public:
+  Announcing(std::unique_ptr<Model> inner, KvClient& kv) : inner_(std::move(inner)), kv_(kv) {}
+  std::vector<TableDecl> Tables() const override { return inner_->Tables(); }
+  Task task() const override { return inner_->task(); }
+  int num_outputs() const override { return inner_->num_outputs(); }
+  void CollectKeys(const Batch& b, std::vector<std::vector<uint64_t>>* keys) const override {
+    inner_->CollectKeys(b, keys);
+  }
+  Status Predict(const Batch& b, const ParamSet& p, Eigen::MatrixXf* out) override {
+    return inner_->Predict(b, p, out);
+  }
+  Result<float> ForwardBackward(const Batch& b, const ParamSet& p, GradSet* g) override {
+    const std::function<void(size_t)> trainer = g->ready;
+    const uint64_t before = kv_.stats().requests;
+    std::vector<std::pair<size_t, uint64_t>> seen;
+    g->ready = [&](size_t t) {
+      if (trainer) trainer(t);
+      seen.emplace_back(t, kv_.stats().requests - before);
+    };
+    Result<float> loss = inner_->ForwardBackward(b, p, g);
+    g->ready = trainer;
+    steps.push_back(std::move(seen));
+    return loss;
+  }
+  std::vector<std::vector<std::pair<size_t, uint64_t>>> steps;
+
+ private:
+  std::unique_ptr<Model> inner_;
+  KvClient& kv_;
+};
+
+// Overlap: each layer's gradient is pushed the moment backward has it, the
+// last layer first, while the layers below are still being differentiated.
+TEST(TrainerTest, EachLayersGradientIsPushedWhileBackwardStillRuns) {
+  Job job = MlpJob();  // l0.w, l0.b, l1.w, l1.b
+  const std::vector<TableDecl> decls = Decls(job);
+  InProcClusterOptions co;
+  co.servers = 2;
+  co.workers = 2;
+  co.tables = MakeTableSpecs(decls, job.optimizer);
+  InProcCluster cluster(co);
+  std::mutex mu;
+  std::vector<std::vector<std::vector<std::pair<size_t, uint64_t>>>> seen(2);
+  Status s = cluster.Run([&](WorkerNode& node) -> Status {
+    ASSIGN_OR_RETURN(auto inner, CreateModel(job.model, job.train.num_features));
+    Announcing model(std::move(inner), node.kv());
+    ASSIGN_OR_RETURN(TrainSummary sum,
+                     RunTraining(node, model, job.train, job.test, Opts(16, 1), Logger::Null()));
+    std::lock_guard<std::mutex> lock(mu);
+    seen.at(node.rank()) = model.steps;
+    return Status::Ok();
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  const std::vector<std::pair<size_t, uint64_t>> want = {{3, 1}, {2, 2}, {1, 3}, {0, 4}};
+  for (const auto& steps : seen) {
+    ASSERT_EQ(steps.size(), 512u / (16 * 2));
+    for (const auto& step : steps) EXPECT_EQ(step, want);
+  }
+  // And the run is still BSP's: the same model as one worker with the 2x batch.
+  ClusterRun one = RunOnCluster(job, 2, 1, Opts(32, 1));
+  ASSERT_TRUE(one.status.ok());
+  std::vector<std::vector<float>> tables;
+  for (size_t t = 0; t < decls.size(); ++t) tables.push_back(cluster.DenseTable(uint32_t(t)));
+  EXPECT_LE(RelErr(tables, one.tables), 1e-5);
 }
 
 // The model worker 0 saves is what the servers hold at the end.
