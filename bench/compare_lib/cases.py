@@ -7,6 +7,8 @@ systems instead of landing on one.
 import json
 import math
 import os
+import subprocess
+import sys
 
 from .runner import json_lines, last_json
 
@@ -421,3 +423,23 @@ def run_scaling(ctx, dense=None):
             peers_allreduce(ctx, growth["series"], 4, [nb], plan.big_inner_reps, f"growth {tag}")
     return {"epochs": e, "workers": plan.scaling_workers, "servers": plan.scaling_servers,
             "train": train, "ddp": ddp, "growth": growth}
+
+
+def run_hosts(ctx):
+    """Issue 11's hosts case: bench/multihost (the seed job per placement and 16M floats, across
+    3 emulated hosts at each link speed, beside DDP and gloo on the same namespaces)."""
+    out = os.path.join(ctx.tmp, "hosts")
+    argv = [os.path.join(ctx.root, "bench", "multihost"), "--distopt", ctx.distopt,
+            "--bench-kv", ctx.bench_kv, "--out", out]
+    if ctx.plan.quick:
+        argv += ["--links", "unshaped", "--placements", "process", "--epochs", "1"]
+    ctx.runner.log("hosts: " + " ".join(argv))
+    done = subprocess.run(argv, stdout=sys.stderr)
+    if done.returncode != 0:
+        ctx.runner.failures.append({"what": "hosts", "error": f"bench/multihost exited {done.returncode}"})
+        return {}
+    with open(out + ".json") as f:
+        res = json.load(f)
+    with open(out + ".md") as f:
+        res["markdown"] = f.read()
+    return res

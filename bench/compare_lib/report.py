@@ -428,6 +428,11 @@ def build(results, out_dir, stem):
                f"instead of 15 / {results['meta']['plan']['peer_reps']}, still "
                f"{results['meta']['reps']} launches.\n" if big else ""))
 
+    if results.get("hosts", {}).get("markdown"):
+        # bench/multihost's own tables, one heading down.
+        body = results["hosts"]["markdown"].split("\n", 1)[1].lstrip("\n")
+        sections.append("## 5. Across hosts (bench/multihost)\n\n" + body)
+
     md.append("## Targets (" + TARGETS_DOC + ")\n")
     md.append(table(["target", "ratio (of medians)", "goal", "met", "distopt median (min-max)",
                      "peer median (min-max)"], targets) if targets else "(no target case ran)")

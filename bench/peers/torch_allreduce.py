@@ -5,6 +5,7 @@ starts after a barrier, and its time is the slowest rank's. The buffer is refill
 before every call (untimed) and the result checked. Last stdout line: one JSON object.
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -34,7 +35,7 @@ def run(rank, args, queue):
                 times.append(t.item())
         results.append(summary(n, times, args.world))
     if rank == 0:
-        queue.put({"program": "torch_allreduce", "backend": "gloo", "transport": "tcp 127.0.0.1",
+        queue.put({"program": "torch_allreduce", "backend": "gloo", "transport": "tcp " + os.environ.get("MASTER_ADDR", "127.0.0.1"),
                    "torch": torch.__version__,
                    "world": args.world, "warmup": args.warmup, "reps": args.reps,
                    "threads": common.threads_info(), "results": results})
@@ -59,9 +60,19 @@ def main():
                    help="comma list of float32 counts (default 16777216 = 64 MiB)")
     p.add_argument("--reps", type=int, default=10, help="timed calls per size (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per size (default 2)")
+    p.add_argument("--rank", type=int, default=None,
+                   help="run only this rank, in this process, joining the others at "
+                        "MASTER_ADDR:MASTER_PORT (one process per host, as across hosts)")
     args = p.parse_args()
     args.floats = [int(s) for s in args.floats.split(",") if s]
-    common.emit(common.run_world(run, args, args.world))
+    if args.rank is not None:
+        import queue as q
+        out = q.SimpleQueue()
+        run(args.rank, args, out)
+        if args.rank == 0:
+            common.emit(out.get())
+    else:
+        common.emit(common.run_world(run, args, args.world))
 
 
 if __name__ == "__main__":
