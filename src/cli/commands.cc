@@ -188,6 +188,7 @@ Result<std::unique_ptr<Transport>> NodeTransport(const JobConfig& cfg, const Run
                                                  const Logger& log) {
   ZmqOptions zo;
   zo.security = sec;
+  zo.receive_buffer = static_cast<int>(cfg.cluster.tcp_receive_buffer);
   // A job whose coordinator is on loopback is one machine's: stay on loopback.
   // Otherwise every interface, IPv4 and IPv6 ("*" with ZMQ_IPV6 is dual-stack).
   const uint16_t port = p.role == Role::kCoordinator ? p.coordinator.port : 0;

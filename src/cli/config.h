@@ -37,6 +37,10 @@ struct ClusterConfig {
   int64_t retry_interval_ms = 0;    // resend unanswered requests (0: off)
   int64_t max_restarts = 0;         // local launcher: restarts per crashed node
   int64_t replication = 1;          // 2: every key range has a backup server
+  // Bytes of each TCP connection's receive buffer, which bounds what a peer
+  // has in flight to this node (0: the OS's autotuning). Small values keep
+  // many concurrent pushes from overflowing a shallow switch queue.
+  int64_t tcp_receive_buffer = 0;
   // separate: servers are processes of their own | process: a server inside
   // each worker's process (cluster.servers = cluster.workers; a worker
   // reaches its own partition without a socket)

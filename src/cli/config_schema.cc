@@ -383,6 +383,8 @@ const std::vector<Field>& Fields() {
       IntField("cluster.retry_interval_ms", DISTOPT_MEMBER(cluster.retry_interval_ms), 0, kMaxMs),
       IntField("cluster.max_restarts", DISTOPT_MEMBER(cluster.max_restarts), 0, kNoMax),
       IntField("cluster.replication", DISTOPT_MEMBER(cluster.replication), 1, 2),
+      IntField("cluster.tcp_receive_buffer", DISTOPT_MEMBER(cluster.tcp_receive_buffer), 0,
+               1 << 30),
       StringField("cluster.placement", DISTOPT_MEMBER(cluster.placement),
                   OneOf({"separate", "process"})),
       StringField("cluster.host_aggregation", DISTOPT_MEMBER(cluster.host_aggregation),

@@ -445,6 +445,8 @@ TEST(ConfigTest, CrossFieldErrorsNameTheFileAndKeys) {
   EXPECT_EQ(ErrorOf(kData + "[cluster]\nconsistency = \"asp\"\nhost_aggregation = \"on\"\n"),
             "fashion.toml: 'cluster.host_aggregation' = 'on' needs cluster.consistency 'bsp' (a "
             "host's workers would wait for each other every step), got 'asp'");
+  EXPECT_EQ(ErrorOf(kData + "[cluster]\ntcp_receive_buffer = -5\n"),
+            "fashion.toml:5: 'cluster.tcp_receive_buffer' must be in [0, 1073741824], got -5");
   EXPECT_EQ(ErrorOf(kData + "[cluster]\nplacement = \"host\"\n"),
             "fashion.toml:5: 'cluster.placement' must be one of separate, process, got 'host'");
   EXPECT_EQ(ErrorOf(kData + "[cluster]\nreplication = 2\n"),

@@ -159,6 +159,9 @@ class ZmqTransport : public Transport {
     zmq_setsockopt(r, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     int linger = 0;
     zmq_setsockopt(r, ZMQ_LINGER, &linger, sizeof(linger));
+    if (options_.receive_buffer > 0) {
+      zmq_setsockopt(r, ZMQ_RCVBUF, &options_.receive_buffer, sizeof(options_.receive_buffer));
+    }
   }
 
   // The local lane (local_lane.h): a PLAIN ROUTER on a Unix socket in this

@@ -55,6 +55,9 @@ struct ZmqOptions {
   // private directory instead of encrypting (local_lane.h); "" = the default
   // directory, DefaultLocalLaneDir().
   bool local_lane = true;
+  // SO_RCVBUF of the listening sockets, so of every connection peers make to
+  // this node: it bounds what each has in flight (0: the OS's autotuning).
+  int receive_buffer = 0;
   std::string local_lane_dir;
 };
 
