@@ -221,7 +221,8 @@ TEST(FaultProcessTest, ServerKilledWithReplicationFailsOverWithoutLosingAnUpdate
 // The job of the "both copies" test: 3 servers with replication 2, so
 // server/0 and server/1 hold partition 0's two copies; checkpoints every 50
 // of its 372 steps.
-std::string BothCopiesConfig(const std::string& dir) {
+// `cluster_extra`: more [cluster] lines.
+std::string BothCopiesConfig(const std::string& dir, const std::string& cluster_extra = "") {
   std::string path = dir + "/both.toml";
   std::ofstream out(path);
   out << R"(name = "both-copies"
@@ -231,7 +232,7 @@ servers = 3
 replication = 2
 max_restarts = 2
 heartbeat_interval_ms = 200
-)"
+)" << cluster_extra
       << "heartbeat_timeout_ms = " << Scaled(1500) << R"(
 [data]
 format = "idx"
@@ -345,15 +346,18 @@ RunResult TrainKillingBothCopies(const std::string& config, const std::string& r
 // model bit for bit. On a loaded CPU a worker's first request after the
 // rollback could reach a server before the coordinator's word did and be
 // answered from the abandoned run (3 runs in 8 ended with another model).
-TEST(FaultProcessTest, BothCopiesOfAPartitionKilledAtOnceReplayTheRunExactly) {
-  if (!HaveFashionMnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+// `worker0_says`: what the fault-free run's worker/0 log must contain.
+void KillBothCopiesAndExpectTheCleanModel(const std::string& cluster_extra,
+                                          const std::string& worker0_says = "") {
   std::string dir = TempDir();
-  std::string config = BothCopiesConfig(dir);
+  std::string config = BothCopiesConfig(dir, cluster_extra);
   OneBusyCpu loaded;
   RunResult clean = Train(config, dir + "/clean", {});
   ASSERT_EQ(clean.code, 0) << clean.output;
   const std::string clean_model = Slurp(dir + "/clean/model.bin");
   ASSERT_FALSE(clean_model.empty());
+  EXPECT_NE(Slurp(dir + "/clean/logs/worker-0.log").find(worker0_says), std::string::npos)
+      << "worker/0's log lacks '" << worker0_says << "'";
   std::mt19937_64 rng(10);
   for (int trial = 0; trial < 4; ++trial) {
     const int64_t kill_step = 20 + static_cast<int64_t>(rng() % 320);  // of 372
@@ -369,6 +373,18 @@ TEST(FaultProcessTest, BothCopiesOfAPartitionKilledAtOnceReplayTheRunExactly) {
         << "killed at step " << kill_step << ": the replay's model differs from the fault-free "
         << "run's (logs in " << run << ")";
   }
+}
+
+TEST(FaultProcessTest, BothCopiesOfAPartitionKilledAtOnceReplayTheRunExactly) {
+  if (!HaveFashionMnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  KillBothCopiesAndExpectTheCleanModel("");
+}
+
+// The same with the 4 workers summing per host (on one machine they are one
+// host): a rollback must also drop the host sums of the abandoned run.
+TEST(FaultProcessTest, BothCopiesKilledWithHostAggregationReplayTheRunExactly) {
+  if (!HaveFashionMnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  KillBothCopiesAndExpectTheCleanModel("host_aggregation = \"on\"\n", "per-host aggregation: led");
 }
 
 // The coordinator's promise: if it dies, every node notices its silence and

@@ -47,7 +47,7 @@ void KvClient::TryLaunch(uint32_t table, int64_t clock, bool force) {
   ++stats_.host_sums;
   uint8_t* bytes = nullptr;
   Buffer sum = Buffer::Allocate(wait.grads.size_bytes(), &bytes);
-  HostGroup::Sum(wait.grads, members,
+  HostGroup::Sum(group_.self_rank(), wait.grads, members,
                  std::span<float>(reinterpret_cast<float*>(bytes), wait.grads.size()));
   {
     MutexLock request_lock(&wait.req->mu_);

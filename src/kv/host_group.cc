@@ -133,11 +133,17 @@ std::string HostGroup::Missing(uint32_t table, int64_t clock) const {
   return out;
 }
 
-void HostGroup::Sum(std::span<const float> own, const std::vector<Contribution>& members,
-                    std::span<float> out) {
-  std::vector<const float*> in = {own.data()};
-  for (const Contribution& c : members) in.push_back(c.push.values.as<float>().data());
-  // The leader's, then the members' in rank order: bit-reproducible.
+void HostGroup::Sum(uint32_t own_rank, std::span<const float> own,
+                    const std::vector<Contribution>& members, std::span<float> out) {
+  // Every gradient in rank order, the leader's at its own rank: the same
+  // floats in the same order whichever worker leads (which depends on who
+  // registered first), so a run and its replay are bit-identical.
+  std::vector<std::pair<uint32_t, const float*>> by_rank = {{own_rank, own.data()}};
+  for (const Contribution& c : members)
+    by_rank.emplace_back(c.rank, c.push.values.as<float>().data());
+  std::sort(by_rank.begin(), by_rank.end());
+  std::vector<const float*> in;
+  for (const auto& [rank, p] : by_rank) in.push_back(p);
   SumScaled(in, out.size(), 1.0f, out.data());
 }
 

@@ -74,6 +74,7 @@ class HostGroup {
   bool leading() const { return active_ && leader_rank_ == self_rank_; }
   NodeId leader() const { return leader_node_; }
   uint32_t leader_rank() const { return leader_rank_; }
+  uint32_t self_rank() const { return self_rank_; }
   const std::string& host() const { return host_; }
   // The rank of the live member of this host at `node` (not this worker).
   std::optional<uint32_t> RankOf(NodeId node) const;
@@ -94,11 +95,11 @@ class HostGroup {
   // "worker/1, worker/3".
   std::string Missing(uint32_t table, int64_t clock) const;
 
-  // The leader's own gradient first, then each member's in rank order,
-  // summed into `out` (the table's size floats): one order per group, so a
-  // run is bit-reproducible.
-  static void Sum(std::span<const float> own, const std::vector<Contribution>& members,
-                  std::span<float> out);
+  // Every gradient of the group in rank order (the leader's, `own`, at
+  // `own_rank`), summed into `out` (the table's size floats): the same order
+  // whoever leads, so a run is bit-reproducible.
+  static void Sum(uint32_t own_rank, std::span<const float> own,
+                  const std::vector<Contribution>& members, std::span<float> out);
   // The ranks of a combined push: this worker's, then the contributors'.
   std::vector<uint32_t> Ranks(const std::vector<Contribution>& members) const;
 

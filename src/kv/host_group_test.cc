@@ -102,10 +102,18 @@ TEST(HostGroupTest, TheLeaderWaitsForEveryLiveMemberAndSumsInRankOrder) {
   EXPECT_EQ(members[0].rank, 1u);
   EXPECT_EQ(g.Ranks(members), (std::vector<uint32_t>{0, 1, 2}));
   std::vector<float> own = {1, 1}, out(2);
-  HostGroup::Sum(own, members, out);
+  HostGroup::Sum(0, own, members, out);
   // ((1 + -1e8) + 1e8) in float is 0; any other order gives 1.
   EXPECT_EQ(out[0], 0.0f);
   EXPECT_EQ(out[1], 6.0f);
+  // Led by worker/2 instead (it registered first): still summed by rank,
+  // (1e8 + 1) + -1e8 = 0; the leader's own first would give
+  // (-1e8 + 1e8) + 1 = 1.
+  std::vector<HostGroup::Contribution> others = {From(0, {1e8f, 1}), From(1, {1, 2})};
+  std::vector<float> own2 = {-1e8f, 3}, out2(2);
+  HostGroup::Sum(2, own2, others, out2);
+  EXPECT_EQ(out2[0], 0.0f);
+  EXPECT_EQ(out2[1], 6.0f);
   // That clock has gone: a retry of it is late.
   EXPECT_EQ(g.Contribute(0, 5, From(1, {0, 0})), HostGroup::Added::kLate);
 }
