@@ -138,12 +138,17 @@ void HostGroup::Sum(uint32_t own_rank, std::span<const float> own,
   // Every gradient in rank order, the leader's at its own rank: the same
   // floats in the same order whichever worker leads (which depends on who
   // registered first), so a run and its replay are bit-identical.
-  std::vector<std::pair<uint32_t, const float*>> by_rank = {{own_rank, own.data()}};
-  for (const Contribution& c : members)
-    by_rank.emplace_back(c.rank, c.push.values.as<float>().data());
-  std::sort(by_rank.begin(), by_rank.end());
   std::vector<const float*> in;
-  for (const auto& [rank, p] : by_rank) in.push_back(p);
+  in.reserve(members.size() + 1);
+  bool own_in = false;
+  for (const Contribution& c : members) {
+    if (!own_in && c.rank > own_rank) {
+      in.push_back(own.data());
+      own_in = true;
+    }
+    in.push_back(c.push.values.as<float>().data());
+  }
+  if (!own_in) in.push_back(own.data());  // the highest rank
   SumScaled(in, out.size(), 1.0f, out.data());
 }
 

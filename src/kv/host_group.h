@@ -96,8 +96,9 @@ class HostGroup {
   std::string Missing(uint32_t table, int64_t clock) const;
 
   // Every gradient of the group in rank order (the leader's, `own`, at
-  // `own_rank`), summed into `out` (the table's size floats): the same order
-  // whoever leads, so a run is bit-reproducible.
+  // `own_rank`; `members` in rank order, as Take returns them), summed into
+  // `out` (the table's size floats): the same order whoever leads, so a run
+  // is bit-reproducible.
   static void Sum(uint32_t own_rank, std::span<const float> own,
                   const std::vector<Contribution>& members, std::span<float> out);
   // The ranks of a combined push: this worker's, then the contributors'.

@@ -212,6 +212,7 @@ Trainer::Trainer(WorkerNode& node, Model& model, const Dataset& train, const Dat
       rows_(decls_.size()),
       last_checkpoint_request_(start_) {
   if (lead_ && !options_.metrics_path.empty()) metrics_.open(options_.metrics_path, std::ios::app);
+  grads_.ready = [this](size_t t) { StartPush(t); };  // overlap: see PushGradients
 }
 
 Result<TrainSummary> Trainer::Run() {
@@ -333,12 +334,9 @@ Result<TrainStop> Trainer::Step(const Batch& batch, int64_t epoch) {
   MaybeRequestCheckpoint();  // before the clock's first push, which carries it
   pushed_.assign(decls_.size(), 0);
   nonfinite_.reset();
-  grads_.ready = [this](size_t t) { StartPush(t); };
-  Result<float> fb = model_.ForwardBackward(batch, params_, &grads_);
-  grads_.ready = nullptr;
+  Result<float> fb = model_.ForwardBackward(batch, params_, &grads_);  // pushes as it goes
   if (!fb.ok() || !std::isfinite(*fb)) {
-    for (const KvHandle& h : pushes_) kv_.Cancel(h);
-    pushes_.clear();
+    CancelAll(pushes_);
     if (!fb.ok()) return fb.status();
     return InvalidArgumentError("the loss became " + std::to_string(*fb) + " at step " +
                                 std::to_string(clock_) +
@@ -399,14 +397,17 @@ Status Trainer::FetchParams(const std::vector<std::vector<uint64_t>>& keys, Para
 void Trainer::StartPush(size_t t) {
   if (t >= pushed_.size() || pushed_[t]) return;
   pushed_[t] = 1;
-  std::vector<float>& g = grads_.values[t];
-  if (grad_scale_ != 1.0f) {
-    for (float& x : g) x *= grad_scale_;
+  // Scaled and checked in one pass over the gradient.
+  bool finite = true;
+  for (float& x : grads_.values[t]) {
+    x *= grad_scale_;
+    finite &= std::isfinite(x);
   }
-  if (!std::all_of(g.begin(), g.end(), [](float x) { return std::isfinite(x); })) {
+  if (!finite) {
     nonfinite_ = t;
     return;
   }
+  const std::vector<float>& g = grads_.values[t];
   const auto table = static_cast<uint32_t>(t);
   pushes_.push_back(decls_[t].kind == TableKind::kDense
                         ? kv_.PushPull(table, g, fresh_[t], clock_)
@@ -416,8 +417,7 @@ void Trainer::StartPush(size_t t) {
 Status Trainer::PushGradients() {
   for (size_t t = 0; t < decls_.size(); ++t) StartPush(t);
   if (nonfinite_.has_value()) {
-    for (const KvHandle& h : pushes_) kv_.Cancel(h);
-    pushes_.clear();
+    CancelAll(pushes_);
     return InvalidArgumentError("the gradient of table '" + decls_[*nonfinite_].name +
                                 "' is not finite at step " + std::to_string(clock_) +
                                 " (learning rate too high?); stopping the job");
@@ -441,9 +441,13 @@ Status Trainer::WaitAll(std::vector<KvHandle>& handles) {
   Status s = WaitEach(handles);
   // On an early return the others are still out, and their replies would
   // write into buffers this trainer reuses next step or frees on its way out.
+  CancelAll(handles);
+  return s;
+}
+
+void Trainer::CancelAll(std::vector<KvHandle>& handles) {
   for (const KvHandle& h : handles) kv_.Cancel(h);
   handles.clear();
-  return s;
 }
 
 Status Trainer::WaitEach(const std::vector<KvHandle>& handles) {

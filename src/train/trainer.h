@@ -160,6 +160,7 @@ class Trainer {
   // list; on an error the ones not answered are cancelled (nothing writes
   // into this trainer's buffers later).
   Status WaitAll(std::vector<KvHandle>& handles);
+  void CancelAll(std::vector<KvHandle>& handles);  // and empties the list
   Status WaitEach(const std::vector<KvHandle>& handles);
   // The one place a request's status becomes a TrainStop (see StopAfter).
   Result<TrainStop> Classify(const Status& request) const;

@@ -15,6 +15,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "transport/curve_keys.h"
@@ -100,12 +102,14 @@ class CurveTest : public ::testing::Test {
     return false;
   }
 
-  // A raw ZeroMQ DEALER that sends one well-formed distopt message.
-  void RawDealerSends(void (*configure)(void*)) {
+  // A raw ZeroMQ DEALER that sends one well-formed distopt message to the
+  // guarded node (at `endpoint`, or its TCP one).
+  void RawDealerSends(const std::function<void(void*)>& configure,
+                      const std::string& endpoint = "") {
     void* ctx = zmq_ctx_new();
     void* s = zmq_socket(ctx, ZMQ_DEALER);
     configure(s);
-    ASSERT_EQ(zmq_connect(s, Endpoint().c_str()), 0);
+    ASSERT_EQ(zmq_connect(s, (endpoint.empty() ? Endpoint() : endpoint).c_str()), 0);
     std::vector<Buffer> frames = EncodeFrames(Push(99));
     for (size_t i = 0; i < frames.size(); ++i) {
       zmq_send(s, frames[i].data(), frames[i].size(), i + 1 < frames.size() ? ZMQ_SNDMORE : 0);
@@ -241,6 +245,11 @@ class LocalLaneTest : public CurveTest {
     lane_dir_ = tmpl;
     CurveTest::SetUp();
   }
+  void TearDown() override {
+    good_.reset();
+    guarded_.reset();  // removes its socket
+    std::filesystem::remove_all(lane_dir_);
+  }
   std::string Lane() const { return LocalLaneOf(guarded_->address()); }
 };
 
@@ -269,23 +278,16 @@ TEST_F(LocalLaneTest, AnUnknownKeyIsRefusedOnTheLane) {
 }
 
 TEST_F(LocalLaneTest, ClaimingAnAllowedKeyWithoutItsSecretIsRefused) {
-  void* ctx = zmq_ctx_new();
-  void* s = zmq_socket(ctx, ZMQ_DEALER);
   const CurveKeyPair mine = Keys();
-  zmq_setsockopt(s, ZMQ_PLAIN_USERNAME, good_keys_.public_key.data(), kCurveKeyChars);
-  zmq_setsockopt(s, ZMQ_PLAIN_PASSWORD, mine.secret_key.data(), kCurveKeyChars);
-  ASSERT_EQ(zmq_connect(s, ("ipc://" + Lane()).c_str()), 0);
-  std::vector<Buffer> frames = EncodeFrames(Push(99));
-  for (size_t i = 0; i < frames.size(); ++i) {
-    zmq_send(s, frames[i].data(), frames[i].size(), i + 1 < frames.size() ? ZMQ_SNDMORE : 0);
-  }
+  RawDealerSends(
+      [&](void* s) {
+        zmq_setsockopt(s, ZMQ_PLAIN_USERNAME, good_keys_.public_key.data(), kCurveKeyChars);
+        zmq_setsockopt(s, ZMQ_PLAIN_PASSWORD, mine.secret_key.data(), kCurveKeyChars);
+      },
+      "ipc://" + Lane());
   EXPECT_TRUE(RefusedAtLeast(1));
   ExpectNothingDelivered();
   EXPECT_TRUE(sink_->Contains("with a secret key not its own"));
-  int linger = 0;
-  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-  zmq_close(s);
-  zmq_ctx_term(ctx);
   ExpectGoodPeerStillDelivers(4);
 }
 

@@ -170,7 +170,7 @@ class ZmqTransport : public Transport {
   void OpenLocalLane() {
     const std::string dir =
         options_.local_lane_dir.empty() ? DefaultLocalLaneDir() : options_.local_lane_dir;
-    const std::string path = dir + "/" + dial_nonce_ + RandomHex(4) + ".sock";
+    const std::string path = dir + "/" + nonce_ + ".sock";
     Status ok = PrepareLocalLaneDir(dir);
     if (ok.ok()) SweepStaleLocalLanes(dir);
     if (ok.ok() && path.size() >= sizeof(sockaddr_un::sun_path)) {
@@ -202,8 +202,7 @@ class ZmqTransport : public Transport {
   bool UseLocalLane(const std::string& endpoint, const std::string& lane) const {
     if (local_router_ == nullptr || lane.empty() || !LocalLaneUsable(lane)) return false;
     auto theirs = ParseHostPort(endpoint);
-    auto ours = ParseHostPort(SplitCurveAddress(address_).first);
-    return theirs.ok() && ours.ok() && theirs->host == ours->host;
+    return theirs.ok() && !own_host_.empty() && theirs->host == own_host_;
   }
 
   std::string address() const override { return address_; }
@@ -390,7 +389,7 @@ class ZmqTransport : public Transport {
     // old connection's end reached it) and reads the messages behind it as
     // routing-id handshakes: they would be lost.
     const std::string me =
-        SplitCurveAddress(address_).first + "#" + dial_nonce_ + "." + std::to_string(++dials_);
+        SplitCurveAddress(address_).first + "#" + nonce_ + "." + std::to_string(++dials_);
     zmq_setsockopt(s, ZMQ_ROUTING_ID, me.data(), std::min<size_t>(me.size(), 255));
     int linger = options_.linger_ms;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
@@ -663,7 +662,8 @@ class ZmqTransport : public Transport {
   void* monitor_ = nullptr;       // CURVE only: the ROUTER's handshake events
   std::string last_accepted_;
   std::map<NodeId, Dealer> dealers_;
-  const std::string dial_nonce_ = RandomHex(4);  // this transport's, in its routing ids
+  // This transport's, in its routing ids and its local lane's file name.
+  const std::string nonce_ = RandomHex(8);
   uint64_t dials_ = 0;
 
   Mutex mu_;

@@ -52,13 +52,13 @@ struct ZmqOptions {
   int linger_ms = 2000;
   ZmqSecurity security;
   // CURVE only: talk to the nodes of this host over a Unix socket in a
-  // private directory instead of encrypting (local_lane.h); "" = the default
-  // directory, DefaultLocalLaneDir().
+  // private directory instead of encrypting (local_lane.h), the directory
+  // being local_lane_dir ("" = DefaultLocalLaneDir()).
   bool local_lane = true;
+  std::string local_lane_dir;
   // SO_RCVBUF of the listening sockets, so of every connection peers make to
   // this node: it bounds what each has in flight (0: the OS's autotuning).
   int receive_buffer = 0;
-  std::string local_lane_dir;
 };
 
 Result<std::unique_ptr<Transport>> CreateZmqTransport(const ZmqOptions& options, Logger log);
