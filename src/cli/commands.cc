@@ -257,6 +257,7 @@ KvServerOptions ServerOptions(const JobConfig& cfg, const Placement& p,
   kv.tables = std::move(tables);
   kv.consistency.mode = cfg.cluster.consistency;
   kv.consistency.staleness = cfg.cluster.staleness;
+  kv.consistency.adopt_dead_workers = cfg.cluster.consistency == Consistency::kBsp;
   kv.run_dir = p.run_dir;
   kv.checkpoint_every_steps = p.run_dir.empty() ? 0 : cfg.train.checkpoint_every_steps;
   kv.keep_checkpoints = cfg.train.keep_checkpoints;
@@ -289,6 +290,7 @@ Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
   KvClientOptions ko;
   ko.retry_interval = milliseconds(cfg.cluster.retry_interval_ms);
   ko.host_aggregation = HostAggregationOf(cfg.cluster);
+  ko.adopt_dead_workers = cfg.cluster.consistency == Consistency::kBsp;
   ASSIGN_OR_RETURN(std::string coordinator, CoordinatorAddress(p, sec));
   WorkerNode node(NodeOpts(cfg, p, coordinator), tables, ko, std::move(transport), log);
   RETURN_IF_ERROR(node.Start(Deadline::After(seconds(cfg.cluster.startup_timeout_s))));
@@ -304,6 +306,7 @@ Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
   to.request_timeout = seconds(cfg.cluster.request_timeout_s);
   if (!p.run_dir.empty()) to.checkpoint_every = seconds(cfg.train.checkpoint_every_s);
   to.run_name = cfg.name;
+  to.adopt_dead_workers = ko.adopt_dead_workers;
   if (!p.run_dir.empty()) {
     to.metrics_path = p.run_dir + "/metrics.jsonl";
     to.model_path = p.run_dir + "/model.bin";

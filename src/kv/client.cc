@@ -155,6 +155,38 @@ KvHandle KvClient::PushPullGroup(uint32_t table, std::span<const float> sum, std
                                  int64_t clock, std::vector<uint32_t> group) {
   return Dense(MsgType::kPushPull, table, sum, out, clock, group);
 }
+KvHandle KvClient::PushFor(uint32_t table, std::span<const float> grads, int64_t clock,
+                           std::vector<uint32_t> ranks) {
+  return Dense(MsgType::kPush, table, grads, {}, clock, ranks);
+}
+KvHandle KvClient::PushSparseFor(uint32_t table, std::span<const uint64_t> keys,
+                                 std::span<const float> grads, int64_t clock, uint32_t rank) {
+  return Sparse(MsgType::kPush, table, keys, grads, {}, clock, {rank});
+}
+KvHandle KvClient::ContributeFor(uint32_t table, std::span<const float> grads, int64_t clock,
+                                 uint32_t rank) {
+  if (Status s = CheckKind(MsgType::kPush, table, /*sparse=*/false); !s.ok()) {
+    return Failed(std::move(s));
+  }
+  if (grads.size() != tables_[table].size) {
+    return Failed(WrongLength(MsgType::kPush, tables_[table], "carries", grads.size(),
+                              "the table holds " + std::to_string(tables_[table].size)));
+  }
+  {
+    MutexLock lock(&mu_);
+    Message m;
+    m.type = MsgType::kHostPush;
+    m.values = Buffer::Copy(grads.data(), grads.size_bytes());
+    const HostGroup::Added added = group_.Contribute(
+        table, clock, {.rank = rank, .node = kUnassignedId, .push = std::move(m)});
+    if (added == HostGroup::Added::kStored) {
+      TryLaunch(table, clock, /*force=*/false);
+      return Failed(Status::Ok());  // in the sum: nothing to wait for
+    }
+  }
+  return PushFor(table, grads, clock, {rank});
+}
+
 KvHandle KvClient::PushSparse(uint32_t table, std::span<const uint64_t> keys,
                               std::span<const float> grads, int64_t clock) {
   return Sparse(MsgType::kPush, table, keys, grads, {}, clock);
@@ -247,7 +279,8 @@ void KvClient::SendSlices(const KvHandle& h, MsgType type, uint32_t table, const
 }
 
 KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
-                          std::span<const float> grads, std::span<float> out, int64_t clock) {
+                          std::span<const float> grads, std::span<float> out, int64_t clock,
+                          const std::vector<uint32_t>& group) {
   if (Status s = CheckKind(type, table, /*sparse=*/true); !s.ok()) return Failed(std::move(s));
   const TableSpec& spec = tables_[table];
   const uint32_t dim = spec.dim;
@@ -334,7 +367,8 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
     }
     uint64_t id = next_id_++;
     h->parts_.push_back(id);
-    SendPart(id, std::move(p), {.table = table, .partition = s, .clock = clock, .sparse = true});
+    SendPart(id, std::move(p),
+             {.table = table, .partition = s, .clock = clock, .sparse = true, .group = group});
   }
   return h;
 }

@@ -100,6 +100,9 @@ struct KvClientOptions {
   Env* env = Env::Default();
   // Per-host aggregation of dense push-pulls (BSP jobs only; see the top).
   HostAggregation host_aggregation = HostAggregation::kOff;
+  // The servers wait for dead workers' slots (ConsistencyOptions); a host's
+  // leader then adds its dead members' gradients to the host's sum.
+  bool adopt_dead_workers = false;
 };
 
 struct KvClientStats {
@@ -141,6 +144,26 @@ class KvClient {
   // host; kv/host_group.h builds it); the servers count it as each one's push.
   KvHandle PushPullGroup(uint32_t table, std::span<const float> sum, std::span<float> out,
                          int64_t clock, std::vector<uint32_t> group);
+
+  // Slots of dead workers a survivor adopted (BSP, adopt_dead_workers;
+  // train/adoption.h). PushFor: the gradient of `ranks` (ascending, one
+  // rank or one host's, summed in rank order) pushed as theirs; the servers
+  // count it once per rank and drop it where a rank's own push of the clock
+  // came first (the same gradient). PushSparseFor: `rank`'s sparse push.
+  KvHandle PushFor(uint32_t table, std::span<const float> grads, int64_t clock,
+                   std::vector<uint32_t> ranks);
+  KvHandle PushSparseFor(uint32_t table, std::span<const uint64_t> keys,
+                         std::span<const float> grads, int64_t clock, uint32_t rank);
+  // The dead workers of this host whose gradients this worker, as the
+  // host's leader, adds to the host's sum (HostGroup::adopted; empty unless
+  // it leads). ContributeFor adds `rank`'s gradient of dense `table` to the
+  // sum of `clock` (copied; the handle is done at once), or, when that sum
+  // has gone to the servers or this worker no longer leads, pushes it for
+  // `rank` (PushFor).
+  std::vector<uint32_t> HostAdopted() const;
+  KvHandle ContributeFor(uint32_t table, std::span<const float> grads, int64_t clock,
+                         uint32_t rank);
+  HostAggregation host_aggregation() const { return options_.host_aggregation; }
 
   // Sparse tables: `grads` and `out` hold keys.size() * dim floats in key order.
   KvHandle PushSparse(uint32_t table, std::span<const uint64_t> keys, std::span<const float> grads,
@@ -254,7 +277,8 @@ class KvClient {
   // Refuses a member's push (it then pushes to the servers itself).
   void RefuseHostPush(const Message& m, const KvHeader& head, const Status& why) REQUIRES(mu_);
   KvHandle Sparse(MsgType type, uint32_t table, std::span<const uint64_t> keys,
-                  std::span<const float> grads, std::span<float> out, int64_t clock);
+                  std::span<const float> grads, std::span<float> out, int64_t clock,
+                  const std::vector<uint32_t>& group = {});
   // Ok if `table` exists and is sparse (or dense); else an error naming it.
   Status CheckKind(MsgType type, uint32_t table, bool sparse) const;
   KvHandle Failed(Status s);

@@ -51,12 +51,20 @@ void KvClient::TryLaunch(uint32_t table, int64_t clock, bool force) {
                  std::span<float>(reinterpret_cast<float*>(bytes), wait.grads.size()));
   {
     MutexLock request_lock(&wait.req->mu_);
-    for (const auto& c : members) wait.req->members_.emplace_back(c.node, c.request_id);
+    for (const auto& c : members) {
+      // An adopted dead member's (ContributeFor) is answered by nobody.
+      if (c.node != kUnassignedId) wait.req->members_.emplace_back(c.node, c.request_id);
+    }
     wait.req->answer_as_ = self_id_;
     wait.req->answer_epoch_ = epoch_;
   }
   SendSlices(wait.req, MsgType::kPushPull, table, sum, wait.out, clock, group_.Ranks(members));
   Finish(*wait.req, Status::Ok(), INT64_MAX);  // the placeholder of HostPushPull
+}
+
+std::vector<uint32_t> KvClient::HostAdopted() const {
+  MutexLock lock(&mu_);
+  return group_.adopted();
 }
 
 bool KvClient::HostReply(uint64_t id, Part& p, const Message& m, Status* s) {
@@ -190,7 +198,7 @@ void KvClient::FallBack(uint64_t id) {
 
 void KvClient::OnHostView(const ClusterView& view) {
   const bool was_leading = group_.leading();
-  group_.OnView(view, self_rank_, options_.host_aggregation);
+  group_.OnView(view, self_rank_, options_.host_aggregation, options_.adopt_dead_workers);
   if (group_.active()) {
     for (const Member* w : view.Live(Role::kWorker)) {
       if (w->host != group_.host() || w->id == self_id_) continue;

@@ -7,44 +7,47 @@
 
 namespace distopt {
 
-namespace {
-
-// Whether the live nodes of `view` run on more than one host.
-bool SpansHosts(const ClusterView& view) {
+bool HostGroup::Enabled(const ClusterView& view, HostAggregation mode) {
+  if (mode != HostAggregation::kAuto) return mode == HostAggregation::kOn;
   const std::string* first = nullptr;
   for (const Member& m : view.members) {
-    if (!m.alive || m.role == Role::kCoordinator) continue;
+    if (m.role == Role::kCoordinator) continue;
     if (first == nullptr) first = &m.host;
     if (m.host != *first) return true;
   }
   return false;
 }
 
-}  // namespace
-
-void HostGroup::OnView(const ClusterView& view, uint32_t self_rank, HostAggregation mode) {
-  const bool enabled =
-      mode == HostAggregation::kOn || (mode == HostAggregation::kAuto && SpansHosts(view));
+void HostGroup::OnView(const ClusterView& view, uint32_t self_rank, HostAggregation mode,
+                       bool adopt_dead) {
+  const bool enabled = Enabled(view, mode);
   const bool was_leading = leading();
   self_rank_ = self_rank;
   host_.clear();
   if (const Member* me = view.FindRank(Role::kWorker, self_rank)) host_ = me->host;
-  std::set<uint32_t> members;
+  std::set<uint32_t> members, dead;
   member_rank_.clear();
   leader_rank_ = self_rank;
   leader_node_ = kUnassignedId;
-  for (const Member* w : view.Live(Role::kWorker)) {
-    if (w->host != host_ || host_.empty()) continue;
-    if (w->rank != self_rank) {
-      members.insert(w->rank);
-      member_rank_[w->id] = w->rank;
+  for (const Member& w : view.members) {
+    if (w.role != Role::kWorker || w.host != host_ || host_.empty()) continue;
+    if (!w.alive) {
+      if (adopt_dead && w.rank != self_rank) dead.insert(w.rank);
+      continue;
     }
-    if (leader_node_ == kUnassignedId || w->id < leader_node_) {
-      leader_rank_ = w->rank;
-      leader_node_ = w->id;
+    if (w.rank != self_rank) {
+      members.insert(w.rank);
+      member_rank_[w.id] = w.rank;
+    }
+    if (leader_node_ == kUnassignedId || w.id < leader_node_) {
+      leader_rank_ = w.rank;
+      leader_node_ = w.id;
     }
   }
-  active_ = enabled && !members.empty();
+  // A rank restarted is live again: its old incarnation is not adopted.
+  for (uint32_t r : members) dead.erase(r);
+  active_ = enabled && !(members.empty() && dead.empty());
+  adopted_ = active_ ? std::move(dead) : std::set<uint32_t>();
   if (!active_) {
     live_members_.clear();
     waited_for_.clear();
@@ -61,6 +64,7 @@ void HostGroup::OnView(const ClusterView& view, uint32_t self_rank, HostAggregat
     }
     waited_for_ = std::move(kept);
   }
+  if (leading()) waited_for_.insert(adopted_.begin(), adopted_.end());
   live_members_ = std::move(members);
 }
 

@@ -24,9 +24,10 @@
 // Whom the leader waits for: the members live when the group formed, and
 // any member once it has contributed (a restarted worker joins at the clock
 // it is given, so it is not waited for before it first speaks); a member
-// that dies is no longer waited for. A contribution for a clock the leader
-// already sent is late: the member is told so and pushes it itself (the
-// servers count a rank once per clock, so nothing is applied twice).
+// that dies is no longer waited for, unless dead members are adopted: then
+// the leader waits for the contribution its own trainer makes for it. A contribution for a clock
+// the leader already sent is late: the member is told so and pushes it itself (the servers count a
+// rank once per clock, so nothing is applied twice).
 //
 //   HostGroup g;
 //   g.OnView(view, my_rank, HostAggregation::kOn);
@@ -67,7 +68,16 @@ class HostGroup {
 
   // Recomputes the group from a new view. Aggregation off (or a host with
   // only this worker): a group of one, every request goes to the servers.
-  void OnView(const ClusterView& view, uint32_t self_rank, HostAggregation mode);
+  // `adopt_dead`: the host's dead workers stay in the group, adopted by the
+  // leader (its trainer computes their gradients and adds them with
+  // Contribute), so the host's sum is of the same ranks in the same order
+  // as before they died.
+  void OnView(const ClusterView& view, uint32_t self_rank, HostAggregation mode,
+              bool adopt_dead = false);
+  // Whether `mode` aggregates in `view`: on, or auto and the job has ever
+  // spanned hosts (its dead nodes count: a job that loses a host keeps its
+  // sums as they were).
+  static bool Enabled(const ClusterView& view, HostAggregation mode);
 
   // More than one live worker on this host, aggregation on.
   bool active() const { return active_; }
@@ -75,6 +85,11 @@ class HostGroup {
   NodeId leader() const { return leader_node_; }
   uint32_t leader_rank() const { return leader_rank_; }
   uint32_t self_rank() const { return self_rank_; }
+  // The dead workers of this host the leader adds (empty unless leading).
+  std::vector<uint32_t> adopted() const {
+    return leading() ? std::vector<uint32_t>(adopted_.begin(), adopted_.end())
+                     : std::vector<uint32_t>();
+  }
   const std::string& host() const { return host_; }
   // The rank of the live member of this host at `node` (not this worker).
   std::optional<uint32_t> RankOf(NodeId node) const;
@@ -114,7 +129,8 @@ class HostGroup {
   NodeId leader_node_ = kUnassignedId;
   std::set<uint32_t> live_members_;         // the other live workers of this host
   std::map<NodeId, uint32_t> member_rank_;  // their nodes
-  std::set<uint32_t> waited_for_;           // subset of live_members_
+  std::set<uint32_t> adopted_;              // the host's dead workers (adopt_dead)
+  std::set<uint32_t> waited_for_;           // of live_members_, and adopted_ when leading
   std::map<Key, std::vector<Contribution>> got_;
   std::map<uint32_t, int64_t> sent_clock_;  // by table: the newest clock sent
 };

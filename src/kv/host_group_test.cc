@@ -56,7 +56,8 @@ TEST(HostGroupTest, TheFirstWorkerOfAHostLeadsAndOtherHostsAreNotInIt) {
 
 // The leader is the host's longest-lived worker: a restarted worker/0 (a
 // new, higher node id) joins as a member.
-// auto: only a job that spans hosts aggregates.
+// auto: only a job that spans (or once spanned) hosts aggregates; losing
+// the other host does not change how the survivors sum.
 TEST(HostGroupTest, AutoAggregatesOnlyAJobThatSpansHosts) {
   HostGroup g;
   g.OnView(ViewOf({{0, "a"}, {1, "a"}}), 0, HostAggregation::kAuto);
@@ -71,7 +72,10 @@ TEST(HostGroupTest, AutoAggregatesOnlyAJobThatSpansHosts) {
   EXPECT_TRUE(g.active());
   v.members.back().alive = false;  // the other host's server is gone
   g.OnView(v, 0, HostAggregation::kAuto);
-  EXPECT_FALSE(g.active());
+  EXPECT_TRUE(g.active());
+  EXPECT_TRUE(HostGroup::Enabled(v, HostAggregation::kAuto));
+  EXPECT_FALSE(HostGroup::Enabled(ViewOf({{0, "a"}, {1, "a"}}), HostAggregation::kAuto));
+  EXPECT_FALSE(HostGroup::Enabled(v, HostAggregation::kOff));
 }
 
 TEST(HostGroupTest, ARestartedWorkerDoesNotDisplaceTheLeader) {
@@ -132,6 +136,44 @@ TEST(HostGroupTest, ADeadMemberIsNotWaitedForAndANewcomerOnlyOnceItSpoke) {
   EXPECT_TRUE(g.Complete(0, 2));
   EXPECT_FALSE(g.Complete(0, 3));  // from now on worker/2 is waited for
   EXPECT_EQ(g.Missing(0, 3), "worker/2");
+}
+
+// Adopting the dead: the leader keeps waiting for a dead member (its own
+// trainer contributes for it), even as the host's last live worker, so the
+// host's sum is of the same ranks as before; a member adopts nobody.
+TEST(HostGroupTest, WithAdoptionTheLeaderWaitsForItsDeadMembers) {
+  ClusterView v = ViewOf({{0, "a"}, {1, "a"}, {2, "a"}});
+  v.members[1].alive = false;
+  HostGroup g;
+  g.OnView(v, 0, HostAggregation::kOn, /*adopt_dead=*/true);
+  ASSERT_TRUE(g.leading());
+  EXPECT_EQ(g.adopted(), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(g.Missing(0, 0), "worker/1, worker/2");
+  ASSERT_EQ(g.Contribute(0, 0, From(2, {1})), HostGroup::Added::kStored);
+  EXPECT_FALSE(g.Complete(0, 0));
+  ASSERT_EQ(g.Contribute(0, 0, From(1, {2})), HostGroup::Added::kStored);
+  EXPECT_TRUE(g.Complete(0, 0));
+  EXPECT_EQ(g.Ranks(g.Take(0, 0)), (std::vector<uint32_t>{0, 1, 2}));
+  v.members[2].alive = false;  // worker/0 is the host's last
+  g.OnView(v, 0, HostAggregation::kOn, true);
+  EXPECT_TRUE(g.active());
+  EXPECT_EQ(g.adopted(), (std::vector<uint32_t>{1, 2}));
+  EXPECT_FALSE(g.Complete(0, 1));
+  g.OnView(v, 0, HostAggregation::kOn, false);  // without adoption: alone
+  EXPECT_FALSE(g.active());
+  HostGroup member;
+  member.OnView(ViewOf({{0, "a"}, {1, "a"}, {2, "a"}}), 2, HostAggregation::kOn, true);
+  ClusterView dead0 = ViewOf({{0, "a"}, {1, "a"}, {2, "a"}});
+  dead0.members[2].alive = false;  // worker/2 dies; worker/0 leads, worker/1 is a member
+  member.OnView(dead0, 1, HostAggregation::kOn, true);
+  EXPECT_FALSE(member.leading());
+  EXPECT_TRUE(member.adopted().empty());
+  // A restarted worker (a new incarnation, alive) is not adopted.
+  dead0.members.push_back(dead0.members[2]);
+  dead0.members.back().id = 50;
+  dead0.members.back().alive = true;
+  g.OnView(dead0, 0, HostAggregation::kOn, true);
+  EXPECT_TRUE(g.adopted().empty());
 }
 
 TEST(HostGroupTest, OnlyTheLeaderTakesContributions) {
@@ -308,7 +350,9 @@ TEST(HostAggregationOffTest, ACombinedPushForAWorkerOfAnotherHostIsRefused) {
     return Status::Ok();
   });
   EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << refused.ToString();
-  EXPECT_NE(refused.message().find("runs on host b"), std::string::npos) << refused.ToString();
+  EXPECT_NE(refused.message().find("worker/1 (host b) in one sum with worker/0 (host a)"),
+            std::string::npos)
+      << refused.ToString();
 }
 
 }  // namespace

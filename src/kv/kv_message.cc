@@ -36,8 +36,9 @@ size_t GroupBytes(const KvHeader& h) {
 // The ranks of a kKvGroup push into h.group.
 template <typename Bad>
 Status DecodeGroup(const Message& m, KvHeader& h, const Bad& bad) {
-  if ((m.type != MsgType::kPush && m.type != MsgType::kPushPull) || h.sparse) {
-    return bad("only a dense push may speak for a group of workers");
+  if ((m.type != MsgType::kPush && m.type != MsgType::kPushPull) ||
+      (h.sparse && m.type != MsgType::kPush)) {
+    return bad("only a push may speak for a group of workers (a sparse one: not a push-pull)");
   }
   ByteReader r(m.body.data() + kKvHeaderSize, m.body.size() - kKvHeaderSize);
   uint32_t n = 0;

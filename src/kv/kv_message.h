@@ -67,8 +67,9 @@ struct KvHeader {
   uint64_t offset = 0;
   bool sparse = false;
   bool checkpoint = false;
-  // kKvGroup: the worker ranks a combined push speaks for, ascending (empty:
-  // only its sender's).
+  // kKvGroup: the worker ranks a push speaks for, ascending (empty: only its
+  // sender's): a host's combined push, or dead workers' slots a survivor
+  // adopted (train/adoption.h).
   std::vector<uint32_t> group;
 };
 
@@ -86,7 +87,8 @@ Buffer EncodeKvBody(const KvHeader& h, std::string_view rest = {});
 // InvalidArgument naming what is wrong (a body too short, bytes after a
 // header that ends its type's body, an unknown flag bit, a checkpoint bit on
 // anything but a push, an offset out of range or on a sparse message, a group
-// on anything but a dense push or one whose ranks are not ascending).
+// on anything but a push (or a sparse push-pull) or one whose ranks are not
+// ascending).
 Result<KvHeader> DecodeKvHeader(const Message& m);
 // The bytes of `m.body` after the header; call once DecodeKvHeader(m)
 // succeeded (pushes, which have none, never ask).

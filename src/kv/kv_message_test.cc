@@ -123,23 +123,27 @@ TEST(KvHeaderTest, UnknownFlagBitsAreRefused) {
   }
 }
 
-// A host's combined push names the workers it speaks for after the header.
-TEST(KvHeaderTest, AGroupRoundTripsOnADensePushOnly) {
+// A host's combined push names the workers it speaks for after the header;
+// so does a survivor's push of dead workers' slots, dense or sparse.
+TEST(KvHeaderTest, AGroupRoundTripsOnAPushOnly) {
   for (MsgType t : {MsgType::kPush, MsgType::kPushPull}) {
     auto out = DecodeKvHeader(Kv(t, {.table = 2, .clock = 4, .group = {1, 5, 9}}));
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     EXPECT_EQ(out->group, (std::vector<uint32_t>{1, 5, 9}));
     EXPECT_EQ(out->clock, 4);
   }
+  auto sparse = DecodeKvHeader(Kv(MsgType::kPush, {.sparse = true, .group = {3}}));
+  ASSERT_TRUE(sparse.ok()) << sparse.status().ToString();
+  EXPECT_EQ(sparse->group, (std::vector<uint32_t>{3}));
   EXPECT_TRUE(DecodeKvHeader(Kv(MsgType::kPush, {.table = 2}))->group.empty());
   const uint32_t group = kKvGroup;
   for (MsgType t : {MsgType::kPull, MsgType::kPullReply, MsgType::kHostPush}) {
     const Message m = Patched(Kv(t, {}, std::string(8, '\x01')), 24, &group, 4);
-    EXPECT_NE(ErrorOf(m).find("only a dense push may speak for a group"), std::string::npos)
+    EXPECT_NE(ErrorOf(m).find("only a push may speak for a group"), std::string::npos)
         << MsgTypeName(t);
   }
-  EXPECT_NE(ErrorOf(Kv(MsgType::kPush, {.sparse = true, .group = {1}}))
-                .find("only a dense push may speak for a group"),
+  EXPECT_NE(ErrorOf(Kv(MsgType::kPushPull, {.sparse = true, .group = {1}}))
+                .find("only a push may speak for a group"),
             std::string::npos);
 }
 

@@ -21,6 +21,12 @@ Result<Consistency> ParseConsistency(const std::string& s);
 struct ConsistencyOptions {
   Consistency mode = Consistency::kBsp;
   int64_t staleness = 0;  // SSP only
+  // BSP: a dead worker's rank is still waited for each clock, because the
+  // survivors push its gradient for it (train/adoption.h), so the mean
+  // stays over all W slots in the same order and a job that loses workers
+  // ends with the model it would have had. Off: the clock completes with
+  // the live workers' pushes (clients that do not adopt, like bench kv).
+  bool adopt_dead_workers = false;
 };
 
 // What a server records when it answers a pull (tests and metrics check the

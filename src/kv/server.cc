@@ -164,6 +164,10 @@ Status KvServer::ApplyMembers(const ClusterView& view) {
       if (first.ok()) first = s;
     }
   }
+  waited_ = live_;
+  if (options_.consistency.adopt_dead_workers && options_.consistency.mode == Consistency::kBsp) {
+    for (uint32_t r = 0; r < num_workers_; ++r) waited_[r] = !worker_host_[r].empty();
+  }
   server_ids_.clear();
   for (const Member* s : view.Live(Role::kServer)) {
     server_ids_[s->rank] = s->id;
@@ -373,9 +377,16 @@ Status KvServer::CheckGroup(const TableReplica& t, const KvHeader& head, uint32_
                                 " sent a combined push of several workers; only BSP jobs "
                                 "aggregate per host");
   }
-  if (!std::binary_search(head.group.begin(), head.group.end(), sender)) {
+  // Either the sum of the sender's host (its rank among them), or dead
+  // workers' slots a survivor adopted: ranks of one host, not the sender's.
+  // Whether they are dead is not checked: this server's view can lag the
+  // sender's, and a live worker's own push of the same clock is the same
+  // gradient (the first to arrive counts).
+  const bool own = std::binary_search(head.group.begin(), head.group.end(), sender);
+  if (!own && !options_.consistency.adopt_dead_workers) {
     return InvalidArgumentError(who + "'s combined push does not include its own rank");
   }
+  const uint32_t anchor = own ? sender : head.group.front();
   for (uint32_t r : head.group) {
     // A member that died after its leader summed its gradient still counts
     // (as a worker's own push does when it dies after sending it).
@@ -383,9 +394,10 @@ Status KvServer::CheckGroup(const TableReplica& t, const KvHeader& head, uint32_
       return FailedPreconditionError(who + " pushed for worker/" + std::to_string(r) +
                                      ", which never was a worker of this job");
     }
-    if (worker_host_[r] != worker_host_[sender]) {
-      return InvalidArgumentError(who + " (host " + worker_host_[sender] + ") pushed for worker/" +
-                                  std::to_string(r) + ", which runs on host " + worker_host_[r]);
+    if (worker_host_[r] != worker_host_[anchor]) {
+      return InvalidArgumentError(who + " pushed for worker/" + std::to_string(r) + " (host " +
+                                  worker_host_[r] + ") in one sum with worker/" +
+                                  std::to_string(anchor) + " (host " + worker_host_[anchor] + ")");
     }
   }
   return Status::Ok();
@@ -497,8 +509,11 @@ void KvServer::HandlePush(Message&& m, const KvHeader& head, bool then_pull) {
     }
     return;
   }
-  if (t.gate.bsp() && Replicated(t)) {
-    // Acknowledged once the clock it belongs to is applied and held by the backup.
+  if (t.gate.bsp() && (Replicated(t) || options_.consistency.adopt_dead_workers)) {
+    // Acknowledged once the clock it belongs to is applied and held by the
+    // backup. (Where survivors adopt the dead, a worker whose requests of a
+    // clock are all answered knows the clock is applied everywhere: only
+    // its current clock can lack a dead worker's push.)
     m.values = Buffer();
     m.keys = Buffer();
     const int64_t need = head.clock + 1;
@@ -543,7 +558,7 @@ uint64_t KvServer::Accept(TableReplica& t, uint32_t rank, const KvHeader& head, 
 
 void KvServer::TryApplyBsp(TableReplica& t) {
   // Every live worker may be gone mid-clock; nothing to apply then.
-  while (t.bsp.Complete(t.gate.applied(), live_)) {
+  while (t.bsp.Complete(t.gate.applied(), waited_)) {
     const int64_t clock = t.gate.applied();
     const BspAggregator::Clock pushes = t.bsp.Take(clock);
     ++stats_.updates;
@@ -761,7 +776,7 @@ void KvServer::LogParked(PartitionReplica& part, SteadyTime now) {
       } else {
         log_.Info("pull from worker/", p.rank, " for clock ", p.need_clock, " of table '",
                   t.spec.name, "' has waited ", ToMillis(now - p.since), " ms for ",
-                  t.gate.WhoIsSlow(p.need_clock, live_, t.bsp.Pushed(t.gate.applied())));
+                  t.gate.WhoIsSlow(p.need_clock, waited_, t.bsp.Pushed(t.gate.applied())));
       }
     }
   }

@@ -212,6 +212,9 @@ class KvServer {
   std::map<uint32_t, NodeId> server_ids_
       GUARDED_BY(mu_);                      // live servers of the current epoch, by rank
   std::vector<bool> live_ GUARDED_BY(mu_);  // by worker rank
+  // The ranks a BSP clock waits for: the live ones, and with
+  // adopt_dead_workers every worker the job ever had.
+  std::vector<bool> waited_ GUARDED_BY(mu_);
   std::vector<std::string> worker_host_ GUARDED_BY(mu_);  // by worker rank, the last known
   std::vector<Message> held_
       GUARDED_BY(mu_);  // requests of an epoch this server has not seen (or before Start)

@@ -205,13 +205,12 @@ Trainer::Trainer(WorkerNode& node, Model& model, const Dataset& train, const Dat
       decls_(model.Tables()),
       rank_(node.rank()),
       workers_(node.cluster().view().num_workers),
-      lead_(rank_ == 0),
       start_(std::chrono::steady_clock::now()),
       dense_(decls_.size()),
       fresh_(decls_.size()),
       rows_(decls_.size()),
       last_checkpoint_request_(start_) {
-  if (lead_ && !options_.metrics_path.empty()) metrics_.open(options_.metrics_path, std::ios::app);
+  FollowLead();
   grads_.ready = [this](size_t t) { StartPush(t); };  // overlap: see PushGradients
 }
 
@@ -237,6 +236,9 @@ Result<TrainSummary> Trainer::Run() {
               st.host_member_pushes, " to its leader, ", st.host_fallbacks,
               " to the servers instead");
   }
+  if (adopter_.has_value() && adopter_->slots_pushed() > 0) {
+    log_.Info("pushed ", adopter_->slots_pushed(), " slots of dead workers");
+  }
   summary_.seconds = Seconds(start_);
   RETURN_IF_ERROR(SaveFinalModel());
   WriteDone();
@@ -247,6 +249,7 @@ Result<TrainSummary> Trainer::Run() {
 
 Status Trainer::Join() {
   generation_ = kv_.generation();
+  if (adopter_.has_value()) adopter_->Reset();
   std::vector<KvHandle> pending;
   for (size_t t = 0; t < decls_.size(); ++t) {
     const auto table = static_cast<uint32_t>(t);
@@ -283,6 +286,9 @@ Status Trainer::PrepareBatches() {
                                 " rows) is too small for " + std::to_string(workers_) +
                                 " workers with batch_size " + std::to_string(options_.batch_size));
   }
+  if (options_.adopt_dead_workers) {
+    adopter_.emplace(kv_, model_, train_, batch_options_, steps_per_epoch_);
+  }
   return Status::Ok();
 }
 
@@ -311,6 +317,7 @@ Result<TrainStop> Trainer::RunEpoch(int64_t epoch) {
 }
 
 Status Trainer::ReadShardsFor(int64_t epoch) {
+  if (adopter_.has_value()) return Status::Ok();  // every slot is pushed: no re-deal, no rescale
   const ClusterView view = node_.cluster().view();
   std::vector<uint32_t> live;
   for (const Member* m : view.Live(Role::kWorker)) live.push_back(m->rank);
@@ -326,8 +333,29 @@ Status Trainer::ReadShardsFor(int64_t epoch) {
   return Status::Ok();
 }
 
+void Trainer::FollowLead() {
+  uint32_t lowest = rank_;
+  for (const Member* m : node_.cluster().view().Live(Role::kWorker)) {
+    lowest = std::min(lowest, m->rank);
+  }
+  if ((lowest == rank_) == lead_) return;
+  lead_ = lowest == rank_;
+  if (!lead_) {
+    // A lower rank restarted and leads again.
+    log_.Info("worker/", lowest, " is back: it leads from step ", clock_);
+    metrics_.close();
+    return;
+  }
+  if (clock_ > 0) {
+    log_.Warn("every lower rank is dead: this worker leads from step ", clock_,
+              " (evaluation, metrics.jsonl, the final model)");
+  }
+  if (!options_.metrics_path.empty()) metrics_.open(options_.metrics_path, std::ios::app);
+}
+
 Result<TrainStop> Trainer::Step(const Batch& batch, int64_t epoch) {
   const SteadyTime step_start = std::chrono::steady_clock::now();
+  FollowLead();
   model_.CollectKeys(batch, &keys_);
   ASSIGN_OR_RETURN(TrainStop stop, Classify(FetchParams(keys_, &params_, &rows_)));
   if (stop != TrainStop::kNone) return stop;
@@ -422,11 +450,38 @@ Status Trainer::PushGradients() {
                                 "' is not finite at step " + std::to_string(clock_) +
                                 " (learning rate too high?); stopping the job");
   }
-  RETURN_IF_ERROR(WaitAll(pushes_));
+  Status s = Adopt();
+  if (s.ok()) s = WaitAll(pushes_, [this] { return Adopt(); });
+  std::vector<KvHandle> adopted = adopter_ ? adopter_->TakePending() : std::vector<KvHandle>();
+  if (s.ok()) s = WaitAll(adopted);
+  CancelAll(pushes_);
+  CancelAll(adopted);
+  RETURN_IF_ERROR(s);
   for (size_t t = 0; t < decls_.size(); ++t) {
     if (decls_[t].kind == TableKind::kDense) dense_[t].swap(fresh_[t]);
   }
   return Status::Ok();
+}
+
+Status Trainer::Adopt() {
+  if (!adopter_.has_value()) return Status::Ok();
+  const ClusterView view = node_.cluster().view();
+  std::vector<AdoptionUnit> plan =
+      PlanAdoption(view, rank_, workers_, HostGroup::Enabled(view, kv_.host_aggregation()));
+  if (plan != adopted_) {
+    if (!plan.empty()) {
+      log_.Warn("step ", clock_, ": computing the slots of dead ", DescribeUnits(plan),
+                " each step (the servers wait for every worker's gradient; the job's result "
+                "stays that of a run without the deaths)");
+    }
+    adopted_ = plan;
+  }
+  if (plan.empty()) return Status::Ok();
+  return adopter_->PushFor(clock_, plan,
+                           [this](const std::vector<std::vector<uint64_t>>& keys, ParamSet* params,
+                                  std::vector<std::vector<float>>* storage) {
+                             return FetchParams(keys, params, storage);
+                           });
 }
 
 void Trainer::MaybeRequestCheckpoint() {
@@ -437,8 +492,9 @@ void Trainer::MaybeRequestCheckpoint() {
   last_checkpoint_request_ = now;
 }
 
-Status Trainer::WaitAll(std::vector<KvHandle>& handles) {
-  Status s = WaitEach(handles);
+Status Trainer::WaitAll(std::vector<KvHandle>& handles,
+                        const std::function<Status()>& while_waiting) {
+  Status s = WaitEach(handles, while_waiting);
   // On an early return the others are still out, and their replies would
   // write into buffers this trainer reuses next step or frees on its way out.
   CancelAll(handles);
@@ -450,13 +506,15 @@ void Trainer::CancelAll(std::vector<KvHandle>& handles) {
   handles.clear();
 }
 
-Status Trainer::WaitEach(const std::vector<KvHandle>& handles) {
+Status Trainer::WaitEach(const std::vector<KvHandle>& handles,
+                         const std::function<Status()>& while_waiting) {
   // A worker blocked in BSP when another ends the job must not wait for a
   // clock that never comes: poll, watching for the job's end.
   Deadline deadline = Deadline::After(options_.request_timeout);
   for (const KvHandle& h : handles) {
     while (!kv_.WaitDone(h, Deadline::After(std::chrono::milliseconds(200)))) {
       if (node_.cluster().shutting_down()) return AbortedError("the job ended");
+      if (while_waiting) RETURN_IF_ERROR(while_waiting());
       if (deadline.expired()) return kv_.Wait(h, deadline);  // names the silent servers
     }
     RETURN_IF_ERROR(kv_.Wait(h));

@@ -25,6 +25,7 @@
 #include "kv/node.h"
 #include "ml/metrics.h"
 #include "ml/model.h"
+#include "train/adoption.h"
 #include "train/model_file.h"
 #include "train/step_times.h"
 
@@ -52,6 +53,10 @@ struct TrainerOptions {
   // skips a file it already has, as in a shared folder).
   bool send_results = false;
   std::string run_name;
+  // BSP: the servers wait for dead workers' slots and this worker computes
+  // the ones PlanAdoption gives it (train/adoption.h); off, a dead worker's
+  // shard is re-dealt from the next epoch and the gradients rescaled.
+  bool adopt_dead_workers = false;
 };
 
 struct TrainSummary {
@@ -159,9 +164,17 @@ class Trainer {
   // Waits for every handle (watching for the job's end), then empties the
   // list; on an error the ones not answered are cancelled (nothing writes
   // into this trainer's buffers later).
-  Status WaitAll(std::vector<KvHandle>& handles);
+  // `while_waiting`, if set, runs every poll (and may fail the wait).
+  Status WaitAll(std::vector<KvHandle>& handles,
+                 const std::function<Status()>& while_waiting = nullptr);
   void CancelAll(std::vector<KvHandle>& handles);  // and empties the list
-  Status WaitEach(const std::vector<KvHandle>& handles);
+  Status WaitEach(const std::vector<KvHandle>& handles,
+                  const std::function<Status()>& while_waiting);
+  // Becomes the lead when every lower rank is dead (and opens metrics.jsonl).
+  void FollowLead();
+  // Computes and pushes the dead workers' slots of clock_ this worker
+  // adopts in the current view (adoption on; see train/adoption.h).
+  Status Adopt();
   // The one place a request's status becomes a TrainStop (see StopAfter).
   Result<TrainStop> Classify(const Status& request) const;
 
@@ -189,10 +202,13 @@ class Trainer {
   const std::vector<TableDecl> decls_;
   const uint32_t rank_;
   const uint32_t workers_;
-  const bool lead_;
   const SteadyTime start_;
 
   // The run's state.
+  // The lead is the lowest live rank (worker 0 until it dies; with adoption
+  // the job's parameters do not change when it does, so a successor's
+  // evaluations and final model are the ones worker 0 would have made).
+  bool lead_ = false;
   std::ofstream metrics_;  // open on the lead with a metrics_path
   // Dense parameters between steps: each push-pull's reply lands here, so
   // the next step needs no pull.
@@ -208,6 +224,8 @@ class Trainer {
   uint32_t generation_ = 0;  // the layout generation at the last Join
   BatchOptions batch_options_;
   std::optional<BatchIterator> batches_;  // set by PrepareBatches
+  std::optional<Adopter> adopter_;        // set by PrepareBatches with adoption on
+  std::vector<AdoptionUnit> adopted_;     // the plan last logged
   int64_t steps_per_epoch_ = 0;
   float grad_scale_ = 1.0f;
   SteadyTime last_checkpoint_request_;

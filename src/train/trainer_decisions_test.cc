@@ -126,5 +126,76 @@ TEST(TargetReachedTest, LossesAndErrorsGoDownEverythingElseUp) {
   EXPECT_FALSE(TargetReached("test_auc", 0.79, 0.8));
 }
 
+// ---- adoption (train/adoption.h) ----
+
+// Workers 0-1 on host a, 2-3 on b, 4 on c; `dead` ranks not alive.
+ClusterView HostsView(const std::vector<uint32_t>& dead) {
+  ClusterView v;
+  v.num_workers = 5;
+  const char* hosts[] = {"a", "a", "b", "b", "c"};
+  for (uint32_t r = 0; r < 5; ++r) {
+    Member m;
+    m.id = 10 + r;
+    m.role = Role::kWorker;
+    m.rank = r;
+    m.host = hosts[r];
+    m.alive = std::find(dead.begin(), dead.end(), r) == dead.end();
+    v.members.push_back(m);
+  }
+  return v;
+}
+
+// Every dead rank's slot is computed by exactly one live worker, for every
+// set of dead workers, with and without per-host sums; with them a dead
+// host's ranks go together, and a host that still runs a worker keeps its
+// dead in its leader's sum.
+TEST(PlanAdoptionTest, EveryDeadSlotHasExactlyOneLiveAdopter) {
+  for (bool host_sums : {false, true}) {
+    for (uint32_t mask = 1; mask < (1u << 5) - 1; ++mask) {
+      std::vector<uint32_t> dead;
+      for (uint32_t r = 0; r < 5; ++r) {
+        if (mask & (1u << r)) dead.push_back(r);
+      }
+      ClusterView v = HostsView(dead);
+      std::vector<int> adopters(5, 0);
+      for (uint32_t self = 0; self < 5; ++self) {
+        std::vector<AdoptionUnit> plan = PlanAdoption(v, self, 5, host_sums);
+        if (mask & (1u << self)) {
+          EXPECT_TRUE(plan.empty()) << "a dead worker adopts nobody";
+          continue;
+        }
+        for (const AdoptionUnit& u : plan) {
+          EXPECT_TRUE(std::is_sorted(u.ranks.begin(), u.ranks.end()));
+          if (!host_sums) {
+            EXPECT_EQ(u.ranks.size(), 1u);
+          }
+          for (uint32_t r : u.ranks) {
+            ASSERT_TRUE(mask & (1u << r)) << "worker/" << r << " is alive";
+            ++adopters[r];
+            if (u.via_host) {
+              EXPECT_EQ(v.members[r].host, v.members[self].host);
+            }
+          }
+        }
+      }
+      for (uint32_t r : dead) EXPECT_EQ(adopters[r], 1) << "mask " << mask << " rank " << r;
+    }
+  }
+}
+
+TEST(PlanAdoptionTest, ADeadHostIsOneUnitAndAHalfDeadHostStaysInItsLeadersSum) {
+  ClusterView v = HostsView({2, 3});
+  // Host b is gone: its two ranks, summed as b summed them, go to live[2 % 3].
+  EXPECT_EQ(PlanAdoption(v, 4, 5, true), (std::vector<AdoptionUnit>{{{2, 3}, false}}));
+  EXPECT_TRUE(PlanAdoption(v, 0, 5, true).empty());
+  // Without host sums each rank is a unit: 2 to live[2 % 3] = 4, 3 to live[0] = 0.
+  EXPECT_EQ(PlanAdoption(v, 4, 5, false), (std::vector<AdoptionUnit>{{{2}, false}}));
+  EXPECT_EQ(PlanAdoption(v, 0, 5, false), (std::vector<AdoptionUnit>{{{3}, false}}));
+  // Worker/0 dies: host a's leader is worker/1 now, and worker/0 is in its sum.
+  ClusterView half = HostsView({0});
+  EXPECT_EQ(PlanAdoption(half, 1, 5, true), (std::vector<AdoptionUnit>{{{0}, true}}));
+  EXPECT_TRUE(PlanAdoption(half, 2, 5, true).empty());
+}
+
 }  // namespace
 }  // namespace distopt
