@@ -77,6 +77,9 @@ class FaultyTransport : public Transport {
   }
 
   Result<Message> Recv(Deadline deadline) override { return inner_->Recv(deadline); }
+  // A co-located node's hand-off (cluster.placement = "process") is not the
+  // network's: no faults.
+  Status Deliver(Message msg) override { return inner_->Deliver(std::move(msg)); }
 
   // Two threads may shut down at once (Dispatcher::Stop runs on a node's own
   // thread and on the one that kills it): the first takes the timer thread
