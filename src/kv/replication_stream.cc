@@ -47,7 +47,10 @@ std::vector<std::pair<uint32_t, int64_t>> ReplicationStream::Confirm(uint64_t se
 }
 
 bool ReplicationStream::GoBackDue(uint64_t acked, SteadyTime now, Duration gap) {
-  if (acked > confirmed_ || unconfirmed_.empty()) return false;
+  // An ack of the first unconfirmed entry is progress, even where that
+  // entry's number is already confirmed (a new backup's snapshot, sent at
+  // the update the old one's release confirmed).
+  if (unconfirmed_.empty() || acked >= unconfirmed_.front().seq) return false;
   if (now - last_go_back_ < gap) return false;
   last_go_back_ = now;
   return true;

@@ -264,6 +264,29 @@ TEST(ReplicationStreamTest, ANewBackupReleasesWhatTheOldOneNeverConfirmed) {
   EXPECT_EQ(s.backup_rank(), 2u);
 }
 
+// A new backup's snapshot carries the number of the update the old
+// backup's release confirmed: the new backup's ack of it (that number) is
+// progress, not a gap to go back for (it was re-sent forever, and the
+// partition's clock never confirmed).
+TEST(ReplicationStreamTest, TheAckOfANewBackupsSnapshotConfirmsIt) {
+  RecordingTransport t;
+  ReplicationStream s(&t);
+  s.SetBackup(1, kBackup);
+  const SteadyTime now = std::chrono::steady_clock::now();
+  const uint64_t seq = s.Next();
+  s.Send(seq, Update(seq), 0, 5, now);
+  s.SetBackup(2, kBackup + 1);                   // releases update 1: confirmed is 1
+  s.Send(s.seq(), Update(s.seq()), 0, -1, now);  // the snapshot "at update 1"
+  ASSERT_EQ(s.confirmed(), 1u);
+  ASSERT_EQ(s.in_flight(), 1u);
+  EXPECT_EQ(s.first_unconfirmed(), 1u);
+  EXPECT_FALSE(s.GoBackDue(1, now + std::chrono::seconds(1), std::chrono::milliseconds(20)));
+  auto done = s.Confirm(1);
+  EXPECT_EQ(s.in_flight(), 0u);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].first, ReplicationStream::kAllTables);
+}
+
 // ---- replication codec ----
 
 TEST(ReplCodecTest, SnapshotRoundTripsAndRefusesAnotherShape) {

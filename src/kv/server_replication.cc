@@ -162,7 +162,7 @@ void KvServer::HandleReplicateAck(const Message& m, const KvHeader& head) {
   if (!r.U64(&seq).ok()) return;
   ReplicationStream& stream = part->stream();
   const auto now = options_.env->Now();
-  if (seq <= stream.confirmed() && stream.in_flight() > 0) {
+  if (stream.in_flight() > 0 && seq < stream.first_unconfirmed()) {
     // No progress while updates are out: the backup saw a gap (a lost
     // update). Go back to the first unconfirmed one now rather than at the
     // next retry tick, at most once per round trip's worth of time.
