@@ -163,8 +163,8 @@ KvHandle KvClient::PushSparseFor(uint32_t table, std::span<const uint64_t> keys,
                                  std::span<const float> grads, int64_t clock, uint32_t rank) {
   return Sparse(MsgType::kPush, table, keys, grads, {}, clock, {rank});
 }
-KvHandle KvClient::ContributeFor(uint32_t table, std::span<const float> grads, int64_t clock,
-                                 uint32_t rank) {
+std::optional<KvHandle> KvClient::ContributeFor(uint32_t table, std::span<const float> grads,
+                                                int64_t clock, uint32_t rank) {
   if (Status s = CheckKind(MsgType::kPush, table, /*sparse=*/false); !s.ok()) {
     return Failed(std::move(s));
   }
@@ -174,19 +174,24 @@ KvHandle KvClient::ContributeFor(uint32_t table, std::span<const float> grads, i
   }
   {
     MutexLock lock(&mu_);
+    // Computed before a rollback: it must not join the replay's sum.
+    if (Status s = AdmitClock(clock); !s.ok()) return Failed(s);
     Message m;
     m.type = MsgType::kHostPush;
     m.values = Buffer::Copy(grads.data(), grads.size_bytes());
-    const HostGroup::Added added = group_.Contribute(
-        table, clock, {.rank = rank, .node = kUnassignedId, .push = std::move(m)});
-    if (added == HostGroup::Added::kStored) {
-      TryLaunch(table, clock, /*force=*/false);
-      return Failed(Status::Ok());  // in the sum: nothing to wait for
+    switch (group_.Contribute(table, clock,
+                              {.rank = rank, .node = kUnassignedId, .push = std::move(m)})) {
+      case HostGroup::Added::kStored:
+        TryLaunch(table, clock, /*force=*/false);
+        return Failed(Status::Ok());  // in the sum: nothing to wait for
+      case HostGroup::Added::kNotLeading:
+        return std::nullopt;
+      case HostGroup::Added::kLate:
+        break;
     }
   }
   return PushFor(table, grads, clock, {rank});
 }
-
 KvHandle KvClient::PushSparse(uint32_t table, std::span<const uint64_t> keys,
                               std::span<const float> grads, int64_t clock) {
   return Sparse(MsgType::kPush, table, keys, grads, {}, clock);

@@ -36,6 +36,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -158,11 +159,13 @@ class KvClient {
   // host's leader, adds to the host's sum (HostGroup::adopted; empty unless
   // it leads). ContributeFor adds `rank`'s gradient of dense `table` to the
   // sum of `clock` (copied; the handle is done at once), or, when that sum
-  // has gone to the servers or this worker no longer leads, pushes it for
-  // `rank` (PushFor).
+  // has gone to the servers already, pushes it for `rank` (PushFor: after
+  // the sum, so where the sum held it the servers drop this one). Nothing
+  // (nullopt) if this worker does not lead: a push of its own could reach a
+  // server before the host's sum and make the sum a duplicate.
   std::vector<uint32_t> HostAdopted() const;
-  KvHandle ContributeFor(uint32_t table, std::span<const float> grads, int64_t clock,
-                         uint32_t rank);
+  std::optional<KvHandle> ContributeFor(uint32_t table, std::span<const float> grads, int64_t clock,
+                                        uint32_t rank);
   HostAggregation host_aggregation() const { return options_.host_aggregation; }
 
   // Sparse tables: `grads` and `out` hold keys.size() * dim floats in key order.

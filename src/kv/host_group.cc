@@ -80,8 +80,15 @@ HostGroup::Added HostGroup::Contribute(uint32_t table, int64_t clock, Contributi
   if (sent != sent_clock_.end() && clock <= sent->second) return Added::kLate;
   if (live_members_.count(c.rank)) waited_for_.insert(c.rank);
   auto& list = got_[{table, clock}];
-  for (const Contribution& have : list) {
-    if (have.rank == c.rank) return Added::kStored;  // a duplicate: the first one counts
+  for (Contribution& have : list) {
+    if (have.rank != c.rank) continue;
+    // A duplicate: the first one counts. Where that was the leader's own
+    // for an adopted rank, the rank's restarted worker still wants its answer.
+    if (have.node == kUnassignedId) {
+      have.node = c.node;
+      have.request_id = c.request_id;
+    }
+    return Added::kStored;
   }
   list.push_back(std::move(c));
   return Added::kStored;

@@ -25,9 +25,10 @@
 // any member once it has contributed (a restarted worker joins at the clock
 // it is given, so it is not waited for before it first speaks); a member
 // that dies is no longer waited for, unless dead members are adopted: then
-// the leader waits for the contribution its own trainer makes for it. A contribution for a clock
-// the leader already sent is late: the member is told so and pushes it itself (the servers count a
-// rank once per clock, so nothing is applied twice).
+// the leader waits for the contribution its own trainer makes for it. A
+// contribution for a clock the leader already sent is late: the member is
+// told so and pushes it itself (the servers count a rank once per clock, so
+// nothing is applied twice).
 //
 //   HostGroup g;
 //   g.OnView(view, my_rank, HostAggregation::kOn);

@@ -159,6 +159,20 @@ TEST(HostGroupTest, WithAdoptionTheLeaderWaitsForItsDeadMembers) {
   EXPECT_TRUE(g.active());
   EXPECT_EQ(g.adopted(), (std::vector<uint32_t>{1, 2}));
   EXPECT_FALSE(g.Complete(0, 1));
+  // The leader's own contribution for worker/2, then worker/2's (restarted
+  // meanwhile): the first counts, and the worker still gets its answer.
+  HostGroup::Contribution adopted = From(2, {5});
+  adopted.node = kUnassignedId;
+  ASSERT_EQ(g.Contribute(0, 1, std::move(adopted)), HostGroup::Added::kStored);
+  HostGroup::Contribution own = From(2, {6});
+  own.request_id = 77;
+  ASSERT_EQ(g.Contribute(0, 1, std::move(own)), HostGroup::Added::kStored);
+  ASSERT_EQ(g.Contribute(0, 1, From(1, {1})), HostGroup::Added::kStored);
+  auto took = g.Take(0, 1);
+  ASSERT_EQ(took.size(), 2u);
+  EXPECT_EQ(took[1].node, 12u);
+  EXPECT_EQ(took[1].request_id, 77u);
+  EXPECT_EQ(took[1].push.values.as<float>()[0], 5.0f);
   g.OnView(v, 0, HostAggregation::kOn, false);  // without adoption: alone
   EXPECT_FALSE(g.active());
   HostGroup member;

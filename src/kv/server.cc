@@ -153,6 +153,13 @@ Status KvServer::ApplyMembers(const ClusterView& view) {
   live_.assign(num_workers_, false);
   worker_host_.resize(num_workers_);  // a dead worker's host is kept (CheckGroup)
   Status first;
+  for (const Member& w : view.members) {
+    // Dead workers' hosts too: a server that starts after a death still
+    // knows the rank was the job's (its slot is waited for and adopted).
+    if (w.role == Role::kWorker && w.rank < num_workers_ && worker_host_[w.rank].empty()) {
+      worker_host_[w.rank] = w.host;
+    }
+  }
   for (const Member* w : view.Live(Role::kWorker)) {
     worker_rank_[w->id] = w->rank;
     if (w->rank < live_.size()) {

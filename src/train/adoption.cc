@@ -9,7 +9,7 @@
 namespace distopt {
 
 std::vector<AdoptionUnit> PlanAdoption(const ClusterView& view, uint32_t self, uint32_t workers,
-                                       bool host_sums) {
+                                       bool host_sums, const std::vector<uint32_t>& host_adopted) {
   std::vector<const Member*> live = view.Live(Role::kWorker);
   std::sort(live.begin(), live.end(),
             [](const Member* a, const Member* b) { return a->rank < b->rank; });
@@ -26,14 +26,13 @@ std::vector<AdoptionUnit> PlanAdoption(const ClusterView& view, uint32_t self, u
     if (std::find(ranks.begin(), ranks.end(), m.rank) == ranks.end()) ranks.push_back(m.rank);
   }
   std::vector<AdoptionUnit> mine, dealt;
+  if (!host_adopted.empty()) mine.push_back({host_adopted, /*via_host=*/true});
   for (auto& [host, ranks] : dead) {
     std::sort(ranks.begin(), ranks.end());
-    const Member* leader = nullptr;  // the host's, as HostGroup names it
-    for (const Member* m : live) {
-      if (m->host == host && (leader == nullptr || m->id < leader->id)) leader = m;
-    }
-    if (host_sums && leader != nullptr) {
-      if (leader->rank == self) mine.push_back({ranks, /*via_host=*/true});
+    const bool host_lives =
+        std::any_of(live.begin(), live.end(), [&](const Member* m) { return m->host == host; });
+    if (host_sums && host_lives) {
+      continue;  // in the host's sum, by its leader (host_adopted there)
     } else if (host_sums) {
       dealt.push_back({ranks, false});
     } else {
@@ -76,7 +75,7 @@ Status Adopter::PushFor(int64_t clock, const std::vector<AdoptionUnit>& plan,
     auto it = pushed_.find(unit.ranks);
     if (it != pushed_.end() && it->second == clock) continue;
     for (uint32_t r : unit.ranks) RETURN_IF_ERROR(Compute(r, clock, fetch));
-    PushUnit(unit, clock);
+    if (!PushUnit(unit, clock)) continue;  // no longer the host's leader: asked again
     pushed_[unit.ranks] = clock;
     slots_pushed_ += unit.ranks.size();
   }
@@ -92,6 +91,13 @@ Status Adopter::PositionAt(uint32_t rank, Slot& slot, int64_t clock) {
     BatchOptions o = base_;
     o.shards = {static_cast<int>(rank)};
     ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(&train_, o));
+    if (static_cast<int64_t>(it.batches_per_epoch()) != steps_per_epoch_) {
+      // BSP reads in global order, where every rank has as many steps.
+      return FailedPreconditionError(
+          "worker/" + std::to_string(rank) + " has " + std::to_string(it.batches_per_epoch()) +
+          " steps per epoch, this worker " + std::to_string(steps_per_epoch_) +
+          ": its slots cannot be computed here");
+    }
     slot.batches.emplace(std::move(it));
   }
   slot.batches->StartEpoch(static_cast<int>(epoch));
@@ -129,7 +135,8 @@ Status Adopter::Compute(uint32_t rank, int64_t clock, const FetchFn& fetch) {
   return Status::Ok();
 }
 
-void Adopter::PushUnit(const AdoptionUnit& unit, int64_t clock) {
+bool Adopter::PushUnit(const AdoptionUnit& unit, int64_t clock) {
+  bool all = true;
   for (size_t t = 0; t < decls_.size(); ++t) {
     const auto table = static_cast<uint32_t>(t);
     if (decls_[t].kind == TableKind::kSparse) {
@@ -140,7 +147,12 @@ void Adopter::PushUnit(const AdoptionUnit& unit, int64_t clock) {
       }
     } else if (unit.via_host) {
       for (uint32_t r : unit.ranks) {
-        pending_.push_back(kv_.ContributeFor(table, slots_[r].grads.values[t], clock, r));
+        std::optional<KvHandle> h = kv_.ContributeFor(table, slots_[r].grads.values[t], clock, r);
+        if (h.has_value()) {
+          pending_.push_back(std::move(*h));
+        } else {
+          all = false;
+        }
       }
     } else if (unit.ranks.size() == 1) {
       pending_.push_back(
@@ -156,6 +168,7 @@ void Adopter::PushUnit(const AdoptionUnit& unit, int64_t clock) {
       pending_.push_back(kv_.PushFor(table, sums[t], clock, unit.ranks));
     }
   }
+  return all;
 }
 
 std::vector<KvHandle> Adopter::TakePending() {

@@ -48,10 +48,15 @@ struct AdoptionUnit {
 };
 
 // The units `self` computes in `view` (of a job of `workers`; `host_sums`:
-// per-host aggregation is on, HostGroup::Enabled). Empty when every rank
-// has a live worker.
+// per-host aggregation is on, HostGroup::Enabled). `host_adopted`: the dead
+// ranks the host group waits for this worker, as its leader, to add
+// (KvClient::HostAdopted). That comes from the group's own state rather than
+// from `view`: the two can differ for a moment after a view change, and a
+// slot added nowhere would leave the leader waiting for it. Empty when every
+// rank has a live worker.
 std::vector<AdoptionUnit> PlanAdoption(const ClusterView& view, uint32_t self, uint32_t workers,
-                                       bool host_sums);
+                                       bool host_sums,
+                                       const std::vector<uint32_t>& host_adopted = {});
 
 // "worker/2, worker/3 (host h3)" for the log.
 std::string DescribeUnits(const std::vector<AdoptionUnit>& plan);
@@ -92,7 +97,9 @@ class Adopter {
   // The gradient of `rank`'s batch of `clock` into its slot.
   Status Compute(uint32_t rank, int64_t clock, const FetchFn& fetch);
   Status PositionAt(uint32_t rank, Slot& slot, int64_t clock);
-  void PushUnit(const AdoptionUnit& unit, int64_t clock);
+  // False if a slot for the host's sum was not taken (this worker no
+  // longer leads its host): the unit is not done for `clock`.
+  bool PushUnit(const AdoptionUnit& unit, int64_t clock);
 
   KvClient& kv_;
   Model& model_;

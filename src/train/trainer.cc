@@ -240,6 +240,7 @@ Result<TrainSummary> Trainer::Run() {
     log_.Info("pushed ", adopter_->slots_pushed(), " slots of dead workers");
   }
   summary_.seconds = Seconds(start_);
+  FollowLead();
   RETURN_IF_ERROR(SaveFinalModel());
   WriteDone();
   SendResults();
@@ -312,6 +313,7 @@ Result<TrainStop> Trainer::RunEpoch(int64_t epoch) {
     if (stop != TrainStop::kNone) return stop;
   }
   summary_.epochs = epoch + 1;
+  FollowLead();  // worker/0 may have died during the epoch's last step
   if (lead_ && test_ != nullptr && EvalDue(epoch + 1, options_)) return EvaluateEpoch(epoch);
   return TrainStop::kNone;
 }
@@ -466,8 +468,8 @@ Status Trainer::PushGradients() {
 Status Trainer::Adopt() {
   if (!adopter_.has_value()) return Status::Ok();
   const ClusterView view = node_.cluster().view();
-  std::vector<AdoptionUnit> plan =
-      PlanAdoption(view, rank_, workers_, HostGroup::Enabled(view, kv_.host_aggregation()));
+  std::vector<AdoptionUnit> plan = PlanAdoption(
+      view, rank_, workers_, HostGroup::Enabled(view, kv_.host_aggregation()), kv_.HostAdopted());
   if (plan != adopted_) {
     if (!plan.empty()) {
       log_.Warn("step ", clock_, ": computing the slots of dead ", DescribeUnits(plan),
