@@ -27,7 +27,8 @@ std::vector<AdoptionUnit> PlanAdoption(const ClusterView& view, uint32_t self, u
   }
   std::vector<AdoptionUnit> mine, dealt;
   if (!host_adopted.empty()) mine.push_back({host_adopted, /*via_host=*/true});
-  for (auto& [host, ranks] : dead) {
+  for (auto& [dead_host, ranks] : dead) {
+    const std::string& host = dead_host;  // a structured binding cannot be captured (C++20, clang)
     std::sort(ranks.begin(), ranks.end());
     const bool host_lives =
         std::any_of(live.begin(), live.end(), [&](const Member* m) { return m->host == host; });
