@@ -245,8 +245,18 @@ Status RunCoordinatorNode(const JobConfig& cfg, const RunArgs& args, const Place
     if (!ps.ok()) log.Warn("could not draw plots: ", ps.message());
   }
   if (s.ok()) {
-    log.Info("the job's results are in ", p.run_dir,
-             " (metrics.jsonl, model.bin, plots; nodes.json says where every node ran)");
+    // Names what is there: a result that is missing is said so, not promised.
+    std::string have;
+    for (const char* f : {"metrics.jsonl", "model.bin"}) {
+      if (access((p.run_dir + "/" + f).c_str(), F_OK) == 0) have += std::string(f) + ", ";
+    }
+    log.Info("the job's results are in ", p.run_dir, " (", have,
+             "plots; nodes.json says where every node ran)");
+    if (access((p.run_dir + "/model.bin").c_str(), F_OK) != 0) {
+      log.Warn(
+          "the job ended without a model.bin: the lead worker did not save one (its log "
+          "says why)");
+    }
   }
   return s;
 }
