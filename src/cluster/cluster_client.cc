@@ -101,6 +101,11 @@ ClusterView ClusterClient::view() const {
   return view_;
 }
 
+uint32_t ClusterClient::epoch() const {
+  MutexLock lock(&mu_);
+  return view_.epoch;
+}
+
 void ClusterClient::OnViewChange(std::function<void(const ClusterView&)> cb) {
   MutexLock lock(&mu_);
   on_view_ = std::move(cb);

@@ -58,6 +58,8 @@ class ClusterClient {
   NodeId id() const;
   uint32_t rank() const;
   ClusterView view() const;
+  // The current view's epoch, without copying the view (to ask whether it moved).
+  uint32_t epoch() const;
 
   // Called (on the dispatcher thread) with each new view after registration.
   void OnViewChange(std::function<void(const ClusterView&)> cb);

@@ -484,6 +484,7 @@ void KvClient::Finish(KvRequest& r, const Status& s, int64_t clock) {
   MutexLock lock(&r.mu_);
   if (!s.ok() && r.status_.ok()) r.status_ = s;
   r.clock_ = std::min(r.clock_, clock);
+  if (clock != INT64_MAX) r.newest_clock_ = std::max(r.newest_clock_, clock);
   if (--r.pending_ == 0) {
     if (!r.members_.empty()) AnswerMembers(r, r.status_);
     r.done_cv_.SignalAll();

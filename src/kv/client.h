@@ -60,10 +60,15 @@ class KvRequest {
     MutexLock lock(&mu_);
     return pending_ == 0;
   }
-  // The clock the servers answered with (the oldest of the parts).
+  // The clock the servers answered with (the oldest of the parts), and the
+  // newest (-1: none; they differ when a rejoin finds partitions at two clocks).
   int64_t clock() const {
     MutexLock lock(&mu_);
     return clock_;
+  }
+  int64_t newest_clock() const {
+    MutexLock lock(&mu_);
+    return newest_clock_;
   }
 
  private:
@@ -73,6 +78,7 @@ class KvRequest {
   int pending_ GUARDED_BY(mu_) = 0;
   Status status_ GUARDED_BY(mu_);
   int64_t clock_ GUARDED_BY(mu_) = INT64_MAX;
+  int64_t newest_clock_ GUARDED_BY(mu_) = -1;
   // Written by the KvClient under its own lock: request ids, for
   // cancellation (a host leader's are added when its members' gradients are
   // in), and "pull of table 'w' at clock 3", for errors (read-only once the

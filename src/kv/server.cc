@@ -155,17 +155,14 @@ Status KvServer::ApplyMembers(const ClusterView& view) {
   Status first;
   for (const Member& w : view.members) {
     // Dead workers' hosts too: a server that starts after a death still
-    // knows the rank was the job's (its slot is waited for and adopted).
-    if (w.role == Role::kWorker && w.rank < num_workers_ && worker_host_[w.rank].empty()) {
-      worker_host_[w.rank] = w.host;
-    }
+    // knows the rank was the job's (its slot is waited for and adopted). A
+    // live incarnation's host wins over a dead one's.
+    if (w.role != Role::kWorker || w.rank >= num_workers_) continue;
+    if (w.alive || worker_host_[w.rank].empty()) worker_host_[w.rank] = w.host;
   }
   for (const Member* w : view.Live(Role::kWorker)) {
     worker_rank_[w->id] = w->rank;
-    if (w->rank < live_.size()) {
-      live_[w->rank] = true;
-      worker_host_[w->rank] = w->host;
-    }
+    if (w->rank < live_.size()) live_[w->rank] = true;
     if (Status s = transport_->Connect(w->id, w->address); !s.ok()) {
       log_.Warn("cannot reach worker/", w->rank, " at ", w->address, ": ", s.message());
       if (first.ok()) first = s;

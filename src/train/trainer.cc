@@ -266,8 +266,20 @@ Status Trainer::Join() {
   std::vector<KvHandle> joined = pending;
   RETURN_IF_ERROR(WaitAll(pending));
   clock_ = INT64_MAX;
-  for (const auto& h : joined) clock_ = std::min(clock_, h->clock());
+  int64_t newest = -1;
+  for (const auto& h : joined) {
+    clock_ = std::min(clock_, h->clock());
+    newest = std::max(newest, h->newest_clock());
+  }
   if (clock_ == INT64_MAX || clock_ < 0) clock_ = 0;
+  if (newest > clock_) {
+    // This worker's previous incarnation died between its pushes of a clock:
+    // partitions that got it moved on, and the first step here mixes their
+    // newer parameters into the gradient the others wait for.
+    log_.Warn("joined with partitions at clocks ", clock_, " to ", newest, ": step ", clock_,
+              "'s gradient mixes parameters of both (BSP may end with another "
+              "model than a run without the restart)");
+  }
   return Status::Ok();
 }
 
@@ -335,11 +347,14 @@ Status Trainer::ReadShardsFor(int64_t epoch) {
   return Status::Ok();
 }
 
+const ClusterView& Trainer::View() {
+  if (!view_.has_value() || view_->epoch != node_.cluster().epoch()) view_ = node_.cluster().view();
+  return *view_;
+}
+
 void Trainer::FollowLead() {
   uint32_t lowest = rank_;
-  for (const Member* m : node_.cluster().view().Live(Role::kWorker)) {
-    lowest = std::min(lowest, m->rank);
-  }
+  for (const Member* m : View().Live(Role::kWorker)) lowest = std::min(lowest, m->rank);
   if ((lowest == rank_) == lead_) return;
   lead_ = lowest == rank_;
   if (!lead_) {
@@ -467,19 +482,23 @@ Status Trainer::PushGradients() {
 
 Status Trainer::Adopt() {
   if (!adopter_.has_value()) return Status::Ok();
-  const ClusterView view = node_.cluster().view();
-  std::vector<AdoptionUnit> plan = PlanAdoption(
-      view, rank_, workers_, HostGroup::Enabled(view, kv_.host_aggregation()), kv_.HostAdopted());
-  if (plan != adopted_) {
-    if (!plan.empty()) {
+  const ClusterView& view = View();
+  std::vector<uint32_t> host_adopted = kv_.HostAdopted();
+  // Planned again only when the view or the host group's slots moved (each step asks).
+  if (view.epoch != plan_epoch_ || host_adopted != plan_host_adopted_) {
+    std::vector<AdoptionUnit> plan = PlanAdoption(
+        view, rank_, workers_, HostGroup::Enabled(view, kv_.host_aggregation()), host_adopted);
+    if (plan != adopted_ && !plan.empty()) {
       log_.Warn("step ", clock_, ": computing the slots of dead ", DescribeUnits(plan),
                 " each step (the servers wait for every worker's gradient; the job's result "
                 "stays that of a run without the deaths)");
     }
-    adopted_ = plan;
+    adopted_ = std::move(plan);
+    plan_epoch_ = view.epoch;
+    plan_host_adopted_ = std::move(host_adopted);
   }
-  if (plan.empty()) return Status::Ok();
-  return adopter_->PushFor(clock_, plan,
+  if (adopted_.empty()) return Status::Ok();
+  return adopter_->PushFor(clock_, adopted_,
                            [this](const std::vector<std::vector<uint64_t>>& keys, ParamSet* params,
                                   std::vector<std::vector<float>>* storage) {
                              return FetchParams(keys, params, storage);

@@ -170,6 +170,8 @@ class Trainer {
   void CancelAll(std::vector<KvHandle>& handles);  // and empties the list
   Status WaitEach(const std::vector<KvHandle>& handles,
                   const std::function<Status()>& while_waiting);
+  // The cluster's current view, copied only when its epoch moved.
+  const ClusterView& View();
   // Becomes the lead when every lower rank is dead (and opens metrics.jsonl).
   void FollowLead();
   // Computes and pushes the dead workers' slots of clock_ this worker
@@ -225,7 +227,10 @@ class Trainer {
   BatchOptions batch_options_;
   std::optional<BatchIterator> batches_;  // set by PrepareBatches
   std::optional<Adopter> adopter_;        // set by PrepareBatches with adoption on
-  std::vector<AdoptionUnit> adopted_;     // the plan last logged
+  std::vector<AdoptionUnit> adopted_;     // the current plan, and what it was made from:
+  uint32_t plan_epoch_ = UINT32_MAX;
+  std::vector<uint32_t> plan_host_adopted_;
+  std::optional<ClusterView> view_;  // View()'s copy
   int64_t steps_per_epoch_ = 0;
   float grad_scale_ = 1.0f;
   SteadyTime last_checkpoint_request_;
