@@ -436,7 +436,11 @@ Status Trainer::FetchParams(const std::vector<std::vector<uint64_t>>& keys, Para
     params->values[t] = rows;
     pending.push_back(kv_.PullSparse(static_cast<uint32_t>(t), keys[t], rows, clock_));
   }
-  return WaitAll(pending);
+  std::vector<KvHandle> asked = pending;
+  RETURN_IF_ERROR(WaitAll(pending));
+  fetched_newest_ = -1;
+  for (const KvHandle& h : asked) fetched_newest_ = std::max(fetched_newest_, h->newest_clock());
+  return Status::Ok();
 }
 
 void Trainer::StartPush(size_t t) {
@@ -501,7 +505,18 @@ Status Trainer::Adopt() {
   return adopter_->PushFor(clock_, adopted_,
                            [this](const std::vector<std::vector<uint64_t>>& keys, ParamSet* params,
                                   std::vector<std::vector<float>>* storage) {
-                             return FetchParams(keys, params, storage);
+                             RETURN_IF_ERROR(FetchParams(keys, params, storage));
+                             if (fetched_newest_ > clock_) {
+                               // A partition had the dead worker's last push and
+                               // moved on: its rows are of the next clock.
+                               log_.Warn("step ", clock_,
+                                         ": a dead worker's slot is computed "
+                                         "with sparse rows of clock ",
+                                         fetched_newest_,
+                                         " from a partition that had its push (this step may "
+                                         "differ from a run without the death)");
+                             }
+                             return Status::Ok();
                            });
 }
 

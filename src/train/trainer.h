@@ -231,6 +231,7 @@ class Trainer {
   uint32_t plan_epoch_ = UINT32_MAX;
   std::vector<uint32_t> plan_host_adopted_;
   std::optional<ClusterView> view_;  // View()'s copy
+  int64_t fetched_newest_ = -1;      // the newest clock FetchParams' sparse pulls were answered at
   int64_t steps_per_epoch_ = 0;
   float grad_scale_ = 1.0f;
   SteadyTime last_checkpoint_request_;
