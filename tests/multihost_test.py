@@ -374,20 +374,26 @@ class Placements(MultiHostTest):
     def test_every_placement_trains_the_one_host_model(self):
         """BSP across 3 hosts equals the one-host run (rel. error <= 1e-6) for servers of
         their own on host 1 with and without per-host aggregation, and for servers inside
-        the workers' processes (2 workers on each of hosts 2 and 3)."""
+        the workers' processes (2 workers on each of hosts 2 and 3), also with the model cut
+        into 8 partitions dealt by host capacity (host 2 says 3, host 3 says 1: 6 and 2)."""
         reference = self.one_host_model()
-        cases = [("process, aggregated", ["cluster.placement=process", "cluster.servers=4"], True),
+        process = ["cluster.placement=process", "cluster.servers=4"]
+        cases = [("process, aggregated", process, True),
+                 ("process, 8 partitions by capacity", process + ["cluster.partitions=8"], True),
                  ("separate, aggregated", [], True),
                  ("separate, not aggregated", ["cluster.host_aggregation=off"], False)]
         for name, sets, aggregated in cases:
             with self.subTest(placement=name):
                 hosts, job = self.make(3, sets=self.SETS + sets)
                 coord = hosts.addr(1) + ":7070"
+                by_capacity = "cluster.partitions=8" in sets
                 if "cluster.placement=process" in sets:
                     job.start("coordinator", 1, "coordinator")
                     time.sleep(0.3)
                     for r, h in enumerate((2, 2, 3, 3)):
-                        job.start(f"worker/{r}", h, "worker", r, coord)
+                        capacity = ["--set", f"cluster.capacity={3 if h == 2 else 1}"]
+                        job.start(f"worker/{r}", h, "worker", r, coord,
+                                  capacity if by_capacity else ())
                 else:
                     job.start_seed_layout(coord)
                 codes = job.wait()
@@ -398,6 +404,13 @@ class Placements(MultiHostTest):
                 self.assertEqual("per-host aggregation: led" in logs, aggregated, name)
                 if aggregated:
                     self.assertIn("0 to the servers instead", logs)
+                if by_capacity:
+                    shares = job.log("coordinator")
+                    self.assertIn("8 partition(s) over 4 server(s)", shares)
+                    self.assertIn(f"host {hosts.addr(2)} (capacity 3, server/0 3, server/1 3)",
+                                  shares)
+                    self.assertIn(f"host {hosts.addr(3)} (capacity 1, server/2 1, server/3 1)",
+                                  shares)
                 job.cleanup()
                 hosts.down()
                 self.job = self.hosts = None

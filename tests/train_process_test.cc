@@ -340,6 +340,31 @@ TEST_F(TrainProcessTest, ServersInTheWorkersProcessesTrainTheSameModel) {
   EXPECT_TRUE(ma == ReadAll(d + "/run-process/model.bin")) << "the models differ";
 }
 
+// cluster.partitions: the model cut into 6 pieces dealt over 2 servers
+// (3 each, interleaved) trains bit for bit the model of one per server: the
+// mean and the optimizer step are per float, wherever the slices fall.
+TEST_F(TrainProcessTest, MorePartitionsThanServersTrainTheSameModel) {
+  const std::string d = dir_->path();
+  const std::string config = WriteConfig("partitions.toml", d + "/test-images");
+  std::vector<std::string> base = {"train",     config, "--workers", "2",
+                                   "--servers", "2",    "--set",     "train.epochs=2"};
+  std::vector<std::string> two = base, six = base;
+  two.insert(two.end(), {"--run-dir", d + "/run-2"});
+  six.insert(six.end(), {"--run-dir", d + "/run-6", "--set", "cluster.partitions=6"});
+  Outcome a = RunDistopt(two, d + "/train-2.out");
+  ASSERT_EQ(a.code, 0) << a.output;
+  Outcome b = RunDistopt(six, d + "/train-6.out");
+  ASSERT_EQ(b.code, 0) << b.output;
+  EXPECT_NE(ReadAll(d + "/run-6/logs/coordinator.log")
+                .find("6 partition(s) over 2 server(s); host 127.0.0.1 (capacity "),
+            std::string::npos);
+  EXPECT_NE(ReadAll(d + "/run-6/logs/server-1.log").find("holding partition(s) 1, 3, 5:"),
+            std::string::npos);
+  const std::string ma = ReadAll(d + "/run-2/model.bin");
+  ASSERT_FALSE(ma.empty());
+  EXPECT_TRUE(ma == ReadAll(d + "/run-6/model.bin")) << "the models differ";
+}
+
 TEST_F(TrainProcessTest, UnknownConfigKeyFailsNamingFileLineAndKey) {
   const std::string d = dir_->path();
   // The misspelt key is the last line of the file.

@@ -10,14 +10,15 @@
 namespace distopt::bench {
 
 std::vector<std::string> Case::Args() const {
-  return {"--kind",     kind,
-          "--floats",   std::to_string(floats),
-          "--keys",     std::to_string(keys),
-          "--dim",      std::to_string(dim),
-          "--servers",  std::to_string(servers),
-          "--workers",  std::to_string(workers),
-          "--reps",     std::to_string(reps),
-          "--colocate", colocate ? "1" : "0"};
+  return {"--kind",       kind,
+          "--floats",     std::to_string(floats),
+          "--keys",       std::to_string(keys),
+          "--dim",        std::to_string(dim),
+          "--servers",    std::to_string(servers),
+          "--workers",    std::to_string(workers),
+          "--reps",       std::to_string(reps),
+          "--colocate",   colocate ? "1" : "0",
+          "--partitions", std::to_string(partitions)};
 }
 
 Result<uint64_t> ParseBytes(const std::string& text) {
@@ -54,6 +55,7 @@ Case DenseCase(uint64_t bytes, uint32_t servers, uint32_t workers, const KvBench
   c.servers = servers;
   c.workers = workers;
   c.colocate = plan.colocate;
+  c.partitions = static_cast<uint32_t>(plan.partitions);
   c.reps = plan.reps > 0 ? plan.reps : (bytes >= (8u << 20) ? 15 : 60);
   return c;
 }
@@ -66,6 +68,7 @@ Case SparseCase(uint32_t servers, uint32_t workers, const KvBenchPlan& plan) {
   c.servers = servers;
   c.workers = workers;
   c.colocate = plan.colocate;
+  c.partitions = static_cast<uint32_t>(plan.partitions);
   c.reps = plan.reps > 0 ? plan.reps : 15;
   return c;
 }
@@ -108,7 +111,7 @@ std::string CaseName(const Case& c) {
                                                        : std::to_string(c.floats * 4 >> 10) + "KiB")
                          : std::to_string(c.keys / 1000) + "kx" + std::to_string(c.dim);
   return c.kind + "-" + size + "-s" + std::to_string(c.servers) + "w" + std::to_string(c.workers) +
-         (c.colocate ? "-colo" : "");
+         (c.colocate ? "-colo" : "") + (c.partitions ? "-p" + std::to_string(c.partitions) : "");
 }
 
 std::vector<TableSpec> BenchTables(const Case& c) {

@@ -34,6 +34,7 @@ struct Case {
   // Each worker process also hosts a server (servers == workers): the share
   // of the model it holds never crosses a socket.
   bool colocate = false;
+  uint32_t partitions = 0;  // the job's cluster.partitions (0: by the table's size)
 
   // Bytes a worker sends and receives per step.
   uint64_t push_bytes() const { return kind == "dense" ? floats * 4 : keys * 8 + keys * dim * 4; }
@@ -53,6 +54,7 @@ struct KvBenchPlan {
   bool no_sparse = false;
   bool no_dense = false;
   bool colocate = false;  // servers = workers, one in each worker's process
+  int64_t partitions = 0;
 };
 
 // "16MiB", "1M", "4096" -> bytes.

@@ -140,8 +140,9 @@ Result<double> RunOurs(const Case& c, const std::string& dir, const std::string&
   co.num_workers = c.workers;
   co.startup_timeout = seconds(60);
   const auto tables = BenchTables(c);
-  auto coord = std::async(std::launch::async,
-                          [&] { return RunCoordinator(co, tables, transport.get(), log); });
+  auto coord = std::async(std::launch::async, [&] {
+    return RunCoordinator(co, tables, transport.get(), log, {}, 1, c.partitions);
+  });
   std::vector<Child> servers, workers;
   auto spawn = [&](const std::string& role, uint32_t rank) -> Result<Child> {
     const std::string name = dir + "/" + role + std::to_string(rank);

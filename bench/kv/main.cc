@@ -42,6 +42,9 @@ void AddRunOptions(CLI::App& app, KvBenchOptions& o) {
   app.add_flag("--no-sparse", p.no_sparse, "skip the sparse cases");
   app.add_flag("--no-dense", p.no_dense, "skip the dense cases");
   app.add_flag("--colocate", p.colocate, "one server in each worker's process");
+  app.add_option("--partitions", p.partitions,
+                 "the model's partitions (0: one per server, more for tables over 4 MiB each)")
+      ->check(IntIn(0, Layout::kMaxPartitions));
   app.add_option("--security", o.security,
                  "curve: run every case again with CURVE on every socket and print the ratio")
       ->check(CLI::IsMember({"none", "curve"}));
@@ -89,6 +92,7 @@ void AddNodeCommand(CLI::App& app, BenchNodeArgs& a) {
   n->add_option("--workers", k.workers);
   n->add_option("--reps", k.reps);
   n->add_option("--colocate", k.colocate);
+  n->add_option("--partitions", k.partitions);
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ Status RunCoordinatorRole(const BenchNodeArgs& a) {
   co.num_servers = a.c.servers;
   co.num_workers = a.c.workers;
   co.startup_timeout = seconds(120);
-  return RunCoordinator(co, BenchTables(a.c), t.get(), log);
+  return RunCoordinator(co, BenchTables(a.c), t.get(), log, {}, 1, a.c.partitions);
 }
 
 Status RunServer(const BenchNodeArgs& a) {

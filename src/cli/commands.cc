@@ -1,8 +1,10 @@
 #include "cli/commands.h"
 
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <cstdio>
@@ -34,11 +36,21 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
+// The CPUs this process may run on (its affinity mask), at least 1.
+uint32_t AvailableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return static_cast<uint32_t>(std::max(1, CPU_COUNT(&set)));
+}
+
 NodeOptions NodeOpts(const JobConfig& cfg, const Placement& p, const std::string& coordinator) {
   NodeOptions n;
   n.coordinator_address = coordinator;
   n.rank = p.rank;
   n.host_label = p.host_label;
+  n.capacity =
+      cfg.cluster.capacity > 0 ? static_cast<uint32_t>(cfg.cluster.capacity) : AvailableCpus();
   n.heartbeat_interval = milliseconds(cfg.cluster.heartbeat_interval_ms);
   n.coordinator_timeout = milliseconds(cfg.cluster.heartbeat_timeout_ms * 3);
   n.register_timeout = seconds(cfg.cluster.startup_timeout_s);
@@ -234,7 +246,8 @@ Status RunCoordinatorNode(const JobConfig& cfg, const RunArgs& args, const Place
   ck.keep = cfg.train.keep_checkpoints;
   ck.resume = args.resume;
   Status s = RunCoordinator(co, tables, transport.get(), log, ck,
-                            static_cast<uint32_t>(cfg.cluster.replication));
+                            static_cast<uint32_t>(cfg.cluster.replication),
+                            static_cast<uint32_t>(cfg.cluster.partitions));
   // Let the shutdown order reach every node before the sockets close.
   std::this_thread::sleep_for(milliseconds(200));
   transport->Shutdown();

@@ -37,6 +37,14 @@ struct ClusterConfig {
   int64_t retry_interval_ms = 0;    // resend unanswered requests (0: off)
   int64_t max_restarts = 0;         // local launcher: restarts per crashed node
   int64_t replication = 1;          // 2: every key range has a backup server
+  // How many pieces the model is cut into, dealt to the servers (0: one per
+  // server, more when a dense table's slice would exceed 4 MiB, so large
+  // messages are pipelined).
+  int64_t partitions = 0;
+  // What this node's host can serve, relative to the other hosts: the
+  // coordinator deals each host a share of the partitions in proportion
+  // (split evenly among its servers). 0: the CPUs this process may run on.
+  int64_t capacity = 0;
   // Bytes of each TCP connection's receive buffer, which bounds what a peer
   // has in flight to this node (0: the OS's autotuning). Small values keep
   // many concurrent pushes from overflowing a shallow switch queue.

@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "kv/layout.h"
+
 namespace distopt {
 namespace config_internal {
 namespace {
@@ -383,6 +385,8 @@ const std::vector<Field>& Fields() {
       IntField("cluster.retry_interval_ms", DISTOPT_MEMBER(cluster.retry_interval_ms), 0, kMaxMs),
       IntField("cluster.max_restarts", DISTOPT_MEMBER(cluster.max_restarts), 0, kNoMax),
       IntField("cluster.replication", DISTOPT_MEMBER(cluster.replication), 1, 2),
+      IntField("cluster.partitions", DISTOPT_MEMBER(cluster.partitions), 0, Layout::kMaxPartitions),
+      IntField("cluster.capacity", DISTOPT_MEMBER(cluster.capacity), 0, 1 << 20),
       IntField("cluster.tcp_receive_buffer", DISTOPT_MEMBER(cluster.tcp_receive_buffer), 0,
                1 << 30),
       StringField("cluster.placement", DISTOPT_MEMBER(cluster.placement),

@@ -452,6 +452,11 @@ TEST(ConfigTest, CrossFieldErrorsNameTheFileAndKeys) {
   EXPECT_EQ(ErrorOf(kData + "[cluster]\nreplication = 2\n"),
             "fashion.toml: 'cluster.replication' = 2 needs cluster.servers >= 2 (a backup lives on "
             "another server), got 1 server");
+  EXPECT_EQ(ErrorOf(kData + "[cluster]\nservers = 3\npartitions = 2\n"),
+            "fashion.toml: 'cluster.partitions' must be 0 (one per server, or more for large "
+            "tables) or at least cluster.servers (3), got 2");
+  EXPECT_EQ(ErrorOf(kData + "[cluster]\ncapacity = -1\n"),
+            "fashion.toml:5: 'cluster.capacity' must be in [0, 1048576], got -1");
   EXPECT_EQ(
       ErrorOf(kData + "[cluster]\nheartbeat_interval_ms = 5000\nheartbeat_timeout_ms = 5000\n"),
       "fashion.toml: 'cluster.heartbeat_timeout_ms' must be greater than "

@@ -111,6 +111,12 @@ Status CheckCluster(const ClusterConfig& k) {
         "server), got " +
         std::to_string(k.servers) + " server");
   }
+  if (k.partitions != 0 && k.partitions < k.servers) {
+    return InvalidArgumentError(
+        "'cluster.partitions' must be 0 (one per server, or more for large tables) or at least "
+        "cluster.servers (" +
+        std::to_string(k.servers) + "), got " + std::to_string(k.partitions));
+  }
   if (k.heartbeat_timeout_ms <= k.heartbeat_interval_ms) {
     return InvalidArgumentError(
         "'cluster.heartbeat_timeout_ms' must be greater than "

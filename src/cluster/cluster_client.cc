@@ -47,6 +47,7 @@ Status ClusterClient::Register(Deadline deadline) {
   gethostname(host, sizeof(host) - 1);
   req.host = host;
   req.host_label = options_.host_label;
+  req.capacity = options_.capacity;
   Buffer body = EncodeRegister(req);
   SteadyTime started = std::chrono::steady_clock::now();
   SteadyTime next_log = started + std::chrono::seconds(5);

@@ -34,6 +34,7 @@ struct ClusterClientOptions {
   // Names this node's host for the coordinator (empty: the host of the
   // address it advertises; see Member::host).
   std::string host_label;
+  uint32_t capacity = 0;  // Member::capacity
   Duration heartbeat_interval = std::chrono::seconds(1);
   // The coordinator is presumed gone after this much silence; the node then
   // shuts down with an error (see README: coordinator crash).

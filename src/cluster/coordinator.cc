@@ -279,6 +279,7 @@ void Coordinator::Admit(const RegisterRequest& req, const std::string& peer_host
   mem.rank = rank;
   mem.address = req.address;
   mem.host = HostOf(req);
+  mem.capacity = req.capacity;
   mem.alive = true;
   if (Member* old = RankHolder(mem.role, mem.rank)) {
     mem.incarnation = old->incarnation + 1;
@@ -290,10 +291,11 @@ void Coordinator::Admit(const RegisterRequest& req, const std::string& peer_host
   if (Status s = transport_->Connect(mem.id, mem.address); !s.ok()) {
     log_.Error("cannot reach ", Describe(mem), ": ", s.message());
   }
-  log_.Info(
-      "registered ", Describe(mem), ", pid ", req.pid, " on ", req.host, " (host ", mem.host, ")",
-      mem.incarnation > 0 ? " (a restart: incarnation " + std::to_string(mem.incarnation) + ")"
-                          : std::string());
+  log_.Info("registered ", Describe(mem), ", pid ", req.pid, " on ", req.host, " (host ", mem.host,
+            ", capacity ", mem.capacity, ")",
+            mem.incarnation > 0
+                ? " (a restart: incarnation " + std::to_string(mem.incarnation) + ")"
+                : std::string());
   if (started_) {
     // A node rejoining a running job: new epoch, everybody learns of it.
     ++view_.epoch;

@@ -77,6 +77,7 @@ Buffer EncodeView(const ClusterView& view) {
     w.U8(m.alive ? 1 : 0);
     w.U32(m.incarnation);
     w.Str(m.host);
+    w.U32(m.capacity);
   }
   w.U32(static_cast<uint32_t>(view.layout.size()));
   w.Raw(view.layout.data(), view.layout.size());
@@ -90,8 +91,8 @@ Result<ClusterView> DecodeView(const Buffer& body) {
   RETURN_IF_ERROR(r.U32(&v.epoch));
   RETURN_IF_ERROR(r.U32(&v.num_servers));
   RETURN_IF_ERROR(r.U32(&v.num_workers));
-  // Each member takes at least 22 bytes.
-  RETURN_IF_ERROR(r.Count(&n, 22, kMaxMembers, "members"));
+  // Each member takes at least 26 bytes.
+  RETURN_IF_ERROR(r.Count(&n, 26, kMaxMembers, "members"));
   v.members.resize(n);
   for (auto& m : v.members) {
     uint8_t alive = 0;
@@ -102,6 +103,7 @@ Result<ClusterView> DecodeView(const Buffer& body) {
     RETURN_IF_ERROR(r.U8(&alive));
     RETURN_IF_ERROR(r.U32(&m.incarnation));
     RETURN_IF_ERROR(r.Str(&m.host, 256));
+    RETURN_IF_ERROR(r.U32(&m.capacity));
     m.alive = alive != 0;
   }
   RETURN_IF_ERROR(r.Str(&v.layout, kMaxLayoutBytes));
@@ -117,6 +119,7 @@ Buffer EncodeRegister(const RegisterRequest& q) {
   w.U32(q.pid);
   w.Str(q.host);
   w.Str(q.host_label);
+  w.U32(q.capacity);
   return Buffer::FromVector(w.Take());
 }
 
@@ -131,6 +134,7 @@ Result<RegisterRequest> DecodeRegister(const Buffer& body) {
   RETURN_IF_ERROR(r.U32(&q.pid));
   RETURN_IF_ERROR(r.Str(&q.host, 256));
   RETURN_IF_ERROR(r.Str(&q.host_label, 256));
+  RETURN_IF_ERROR(r.U32(&q.capacity));
   RETURN_IF_ERROR(r.ExpectEnd("registration"));
   if (q.address.empty()) return InvalidArgumentError("registration without an address");
   return q;

@@ -33,6 +33,9 @@ struct Member {
   // advertised. Members with equal hosts share a machine (per-host
   // aggregation, backups placed on another host).
   std::string host;
+  // What its host can serve relative to the others (cluster.capacity; by
+  // default the CPUs the node may run on). 0: not said.
+  uint32_t capacity = 0;
 };
 
 struct ClusterView {
@@ -59,6 +62,7 @@ struct RegisterRequest {
   uint32_t pid = 0;
   std::string host;        // its hostname (for the log and nodes.json)
   std::string host_label;  // empty: the coordinator takes the advertised address's host
+  uint32_t capacity = 0;   // Member::capacity
 };
 Buffer EncodeRegister(const RegisterRequest& r);
 Result<RegisterRequest> DecodeRegister(const Buffer& body);

@@ -300,25 +300,25 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   if (pulls && out.size() != floats) {
     return Failed(WrongLength(type, spec, "into", out.size(), want));
   }
-  uint32_t num_servers;
+  uint32_t num_parts;
   {
     MutexLock lock(&mu_);
     if (layout_.tables.empty())
       return Failed(FailedPreconditionError("KvClient has no layout yet"));
     if (Status s = AdmitClock(clock); !s.ok()) return Failed(s);
-    num_servers = layout_.num_servers;
+    num_parts = layout_.num_partitions;
   }
   // Merge duplicates and split by server outside the lock: this is the
   // caller's CPU time, not the dispatcher's.
-  std::vector<std::vector<uint64_t>> skeys(num_servers);
-  std::vector<std::vector<float>> svals(pushes ? num_servers : 0);
+  std::vector<std::vector<uint64_t>> skeys(num_parts);
+  std::vector<std::vector<float>> svals(pushes ? num_parts : 0);
   auto plan = std::make_shared<SparsePlan>();
   plan->dim = dim;
-  plan->by_partition.resize(num_servers);
+  plan->by_partition.resize(num_parts);
   // Hashing spreads keys evenly: reserve each partition's share (plus slack)
   // so the vectors do not grow by doubling (the copies were measurable).
-  const size_t share = keys.size() / num_servers + keys.size() / (8 * num_servers) + 64;
-  for (uint32_t s = 0; s < num_servers; ++s) {
+  const size_t share = keys.size() / num_parts + keys.size() / (8 * num_parts) + 64;
+  for (uint32_t s = 0; s < num_parts; ++s) {
     skeys[s].reserve(share);
     if (pushes) svals[s].reserve(share * dim);
     if (pulls) plan->by_partition[s].reserve(share);
@@ -331,7 +331,7 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   for (size_t i = 0; i < keys.size(); ++i) {
     auto [slot, fresh] = seen.Insert(keys[i], static_cast<uint32_t>(where.size()));
     if (fresh) {
-      uint32_t s = SparsePartitionOf(keys[i], num_servers);
+      uint32_t s = SparsePartitionOf(keys[i], num_parts);
       where.emplace_back(s, static_cast<uint32_t>(skeys[s].size()));
       skeys[s].push_back(keys[i]);
       if (pushes) {
@@ -353,10 +353,10 @@ KvHandle KvClient::Sparse(MsgType type, uint32_t table, std::span<const uint64_t
   MutexLock lock(&mu_);
   {
     MutexLock request_lock(&h->mu_);  // not shared yet; for the analysis
-    h->pending_ = static_cast<int>(num_servers);
+    h->pending_ = static_cast<int>(num_parts);
   }
   ++stats_.requests;
-  for (uint32_t s = 0; s < num_servers; ++s) {
+  for (uint32_t s = 0; s < num_parts; ++s) {
     // Every partition hears from us each clock, keys or not: BSP and SSP
     // count a worker's clocks per partition.
     Part p;

@@ -1,6 +1,8 @@
 #include "kv/failover_policy.h"
 
+#include <algorithm>
 #include <map>
+#include <utility>
 
 namespace distopt {
 namespace {
@@ -20,13 +22,35 @@ ServerNodes ServerNodes::FromView(const ClusterView& view, uint32_t num_servers)
   s.epoch = view.epoch;
   s.by_rank.assign(num_servers, kUnassignedId);
   s.hosts.assign(num_servers, std::string());
+  s.capacities.assign(num_servers, 0);
   for (uint32_t r = 0; r < num_servers; ++r) {
     if (const Member* m = view.FindRank(Role::kServer, r)) {
       s.by_rank[r] = m->id;
       s.hosts[r] = m->host;
+      s.capacities[r] = m->capacity;
     }
   }
   return s;
+}
+
+std::vector<double> ServerNodes::Weights() const {
+  const size_t n = by_rank.size();
+  std::map<std::string, std::pair<uint32_t, uint32_t>> per_host;  // capacity, servers
+  for (size_t r = 0; r < n; ++r) {
+    const uint32_t c = r < capacities.size() ? capacities[r] : 0;
+    if (by_rank[r] == kUnassignedId || host(r).empty() || c == 0) {
+      return std::vector<double>(n, 1.0);
+    }
+    auto& [capacity, servers] = per_host[host(r)];
+    capacity = std::max(capacity, c);
+    ++servers;
+  }
+  std::vector<double> w(n);
+  for (size_t r = 0; r < n; ++r) {
+    const auto& [capacity, servers] = per_host.at(host(r));
+    w[r] = static_cast<double>(capacity) / servers;
+  }
+  return w;
 }
 
 const std::string& ServerNodes::host(uint32_t rank) const {
@@ -54,7 +78,14 @@ void FailoverPolicy::PlaceBackups(const ServerNodes& servers, Layout& layout) co
 FailoverPolicy::FailoverPolicy(FailoverPolicyOptions options) : options_(std::move(options)) {}
 
 void FailoverPolicy::Reset(const ServerNodes& servers, int64_t restore_step, uint32_t generation) {
-  layout_ = Layout::Compute(options_.tables, options_.num_servers, options_.replication);
+  layout_ = Layout::Compute(options_.tables, options_.num_servers, options_.replication,
+                            options_.num_partitions);
+  const std::vector<uint32_t> owners = DealPartitions(layout_.num_partitions, servers.Weights());
+  for (uint32_t p = 0; p < layout_.num_partitions; ++p) {
+    Replica& rep = layout_.replicas[p];
+    rep.owner = owners[p];
+    if (rep.backup != kNoServer) rep.backup = (rep.owner + 1) % options_.num_servers;
+  }
   PlaceBackups(servers, layout_);
   layout_.restore_step = restore_step;
   layout_.generation = generation;

@@ -37,13 +37,18 @@ namespace distopt {
 struct ServerNodes {
   uint32_t epoch = 0;  // the membership epoch they were seen in
   std::vector<NodeId> by_rank;
-  std::vector<std::string> hosts;  // by rank (Member::host; empty: unknown, or no server)
+  std::vector<std::string> hosts;    // by rank (Member::host; empty: unknown, or no server)
+  std::vector<uint32_t> capacities;  // by rank (Member::capacity; 0: not said)
 
   static ServerNodes FromView(const ClusterView& view, uint32_t num_servers);
   NodeId at(uint32_t rank) const { return rank < by_rank.size() ? by_rank[rank] : kUnassignedId; }
   const std::string& host(uint32_t rank) const;
   // Whether ranks a and b are known to run on one host.
   bool SameHost(uint32_t a, uint32_t b) const { return !host(a).empty() && host(a) == host(b); }
+  // Each rank's share of the partitions: its host's capacity (the largest
+  // its servers said) split evenly among the host's servers; 1 each when a
+  // server is missing or did not say.
+  std::vector<double> Weights() const;
 };
 
 struct FailoverDecision {
@@ -68,7 +73,8 @@ struct FailoverDecision {
 struct FailoverPolicyOptions {
   std::vector<TableSpec> tables;
   uint32_t num_servers = 1;
-  uint32_t replication = 1;  // 1, or 2 with >= 2 servers
+  uint32_t num_partitions = 0;  // 0: Layout::Partitions
+  uint32_t replication = 1;     // 1, or 2 with >= 2 servers
   // Servers write checkpoints the job can roll back to.
   bool checkpoints = false;
   // The step of the newest good checkpoint (NotFound: none); asked only

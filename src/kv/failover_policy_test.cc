@@ -107,6 +107,35 @@ TEST(FailoverPolicyTest, BackupsLiveOnAnotherHostThanTheirOwners) {
   for (uint32_t p = 0; p < 4; ++p) EXPECT_EQ(m.replicas[p].backup, (p + 1) % 4);
 }
 
+// Host a says it can serve three times what host b can: with 16 partitions
+// its two servers own 12, host b's 4, every backup on the other host; a
+// server that said nothing leaves the shares equal.
+TEST(FailoverPolicyTest, PartitionsAreDealtByHostCapacity) {
+  FailoverPolicyOptions o;
+  o.tables = Tables();
+  o.num_servers = 4;
+  o.num_partitions = 16;
+  o.replication = 2;
+  FailoverPolicy policy(o);
+  ServerNodes nodes = Nodes(1, {100, 101, 102, 103});
+  nodes.hosts = {"a", "a", "b", "b"};
+  nodes.capacities = {6, 6, 2, 2};
+  const Layout& l = policy.Start(nodes);
+  ASSERT_EQ(l.replicas.size(), 16u);
+  std::vector<int> owned(4, 0);
+  for (const Replica& rep : l.replicas) {
+    ++owned[rep.owner];
+    ASSERT_NE(rep.backup, kNoServer);
+    EXPECT_NE(nodes.hosts[rep.backup], nodes.hosts[rep.owner]);
+  }
+  EXPECT_EQ(owned, (std::vector<int>{6, 6, 2, 2}));
+  nodes.capacities = {6, 0, 2, 2};
+  FailoverPolicy unsaid(o);
+  std::vector<int> even(4, 0);
+  for (const Replica& rep : unsaid.Start(nodes).replicas) ++even[rep.owner];
+  EXPECT_EQ(even, (std::vector<int>{4, 4, 4, 4}));
+}
+
 // A new backup goes to another host than the owner's when one is alive.
 TEST(FailoverPolicyTest, ANewBackupPrefersAnotherHost) {
   FailoverPolicyOptions o;

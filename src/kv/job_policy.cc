@@ -1,7 +1,9 @@
 #include "kv/job_policy.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <map>
 
 #include "base/bytes.h"
 
@@ -10,14 +12,15 @@ namespace distopt {
 Result<std::unique_ptr<KvJobPolicy>> KvJobPolicy::Make(std::vector<TableSpec> tables,
                                                        uint32_t num_servers, uint32_t replication,
                                                        CheckpointOptions ckpt, Transport* transport,
-                                                       Logger log) {
+                                                       Logger log, uint32_t partitions) {
   RETURN_IF_ERROR(ValidateTables(tables));
   if (replication < 1 || replication > 2 || (replication == 2 && num_servers < 2)) {
     return InvalidArgumentError("replication " + std::to_string(replication) + " with " +
                                 std::to_string(num_servers) + " server(s): need 1, or 2 with >= 2");
   }
-  const uint64_t hash = TablesHash(tables, num_servers);
   FailoverPolicyOptions po;
+  po.num_partitions = Layout::Partitions(tables, num_servers, partitions);
+  const uint64_t hash = TablesHash(tables, po.num_partitions);
   po.tables = std::move(tables);
   po.num_servers = num_servers;
   po.replication = replication;
@@ -33,22 +36,48 @@ Result<std::unique_ptr<KvJobPolicy>> KvJobPolicy::Make(std::vector<TableSpec> ta
     po.restore_step = *step;
     log.Info("resuming from ", CheckpointDir(ckpt.run_dir, *step), " (step ", *step, ")");
   }
-  return std::unique_ptr<KvJobPolicy>(new KvJobPolicy(std::move(po), num_servers, hash,
+  const uint32_t num_partitions = po.num_partitions;
+  return std::unique_ptr<KvJobPolicy>(new KvJobPolicy(std::move(po), num_partitions, hash,
                                                       std::move(ckpt), transport, std::move(log)));
 }
 
-KvJobPolicy::KvJobPolicy(FailoverPolicyOptions failover, uint32_t num_servers, uint64_t hash,
+KvJobPolicy::KvJobPolicy(FailoverPolicyOptions failover, uint32_t num_partitions, uint64_t hash,
                          CheckpointOptions ckpt, Transport* transport, Logger log)
-    : num_servers_(num_servers),
+    : num_servers_(failover.num_servers),
       ckpt_(std::move(ckpt)),
       transport_(transport),
       log_(std::move(log)),
       tolerates_server_loss_(failover.checkpoints || failover.replication > 1),
       failover_(std::move(failover)),
-      commit_(num_servers, hash) {}
+      commit_(num_partitions, hash) {}
 
 std::string KvJobPolicy::FirstLayout(const ClusterView& view) {
-  return failover_.Start(ServerNodes::FromView(view, num_servers_)).Encode();
+  const ServerNodes servers = ServerNodes::FromView(view, num_servers_);
+  const Layout& layout = failover_.Start(servers);
+  LogPlacement(layout, servers);
+  return layout.Encode();
+}
+
+void KvJobPolicy::LogPlacement(const Layout& layout, const ServerNodes& servers) const {
+  std::vector<uint32_t> owned(num_servers_, 0);
+  for (const Replica& rep : layout.replicas) ++owned[rep.owner];
+  std::map<std::string, std::string> by_host;
+  for (uint32_t r = 0; r < num_servers_; ++r) {
+    std::string& line = by_host[servers.host(r)];
+    if (line.empty()) line = "capacity " + std::to_string(servers.capacities[r]);
+    line += ", server/" + std::to_string(r) + " " + std::to_string(owned[r]);
+  }
+  std::string text;
+  for (const auto& [host, line] : by_host) text += "; host " + host + " (" + line + ")";
+  log_.Info(layout.num_partitions, " partition(s) over ", num_servers_, " server(s)", text);
+  const std::vector<double> w = servers.Weights();
+  if (layout.num_partitions == num_servers_ &&
+      std::any_of(w.begin(), w.end(), [&](double x) { return x != w[0]; })) {
+    log_.Warn(
+        "the hosts differ in capacity but the model has one partition per server, so "
+        "each holds an equal share; set cluster.partitions (e.g. ",
+        4 * num_servers_, ") to size their shares by capacity");
+  }
 }
 
 JobAction KvJobPolicy::OnViewChange(const ClusterView& view) {

@@ -40,11 +40,12 @@ class KvJobPolicy final : public JobPolicy {
  public:
   // InvalidArgument for tables that do not validate or a replication the
   // servers cannot give (1, or 2 with >= 2 servers); with ckpt.resume, the
-  // error of finding no good checkpoint to resume from.
+  // error of finding no good checkpoint to resume from. `partitions`: as
+  // Layout::Partitions's `requested` (0: by the tables' sizes).
   static Result<std::unique_ptr<KvJobPolicy>> Make(std::vector<TableSpec> tables,
                                                    uint32_t num_servers, uint32_t replication,
                                                    CheckpointOptions ckpt, Transport* transport,
-                                                   Logger log);
+                                                   Logger log, uint32_t partitions = 0);
 
   std::string FirstLayout(const ClusterView& view) override;
   JobAction OnViewChange(const ClusterView& view) override;
@@ -55,11 +56,14 @@ class KvJobPolicy final : public JobPolicy {
   bool tolerates_server_loss() const { return tolerates_server_loss_; }
 
  private:
-  KvJobPolicy(FailoverPolicyOptions failover, uint32_t num_servers, uint64_t hash,
+  KvJobPolicy(FailoverPolicyOptions failover, uint32_t num_partitions, uint64_t hash,
               CheckpointOptions ckpt, Transport* transport, Logger log);
   // Logs the decision's reasons; a rollback also tells the checkpoint
   // commit which reports now describe an abandoned run.
   JobAction Carry(const FailoverDecision& d, uint32_t epoch);
+  // Says how many partitions each host's servers own, and warns when the
+  // hosts' capacities cannot shape the shares.
+  void LogPlacement(const Layout& layout, const ServerNodes& servers) const;
   void OnCheckpointReport(const Message& m, const ClusterView& view);
   void CommitManifest(const Manifest& man, const ClusterView& view);
 

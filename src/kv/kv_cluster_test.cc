@@ -75,13 +75,15 @@ class KvClusterTest : public ::testing::TestWithParam<Param> {
   }
 };
 
-// BSP equals applying the mean gradient step by step in one process; under
-// SSP and ASP every push is applied once, so with fixed gradients the result
-// is the initial value minus lr times the sum of all pushes.
-TEST_P(KvClusterTest, DenseTrainingMatchesTheSingleProcessReference) {
-  auto tables = DenseTables();
-  InProcCluster cluster(Options(tables));
-  const bool bsp = mode() == Consistency::kBsp;
+// Trains `tables` (two dense ones) on `o`'s cluster for kSteps and
+// expects what one process computes: BSP equals applying the mean gradient
+// step by step; under SSP and ASP every push is applied once, so with fixed
+// gradients the result is the initial value minus lr times the sum of all
+// pushes.
+void ExpectDenseTrainingMatchesTheReference(const std::vector<TableSpec>& tables,
+                                            const InProcClusterOptions& o) {
+  InProcCluster cluster(o);
+  const bool bsp = o.consistency.mode == Consistency::kBsp;
   Status s = cluster.Run([&](WorkerNode& node) -> Status {
     KvClient& kv = node.kv();
     uint32_t w = node.rank();
@@ -113,15 +115,44 @@ TEST_P(KvClusterTest, DenseTrainingMatchesTheSingleProcessReference) {
     for (int k = 0; k < kSteps; ++k) {
       for (uint64_t i = 0; i < p.size(); ++i) {
         float g = 0;
-        for (uint32_t w = 0; w < workers(); ++w) {
+        for (uint32_t w = 0; w < o.workers; ++w) {
           g += bsp ? Grad(w, k, i + t * 1000, p[i]) : FixedGrad(w, k, i + t * 1000);
         }
-        p[i] -= kLr * (bsp ? g * (1.0f / static_cast<float>(workers())) : g);
+        p[i] -= kLr * (bsp ? g * (1.0f / static_cast<float>(o.workers)) : g);
       }
     }
     std::vector<double> ref(p.begin(), p.end());
     double err = RelErr(cluster.DenseTable(t), ref);
     EXPECT_LE(err, 1e-6) << "table " << t;
+  }
+}
+
+TEST_P(KvClusterTest, DenseTrainingMatchesTheSingleProcessReference) {
+  auto tables = DenseTables();
+  ExpectDenseTrainingMatchesTheReference(tables, Options(tables));
+}
+
+// More partitions than servers (cluster.partitions, or a large table): each
+// server owns several slices of the big table, applied one by one, and BSP
+// still equals the reference; so do SSP and ASP.
+TEST(KvPartitionsTest, MorePartitionsThanServersTrainLikeTheReference) {
+  auto tables = DenseTables();
+  tables[0].size = 6 * Layout::kMinSliceFloats + 5;  // cut into 6 slices
+  const Layout layout = Layout::Compute(tables, 2, 1, 6);
+  ASSERT_EQ(layout.tables[0].slices.size(), 6u);
+  std::vector<int> owned(2, 0);
+  for (const DenseSlice& slice : layout.tables[0].slices) ++owned[layout.OwnerOf(slice.partition)];
+  EXPECT_EQ(owned, (std::vector<int>{3, 3}));
+  for (Consistency mode : {Consistency::kBsp, Consistency::kSsp, Consistency::kAsp}) {
+    SCOPED_TRACE(ConsistencyName(mode));
+    InProcClusterOptions o;
+    o.servers = 2;
+    o.workers = 3;
+    o.partitions = 6;
+    o.tables = tables;
+    o.consistency.mode = mode;
+    o.consistency.staleness = kStaleness;
+    ExpectDenseTrainingMatchesTheReference(tables, o);
   }
 }
 

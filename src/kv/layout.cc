@@ -25,29 +25,44 @@ Status ValidateTables(const std::vector<TableSpec>& tables) {
   return Status::Ok();
 }
 
+uint32_t Layout::Partitions(const std::vector<TableSpec>& tables, uint32_t num_servers,
+                            uint32_t requested) {
+  if (requested != 0)
+    return std::clamp(requested, num_servers, std::max(num_servers, kMaxPartitions));
+  uint64_t per_server = 1;  // partitions per server
+  for (const TableSpec& t : tables) {
+    if (t.sparse) continue;
+    const uint64_t slice = (t.size + num_servers - 1) / num_servers;
+    per_server = std::max(per_server, (slice + kMaxSliceFloats - 1) / kMaxSliceFloats);
+  }
+  return static_cast<uint32_t>(
+      std::min<uint64_t>(per_server * num_servers, std::max(num_servers, kMaxPartitions)));
+}
+
 Layout Layout::Compute(const std::vector<TableSpec>& tables, uint32_t num_servers,
-                       uint32_t replication) {
+                       uint32_t replication, uint32_t partitions) {
   Layout l;
   l.num_servers = num_servers;
+  l.num_partitions = Partitions(tables, num_servers, partitions);
   l.replication = replication;
-  l.replicas.resize(num_servers);
-  for (uint32_t p = 0; p < num_servers; ++p) {
-    l.replicas[p].owner = p;
+  l.replicas.resize(l.num_partitions);
+  for (uint32_t p = 0; p < l.num_partitions; ++p) {
+    l.replicas[p].owner = p % num_servers;
     if (replication > 1 && num_servers > 1) {
       // Every replica starts from the same initializers: in sync from step 0.
       l.replicas[p].backup = (p + 1) % num_servers;
       l.replicas[p].synced = true;
     }
   }
-  // Bytes already placed per server, so whole small tables go where there is least.
-  std::vector<uint64_t> load(num_servers, 0);
+  // Floats already placed per partition, so whole small tables go where there is least.
+  std::vector<uint64_t> load(l.num_partitions, 0);
   for (const TableSpec& t : tables) {
     TableLayout tl;
     tl.table = t.id;
     tl.sparse = t.sparse;
     if (!t.sparse) {
       uint64_t parts =
-          std::min<uint64_t>(num_servers, std::max<uint64_t>(1, t.size / kMinSliceFloats));
+          std::min<uint64_t>(l.num_partitions, std::max<uint64_t>(1, t.size / kMinSliceFloats));
       if (parts == 1) {
         uint32_t s =
             static_cast<uint32_t>(std::min_element(load.begin(), load.end()) - load.begin());
@@ -58,7 +73,7 @@ Layout Layout::Compute(const std::vector<TableSpec>& tables, uint32_t num_server
         uint64_t base = t.size / parts, rem = t.size % parts, begin = 0;
         for (uint64_t p = 0; p < parts; ++p) {
           uint64_t len = base + (p < rem ? 1 : 0);
-          uint32_t s = static_cast<uint32_t>((t.id + p) % num_servers);
+          uint32_t s = static_cast<uint32_t>((t.id + p) % l.num_partitions);
           tl.slices.push_back({s, begin, begin + len});
           load[s] += len;
           begin += len;
@@ -70,7 +85,45 @@ Layout Layout::Compute(const std::vector<TableSpec>& tables, uint32_t num_server
   return l;
 }
 
-uint32_t Layout::SparsePartition(uint64_t key) const { return SparsePartitionOf(key, num_servers); }
+std::vector<uint32_t> DealPartitions(uint32_t partitions, const std::vector<double>& weights) {
+  const size_t n = weights.size();
+  double total = 0;
+  for (double w : weights) total += w;
+  // Largest remainder, after one each where there are enough to go round.
+  const uint32_t floor_each = partitions >= n ? 1 : 0;
+  std::vector<uint32_t> count(n, floor_each);
+  uint32_t left = partitions - floor_each * static_cast<uint32_t>(n);
+  std::vector<std::pair<double, size_t>> rest;
+  uint32_t dealt = 0;
+  for (size_t r = 0; r < n; ++r) {
+    const double share = left * weights[r] / total;
+    const auto whole = static_cast<uint32_t>(share);
+    count[r] += whole;
+    dealt += whole;
+    rest.emplace_back(share - whole, r);
+  }
+  std::stable_sort(rest.begin(), rest.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; dealt < left; ++i, ++dealt) ++count[rest[i % n].second];
+  // Smooth weighted round robin: each turn every server earns its count and
+  // the richest (the lowest rank on ties) takes the partition, paying for it.
+  std::vector<int64_t> credit(n, 0);
+  std::vector<uint32_t> owner(partitions);
+  for (uint32_t p = 0; p < partitions; ++p) {
+    size_t best = 0;
+    for (size_t r = 0; r < n; ++r) {
+      credit[r] += count[r];
+      if (credit[r] > credit[best]) best = r;
+    }
+    credit[best] -= partitions;
+    owner[p] = static_cast<uint32_t>(best);
+  }
+  return owner;
+}
+
+uint32_t Layout::SparsePartition(uint64_t key) const {
+  return SparsePartitionOf(key, num_partitions);
+}
 
 uint32_t Layout::DensePartition(uint32_t table, uint64_t begin) const {
   if (table >= tables.size()) return kNoServer;
@@ -83,6 +136,7 @@ uint32_t Layout::DensePartition(uint32_t table, uint64_t begin) const {
 std::string Layout::Encode() const {
   ByteWriter w;
   w.U32(num_servers);
+  w.U32(num_partitions);
   w.U32(replication);
   for (const Replica& r : replicas) {
     w.U32(r.owner);
@@ -114,11 +168,17 @@ Result<Layout> Layout::Decode(const std::string& bytes) {
   if (l.num_servers == 0 || l.num_servers > (1u << 16)) {
     return InvalidArgumentError("layout with " + std::to_string(l.num_servers) + " servers");
   }
+  RETURN_IF_ERROR(r.U32(&l.num_partitions));
+  if (l.num_partitions < l.num_servers ||
+      l.num_partitions > std::max(l.num_servers, kMaxPartitions)) {
+    return InvalidArgumentError("layout with " + std::to_string(l.num_partitions) +
+                                " partitions for " + std::to_string(l.num_servers) + " servers");
+  }
   RETURN_IF_ERROR(r.U32(&l.replication));
   if (l.replication < 1 || l.replication > 2) {
     return InvalidArgumentError("layout with replication " + std::to_string(l.replication));
   }
-  l.replicas.resize(l.num_servers);
+  l.replicas.resize(l.num_partitions);
   for (Replica& rep : l.replicas) {
     uint8_t synced = 0;
     RETURN_IF_ERROR(r.U32(&rep.owner));
@@ -144,7 +204,7 @@ Result<Layout> Layout::Decode(const std::string& bytes) {
       RETURN_IF_ERROR(r.U32(&s.partition));
       RETURN_IF_ERROR(r.U64(&s.begin));
       RETURN_IF_ERROR(r.U64(&s.end));
-      if (s.partition >= l.num_servers || s.end < s.begin) {
+      if (s.partition >= l.num_partitions || s.end < s.begin) {
         return InvalidArgumentError("layout slice out of range");
       }
     }
@@ -159,10 +219,10 @@ Result<Layout> Layout::Decode(const std::string& bytes) {
 
 namespace distopt {
 
-uint64_t TablesHash(const std::vector<TableSpec>& tables, uint32_t num_servers) {
+uint64_t TablesHash(const std::vector<TableSpec>& tables, uint32_t num_partitions) {
   // FNV-1a over a canonical encoding: stable across runs and builds.
   ByteWriter w;
-  w.U32(num_servers);
+  w.U32(num_partitions);
   for (const TableSpec& t : tables) {
     w.Str(t.name);
     w.U8(t.sparse ? 1 : 0);

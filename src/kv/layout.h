@@ -1,14 +1,18 @@
 // Tables and their placement. A TableSpec is one table of the job (dense
 // float vector or sparse key -> row, its initializer and optimizer). The
-// Layout cuts the model into partitions, one per server the job started
-// with: a dense table into contiguous slices (at most one per partition,
-// balanced by size; small tables live whole in one partition, rotated to
-// spread them), a sparse table into contiguous ranges of the 64-bit hash
-// space, so a range can later be split or moved without rehashing every key.
-// Each partition has an owner (the server rank that serves it) and, with
-// replication 2, a backup rank that applies every update too and takes over
-// when the owner dies. Layouts are computed by the coordinator's owner and
-// travel inside the cluster view. Values; pure functions; thread-safe.
+// Layout cuts the model into partitions: a dense table into contiguous
+// slices (at most one per partition, balanced by size; small tables live
+// whole in one partition, rotated to spread them), a sparse table into
+// contiguous ranges of the 64-bit hash space, so a range can later be split
+// or moved without rehashing every key. There is one partition per server
+// the job started with, or more when a dense table's slice per server would
+// be larger than kMaxSliceFloats: large messages are then cut into slices
+// that the servers aggregate, apply and send back one by one, so both
+// directions of a link stay busy. Each partition has an owner (the server
+// rank that serves it) and, with replication 2, a backup rank that applies
+// every update too and takes over when the owner dies. Layouts are computed
+// by the coordinator's owner and travel inside the cluster view. Values;
+// pure functions; thread-safe.
 #ifndef DISTOPT_KV_LAYOUT_H_
 #define DISTOPT_KV_LAYOUT_H_
 
@@ -63,7 +67,8 @@ struct Replica {
 };
 
 struct Layout {
-  uint32_t num_servers = 0;         // = partitions: the servers the job started with
+  uint32_t num_servers = 0;         // the server ranks the job started with
+  uint32_t num_partitions = 0;      // >= num_servers
   uint32_t replication = 1;         // 1 or 2 copies of each partition
   std::vector<TableLayout> tables;  // indexed by table id
   std::vector<Replica> replicas;    // by partition
@@ -76,10 +81,21 @@ struct Layout {
   // Dense tables smaller than this are not cut (a slice per server would
   // cost more in messages than it saves in bandwidth).
   static constexpr uint64_t kMinSliceFloats = 16384;
+  // A dense table larger than this per server is cut into more partitions
+  // than servers (4 MiB: a slice takes 34 ms on a 1 Gbit/s link, long
+  // enough to hide the next one's aggregation, short enough to pipeline).
+  static constexpr uint64_t kMaxSliceFloats = uint64_t{1} << 20;
+  static constexpr uint32_t kMaxPartitions = 1u << 12;
 
-  // Partition p owned by server p; with replication 2 backed up by p + 1.
+  // How many partitions `tables` get on `num_servers` servers: `requested`
+  // if not 0 (at least num_servers), else num_servers times as many as
+  // keep every dense slice within kMaxSliceFloats.
+  static uint32_t Partitions(const std::vector<TableSpec>& tables, uint32_t num_servers,
+                             uint32_t requested = 0);
+  // Partition p owned by server p % num_servers; with replication 2 backed
+  // up by the next server. `partitions` 0: Partitions(tables, num_servers).
   static Layout Compute(const std::vector<TableSpec>& tables, uint32_t num_servers,
-                        uint32_t replication = 1);
+                        uint32_t replication = 1, uint32_t partitions = 0);
 
   // The partition holding sparse `key`.
   uint32_t SparsePartition(uint64_t key) const;
@@ -92,9 +108,15 @@ struct Layout {
   static Result<Layout> Decode(const std::string& bytes);
 };
 
+// The owner of each of `partitions` partitions, dealt to the servers in
+// proportion to `weights` (by server rank, > 0), each server at least one
+// when there are enough, interleaved so that consecutive partitions (the
+// slices of a table) go to different servers: with equal weights, p % n.
+std::vector<uint32_t> DealPartitions(uint32_t partitions, const std::vector<double>& weights);
+
 // What a checkpoint must match to be restored: the tables (names, shapes,
-// initializers, optimizers) and the number of servers.
-uint64_t TablesHash(const std::vector<TableSpec>& tables, uint32_t num_servers);
+// initializers, optimizers) and the number of partitions.
+uint64_t TablesHash(const std::vector<TableSpec>& tables, uint32_t num_partitions);
 
 // The hash that places sparse keys (also spreads keys inside a server's map).
 inline uint64_t KeyHash(uint64_t key) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace distopt {
 namespace {
 
@@ -78,6 +80,72 @@ TEST(LayoutTest, ReplicationPutsEachBackupOnAnotherServerAndRoundTrips) {
   // A backup on its own owner is no backup: refused.
   l.replicas[0] = {.owner = 0, .backup = 0, .synced = true};
   EXPECT_FALSE(Layout::Decode(l.Encode()).ok());
+}
+
+// A dense table whose slice per server would exceed kMaxSliceFloats is cut
+// into more partitions than servers, dealt round the servers so consecutive
+// slices (sent one after another) go to different ones.
+TEST(LayoutTest, LargeTablesAreCutIntoMorePartitionsThanServers) {
+  std::vector<TableSpec> t = Tables();
+  t[0].size = 10 * Layout::kMaxSliceFloats + 3;
+  EXPECT_EQ(Layout::Partitions(t, 2), 12u);  // 6 per server: 5M + 2 floats each
+  Layout l = Layout::Compute(t, 2);
+  ASSERT_EQ(l.num_partitions, 12u);
+  ASSERT_EQ(l.replicas.size(), 12u);
+  const auto& slices = l.tables[0].slices;
+  ASSERT_EQ(slices.size(), 12u);
+  uint64_t next = 0;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    EXPECT_EQ(slices[i].begin, next);
+    EXPECT_LE(slices[i].size(), Layout::kMaxSliceFloats);
+    next = slices[i].end;
+    if (i > 0) {
+      EXPECT_NE(l.OwnerOf(slices[i].partition), l.OwnerOf(slices[i - 1].partition)) << i;
+    }
+  }
+  EXPECT_EQ(next, t[0].size);
+  // Sparse keys spread over every partition; the layout travels whole.
+  std::vector<int> count(12, 0);
+  for (uint64_t k = 0; k < 24000; ++k) ++count[l.SparsePartition(k)];
+  for (int c : count) EXPECT_NEAR(c, 2000, 250);
+  auto d = Layout::Decode(l.Encode());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->num_partitions, 12u);
+  EXPECT_EQ(d->num_servers, 2u);
+  // Small tables keep one partition per server; a request is honoured, but
+  // never below the servers.
+  EXPECT_EQ(Layout::Partitions(Tables(), 3), 3u);
+  EXPECT_EQ(Layout::Partitions(Tables(), 3, 8), 8u);
+  EXPECT_EQ(Layout::Partitions(Tables(), 3, 2), 3u);
+}
+
+TEST(LayoutTest, DecodeRejectsFewerPartitionsThanServers) {
+  Layout l = Layout::Compute(Tables(), 3);
+  std::string bytes = l.Encode();
+  bytes[4] = 2;  // num_partitions, after num_servers (u32 little-endian)
+  auto d = Layout::Decode(bytes);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("2 partitions for 3 servers"), std::string::npos)
+      << d.status().ToString();
+}
+
+TEST(DealPartitionsTest, SharesFollowTheWeightsAndInterleave) {
+  // Equal weights: partition p to server p % n.
+  std::vector<uint32_t> even = DealPartitions(8, {1, 1, 1, 1});
+  for (uint32_t p = 0; p < 8; ++p) EXPECT_EQ(even[p], p % 4);
+  // 3 : 1: six and two, the small share's two never side by side.
+  std::vector<uint32_t> owners = DealPartitions(8, {3, 1});
+  EXPECT_EQ(std::count(owners.begin(), owners.end(), 0u), 6);
+  EXPECT_EQ(std::count(owners.begin(), owners.end(), 1u), 2);
+  for (size_t p = 1; p < owners.size(); ++p) EXPECT_FALSE(owners[p] == 1 && owners[p - 1] == 1);
+  // Every server keeps one, however small its weight, when there are enough.
+  std::vector<uint32_t> tiny = DealPartitions(4, {100, 1, 1, 1});
+  for (uint32_t r = 0; r < 4; ++r) EXPECT_EQ(std::count(tiny.begin(), tiny.end(), r), 1) << r;
+  std::vector<uint32_t> big = DealPartitions(16, {5, 2, 1});
+  // One each, then 13 by 5 : 2 : 1 = 8.1, 3.3, 1.6: the largest remainder rounds up.
+  EXPECT_EQ(std::count(big.begin(), big.end(), 0u), 9);
+  EXPECT_EQ(std::count(big.begin(), big.end(), 1u), 4);
+  EXPECT_EQ(std::count(big.begin(), big.end(), 2u), 3);
 }
 
 TEST(LayoutTest, ValidateTablesNamesTheBadTable) {

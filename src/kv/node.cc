@@ -12,6 +12,7 @@ ClusterClientOptions ClientOptions(const NodeOptions& n, Role role) {
   o.rank = n.rank;
   o.coordinator_address = n.coordinator_address;
   o.host_label = n.host_label;
+  o.capacity = n.capacity;
   o.heartbeat_interval = n.heartbeat_interval;
   o.coordinator_timeout = n.coordinator_timeout;
   return o;
@@ -21,9 +22,9 @@ ClusterClientOptions ClientOptions(const NodeOptions& n, Role role) {
 
 Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& tables,
                       Transport* transport, Logger log, const CheckpointOptions& ckpt,
-                      uint32_t replication) {
+                      uint32_t replication, uint32_t partitions) {
   ASSIGN_OR_RETURN(auto policy, KvJobPolicy::Make(tables, options.num_servers, replication, ckpt,
-                                                  transport, log));
+                                                  transport, log, partitions));
   options.policy = policy.get();
   options.tolerate_server_loss = policy->tolerates_server_loss();
   options.server_rejoin_required = replication == 1;

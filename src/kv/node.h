@@ -27,6 +27,7 @@ struct NodeOptions {
   std::string coordinator_address;
   int32_t rank = -1;       // -1: the coordinator assigns one
   std::string host_label;  // empty: the host of the advertised address (Member::host)
+  uint32_t capacity = 0;   // Member::capacity
   Duration heartbeat_interval = std::chrono::seconds(1);
   Duration coordinator_timeout = std::chrono::seconds(30);
   Duration register_timeout = std::chrono::seconds(120);
@@ -42,7 +43,7 @@ struct NodeOptions {
 // the job back to the last checkpoint (or ends it, without checkpoints).
 Status RunCoordinator(CoordinatorOptions options, const std::vector<TableSpec>& tables,
                       Transport* transport, Logger log, const CheckpointOptions& ckpt = {},
-                      uint32_t replication = 1);
+                      uint32_t replication = 1, uint32_t partitions = 0);
 
 class ServerNode {
  public:

@@ -112,10 +112,10 @@ Status KvServer::Init(uint32_t rank, const ClusterView& view) {
   rank_ = rank;
   num_workers_ = view.num_workers;
   parts_.clear();
-  parts_.resize(layout_.num_servers);
+  parts_.resize(layout_.num_partitions);
   uint64_t floats = 0;
   std::string held;
-  for (uint32_t p = 0; p < layout_.num_servers; ++p) {
+  for (uint32_t p = 0; p < layout_.num_partitions; ++p) {
     const Replica& rep = layout_.replicas[p];
     if (rep.owner != rank_ && rep.backup != rank_) continue;
     RETURN_IF_ERROR(MakePartition(p, rep.owner == rank_));
@@ -189,7 +189,7 @@ NodeId KvServer::NodeOfServer(uint32_t rank) const {
 }
 
 void KvServer::ApplyAssignment() {
-  for (uint32_t p = 0; p < layout_.num_servers; ++p) {
+  for (uint32_t p = 0; p < layout_.num_partitions; ++p) {
     const Replica& rep = layout_.replicas[p];
     std::unique_ptr<PartitionReplica>& part = parts_[p];
     if (rep.owner == rank_) {
@@ -289,7 +289,7 @@ void KvServer::RollBack(uint32_t epoch) {
   generation_ = layout_.generation;
   rollback_epoch_ = epoch;
   if (writer_) writer_->DropBefore(generation_);
-  for (uint32_t p = 0; p < layout_.num_servers; ++p) {
+  for (uint32_t p = 0; p < layout_.num_partitions; ++p) {
     const Replica& rep = layout_.replicas[p];
     if (rep.owner == rank_ || rep.backup == rank_) {
       Status s = MakePartition(p, rep.owner == rank_);
@@ -416,7 +416,7 @@ Result<TableReplica*> KvServer::FindTable(const KvHeader& head) {
   // slice starts.
   const TableSpec& spec = options_.tables[head.table];
   const uint32_t p = head.partition;
-  if (spec.sparse && p >= layout_.num_servers) {
+  if (spec.sparse && p >= layout_.num_partitions) {
     return InvalidArgumentError("table '" + spec.name + "': there is no partition " +
                                 std::to_string(p));
   }

@@ -29,7 +29,7 @@ Status InProcCluster::Run(const std::function<Status(WorkerNode&)>& work) {
   co.shutdown_grace = options_.shutdown_grace;
   auto coord = std::async(std::launch::async, [&] {
     return RunCoordinator(co, options_.tables, coord_transport.get(), Log("coordinator"), {},
-                          options_.replication);
+                          options_.replication, options_.partitions);
   });
 
   NodeOptions node;

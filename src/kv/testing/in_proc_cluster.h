@@ -21,6 +21,7 @@ struct InProcClusterOptions {
   uint32_t servers = 1;
   uint32_t workers = 1;
   uint32_t replication = 1;
+  uint32_t partitions = 0;  // Layout::Partitions's `requested`
   std::vector<TableSpec> tables;
   ConsistencyOptions consistency;
   std::function<void(const PullTrace&)> on_pull;
