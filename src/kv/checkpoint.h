@@ -91,7 +91,10 @@ struct Manifest {
 // <run_dir>/checkpoints and <run_dir>/checkpoints/step-<%010d>.
 std::string CheckpointsDir(const std::string& run_dir);
 std::string CheckpointDir(const std::string& run_dir, int64_t step);
-// "server-<rank>.table-<table>.shard".
+// "server-<rank>.table-<table>.shard". The number is the partition's (the
+// server rank of the job's first layout when there is one partition per
+// server, the name's origin; with cluster.partitions above the servers, a
+// server writes one set of files per partition it owns).
 std::string ShardFileName(int server_rank, uint32_t table);
 // The step of a "step-<digits>" directory name; InvalidArgument otherwise.
 Result<int64_t> ParseCheckpointDirName(const std::string& name);

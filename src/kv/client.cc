@@ -254,7 +254,8 @@ KvHandle KvClient::Dense(MsgType type, uint32_t table, std::span<const float> gr
 }
 
 void KvClient::SendSlices(const KvHandle& h, MsgType type, uint32_t table, const Buffer& values,
-                          std::span<float> out, int64_t clock, const std::vector<uint32_t>& group) {
+                          std::span<float> out, int64_t clock, const std::vector<uint32_t>& group,
+                          const std::function<void(const DenseSlice&)>& fill) {
   const bool pushes = type != MsgType::kPull;
   const bool pulls = type != MsgType::kPush;
   const auto& slices = layout_.tables[table].slices;
@@ -263,6 +264,7 @@ void KvClient::SendSlices(const KvHandle& h, MsgType type, uint32_t table, const
     h->pending_ += static_cast<int>(slices.size());
   }
   for (const DenseSlice& s : slices) {
+    if (fill) fill(s);
     Part p;
     p.req = h;
     p.partition = s.partition;
@@ -435,7 +437,8 @@ void KvClient::OnReply(Message&& m) {
   Part& p = it->second;
   Status s;
   if (p.to_leader) {
-    if (!HostReply(it->first, p, m, &s)) return;  // asked again, or pushed to the servers
+    // Asked again, pushed to the servers, or more slices to come.
+    if (!HostReply(it->first, p, m, *head, &s)) return;
   } else if ((m.type == MsgType::kPullReply || m.type == MsgType::kPushAck) &&
              m.epoch < generation_epoch_) {
     // Answered by a server that has not seen the rollback yet (this
@@ -473,6 +476,7 @@ void KvClient::OnReply(Message&& m) {
     } else if (!p.out.empty()) {
       // A dense slice: the reply's size equals out.size() (checked above).
       std::memcpy(p.out.data(), m.values.data(), m.values.size());
+      ForwardSlice(*p.req, p.out, m, head->clock);
     }
   }
   KvHandle req = std::move(p.req);

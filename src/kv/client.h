@@ -34,6 +34,7 @@
 #ifndef DISTOPT_KV_CLIENT_H_
 #define DISTOPT_KV_CLIENT_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -90,6 +91,9 @@ class KvRequest {
   std::vector<std::pair<NodeId, uint64_t>> members_ GUARDED_BY(mu_);
   NodeId answer_as_ GUARDED_BY(mu_) = kUnassignedId;  // the leader's id and epoch then
   uint32_t answer_epoch_ GUARDED_BY(mu_) = 0;
+  // The members got each slice as its reply came (ForwardSlice): once done
+  // they have them all, and only an error is left to tell.
+  bool forwarded_ GUARDED_BY(mu_) = false;
   std::span<const float> out_;
   uint32_t table_ = 0;
   // A dense push's gradient, lent to the messages that carry it.
@@ -127,6 +131,10 @@ struct KvClientStats {
   uint64_t host_sums = 0;
   uint64_t host_member_pushes = 0;
   uint64_t host_fallbacks = 0;
+  // Slices of the parameters a leader passed on to its members as each came
+  // back (one per member), and slices a member took one by one.
+  uint64_t host_slices_forwarded = 0;
+  uint64_t host_slices_taken = 0;
 };
 
 class KvClient {
@@ -228,10 +236,13 @@ class KvClient {
     std::shared_ptr<SparsePlan> plan;
     SteadyTime sent;
     SteadyTime resend_at;  // set: answered from before the rollback, ask again then
-    // A member's push to its host's leader (kHostPush, the whole table).
+    // A member's push to its host's leader (kHostPush, the whole table),
+    // answered slice by slice: which slices of the table came back.
     bool to_leader = false;
     uint32_t table = 0;
     int64_t clock = 0;
+    std::vector<bool> got;
+    size_t got_count = 0;
   };
   // A host leader's push-pull waiting for its members' gradients.
   struct HostWait {
@@ -251,10 +262,12 @@ class KvClient {
   KvHandle Dense(MsgType type, uint32_t table, std::span<const float> grads, std::span<float> out,
                  int64_t clock, const std::vector<uint32_t>& group = {});
   // Adds a part per slice of dense `table` to `h` (its pending count grows
-  // by the slices) and sends them.
+  // by the slices) and sends them, in order; `fill`, if set, writes each
+  // slice's values just before it goes (so the first is on the wire while
+  // the next is computed).
   void SendSlices(const KvHandle& h, MsgType type, uint32_t table, const Buffer& values,
-                  std::span<float> out, int64_t clock, const std::vector<uint32_t>& group)
-      REQUIRES(mu_);
+                  std::span<float> out, int64_t clock, const std::vector<uint32_t>& group,
+                  const std::function<void(const DenseSlice&)>& fill = nullptr) REQUIRES(mu_);
   // Where a part goes: its partition's owner, or its host's leader.
   NodeId RouteOf(const Part& part) const REQUIRES(mu_);
 
@@ -267,10 +280,16 @@ class KvClient {
   // The leader sends (table, clock) once complete (or `force`: it no longer
   // leads, so nobody else will come).
   void TryLaunch(uint32_t table, int64_t clock, bool force) REQUIRES(mu_);
-  // A reply to a member's part from its leader: the parameters land in
-  // p.out (or *s says why not) and true is returned; false if the part is
-  // to be asked again or went to the servers (nothing to finish).
-  bool HostReply(uint64_t id, Part& p, const Message& m, Status* s) REQUIRES(mu_);
+  // A reply to a member's part from its leader, the whole table or one
+  // slice: the parameters land in p.out (or *s says why not) and true is
+  // returned once all are in; false if more slices are to come, or the part
+  // is to be asked again or went to the servers (nothing to finish).
+  bool HostReply(uint64_t id, Part& p, const Message& m, const KvHeader& head, Status* s)
+      REQUIRES(mu_);
+  // At a leader: a slice of its push-pull came back (into `out`, a span of
+  // r.out_); its members get it at once, the reply's bytes shared.
+  void ForwardSlice(KvRequest& r, std::span<const float> out, const Message& reply, int64_t clock)
+      REQUIRES(mu_);
   // A member's gradient, at its leader: kept, refused (late, not the
   // leader) or, from a member this worker does not know yet, kept aside
   // until the next view.

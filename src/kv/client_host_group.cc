@@ -2,6 +2,7 @@
 // member's dense push-pull goes to its host's leader; the leader's waits for
 // the members' gradients, pushes their sum once and answers each member
 // with the parameters it got back.
+#include <algorithm>
 #include <cstring>
 
 #include "kv/client.h"
@@ -47,8 +48,8 @@ void KvClient::TryLaunch(uint32_t table, int64_t clock, bool force) {
   ++stats_.host_sums;
   uint8_t* bytes = nullptr;
   Buffer sum = Buffer::Allocate(wait.grads.size_bytes(), &bytes);
-  HostGroup::Sum(group_.self_rank(), wait.grads, members,
-                 std::span<float>(reinterpret_cast<float*>(bytes), wait.grads.size()));
+  float* const dst = reinterpret_cast<float*>(bytes);
+  const uint32_t self = group_.self_rank();
   {
     MutexLock request_lock(&wait.req->mu_);
     for (const auto& c : members) {
@@ -58,7 +59,12 @@ void KvClient::TryLaunch(uint32_t table, int64_t clock, bool force) {
     wait.req->answer_as_ = self_id_;
     wait.req->answer_epoch_ = epoch_;
   }
-  SendSlices(wait.req, MsgType::kPushPull, table, sum, wait.out, clock, group_.Ranks(members));
+  // Summed slice by slice, each sent as soon as it is summed.
+  SendSlices(wait.req, MsgType::kPushPull, table, sum, wait.out, clock, group_.Ranks(members),
+             [&](const DenseSlice& s) {
+               HostGroup::Sum(self, wait.grads, members, std::span<float>(dst + s.begin, s.size()),
+                              s.begin);
+             });
   Finish(*wait.req, Status::Ok(), INT64_MAX);  // the placeholder of HostPushPull
 }
 
@@ -67,7 +73,7 @@ std::vector<uint32_t> KvClient::HostAdopted() const {
   return group_.adopted();
 }
 
-bool KvClient::HostReply(uint64_t id, Part& p, const Message& m, Status* s) {
+bool KvClient::HostReply(uint64_t id, Part& p, const Message& m, const KvHeader& head, Status* s) {
   if (m.type == MsgType::kHostParams &&
       m.status == static_cast<uint32_t>(StatusCode::kUnavailable)) {
     // The leader has not seen the view that makes it lead (or this worker
@@ -82,14 +88,53 @@ bool KvClient::HostReply(uint64_t id, Part& p, const Message& m, Status* s) {
     FallBack(id);
     return false;
   }
-  if (m.num_values() != p.expect) {
+  if (m.num_values() == p.expect) {  // the whole table at once
+    std::memcpy(p.out.data(), m.values.data(), m.values.size());
+    return true;
+  }
+  // One slice, as the leader's servers answered it.
+  const std::vector<DenseSlice>& slices = layout_.tables[p.table].slices;
+  auto slice = std::find_if(slices.begin(), slices.end(), [&](const DenseSlice& x) {
+    return x.begin == head.offset && x.size() == m.num_values();
+  });
+  if (slice == slices.end()) {
     *s = InternalError("worker/" + std::to_string(group_.leader_rank()) + " answered the " +
                        p.req->what_ + " with " + std::to_string(m.num_values()) +
-                       " floats, expected " + std::to_string(p.expect));
-  } else {
-    std::memcpy(p.out.data(), m.values.data(), m.values.size());
+                       " floats at offset " + std::to_string(head.offset) +
+                       ", which is neither the table (" + std::to_string(p.expect) +
+                       " floats) nor one of its slices");
+    return true;
   }
-  return true;
+  if (p.got.empty()) p.got.assign(slices.size(), false);
+  const size_t i = static_cast<size_t>(slice - slices.begin());
+  if (!p.got[i]) {  // a slice sent by an old leader and the new one counts once
+    p.got[i] = true;
+    ++p.got_count;
+    ++stats_.host_slices_taken;
+    std::memcpy(p.out.data() + slice->begin, m.values.data(), m.values.size());
+  }
+  return p.got_count == slices.size();
+}
+
+void KvClient::ForwardSlice(KvRequest& r, std::span<const float> out, const Message& reply,
+                            int64_t clock) {
+  MutexLock request_lock(&r.mu_);
+  if (r.members_.empty()) return;
+  Message base;
+  base.type = MsgType::kHostParams;
+  base.sender = r.answer_as_;
+  base.epoch = r.answer_epoch_;
+  base.body = EncodeKvBody({.table = r.table_,
+                            .clock = clock,
+                            .offset = static_cast<uint64_t>(out.data() - r.out_.data())});
+  base.values = reply.values;
+  for (const auto& [node, request_id] : r.members_) {
+    Message m = base;
+    m.request_id = request_id;
+    transport_->Send(node, std::move(m)).IgnoreError();
+    ++stats_.host_slices_forwarded;
+  }
+  r.forwarded_ = true;
 }
 
 void KvClient::OnHostPush(Message&& m) {
@@ -171,6 +216,10 @@ void KvClient::AnswerMembers(KvRequest& r, const Status& s) {
   base.type = MsgType::kHostParams;
   base.sender = r.answer_as_;
   base.epoch = r.answer_epoch_;
+  if (s.ok() && r.forwarded_) {
+    r.members_.clear();  // every slice went to them as it came
+    return;
+  }
   if (s.ok()) {
     base.body = EncodeKvBody({.table = r.table_, .clock = r.clock_});
     base.values = Buffer::Copy(r.out_.data(), r.out_.size_bytes());  // one copy for all of them

@@ -145,7 +145,7 @@ std::string HostGroup::Missing(uint32_t table, int64_t clock) const {
 }
 
 void HostGroup::Sum(uint32_t own_rank, std::span<const float> own,
-                    const std::vector<Contribution>& members, std::span<float> out) {
+                    const std::vector<Contribution>& members, std::span<float> out, size_t begin) {
   // Every gradient in rank order, the leader's at its own rank: the same
   // floats in the same order whichever worker leads (which depends on who
   // registered first), so a run and its replay are bit-identical.
@@ -154,12 +154,12 @@ void HostGroup::Sum(uint32_t own_rank, std::span<const float> own,
   bool own_in = false;
   for (const Contribution& c : members) {
     if (!own_in && c.rank > own_rank) {
-      in.push_back(own.data());
+      in.push_back(own.data() + begin);
       own_in = true;
     }
-    in.push_back(c.push.values.as<float>().data());
+    in.push_back(c.push.values.as<float>().data() + begin);
   }
-  if (!own_in) in.push_back(own.data());  // the highest rank
+  if (!own_in) in.push_back(own.data() + begin);  // the highest rank
   SumScaled(in, out.size(), 1.0f, out.data());
 }
 

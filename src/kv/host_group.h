@@ -113,10 +113,11 @@ class HostGroup {
 
   // Every gradient of the group in rank order (the leader's, `own`, at
   // `own_rank`; `members` in rank order, as Take returns them), summed into
-  // `out` (the table's size floats): the same order whoever leads, so a run
-  // is bit-reproducible.
+  // `out` (the table's floats from `begin` on, as many as out holds): the
+  // same order whoever leads, so a run is bit-reproducible, and per float,
+  // so summing a table slice by slice gives the same floats as at once.
   static void Sum(uint32_t own_rank, std::span<const float> own,
-                  const std::vector<Contribution>& members, std::span<float> out);
+                  const std::vector<Contribution>& members, std::span<float> out, size_t begin = 0);
   // The ranks of a combined push: this worker's, then the contributors'.
   std::vector<uint32_t> Ranks(const std::vector<Contribution>& members) const;
 

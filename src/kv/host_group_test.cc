@@ -323,6 +323,13 @@ TEST_P(HostAggregationTest, BspMatchesTheSingleProcessReference) {
     EXPECT_EQ(member.host_sums, 0u) << "host h" << w / 2;
     EXPECT_EQ(member.host_member_pushes, 2u * kSteps) << "host h" << w / 2;
     EXPECT_EQ(a.host_fallbacks + b.host_fallbacks, 0u) << "host h" << w / 2;
+    // The parameters came back to the member slice by slice, as the
+    // leader's servers answered: the big table's min(servers, 2) slices
+    // (one whole slice is the table), the small table whole.
+    const uint64_t big_slices = std::min<uint64_t>(servers, kBig / Layout::kMinSliceFloats);
+    EXPECT_EQ(leader.host_slices_forwarded, kSteps * (big_slices + 1)) << "host h" << w / 2;
+    EXPECT_EQ(member.host_slices_taken, big_slices > 1 ? kSteps * big_slices : 0u)
+        << "host h" << w / 2;
   }
   if (workers % 2 == 1) {  // alone on its host
     EXPECT_EQ(r.stats.back().host_sums + r.stats.back().host_member_pushes, 0u);
