@@ -184,10 +184,14 @@ Result<Dataset> ParseCsv(std::string_view text, std::string_view name, const Csv
   CsvParser parser(name, options, &d);
   ReadStats local;
   bool need_header = options.header;
+  if (need_header && !options.header_line.empty()) {
+    RETURN_IF_ERROR(parser.Header(options.header_line, 1));
+    need_header = false;
+  }
   bool reserved = false;
   const char* p = text.data();
   const char* const end = p + text.size();
-  size_t line_no = 0;
+  size_t line_no = options.first_line - 1;
   while (p < end) {
     const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
     const char* line_end = nl != nullptr ? nl : end;
@@ -223,7 +227,7 @@ Result<Dataset> ParseCsv(std::string_view text, std::string_view name, const Csv
   if (need_header) return InvalidArgumentError(n + ": expected a header line, found no lines");
   d.num_rows = d.labels.size();
   d.num_features = parser.ncols() > 0 ? parser.ncols() - 1 : 0;
-  local.lines = line_no;
+  local.lines = line_no - (options.first_line - 1);
   local.rows = d.num_rows;
   if (stats != nullptr) *stats = std::move(local);
   return d;

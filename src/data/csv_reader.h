@@ -34,6 +34,12 @@ struct CsvOptions {
   bool skip_bad_lines = false;
   // Upper bound on the (decompressed) file size.
   size_t max_file_bytes = size_t{1} << 34;
+  // The number of the text's first line in its file, for messages (a chunk
+  // of a file read in pieces).
+  size_t first_line = 1;
+  // With header = true: the file's header line, given because the text is
+  // a later chunk of the file and does not start with it.
+  std::string header_line{};
 };
 
 Result<Dataset> ReadCsv(const std::string& path, const CsvOptions& options = {},

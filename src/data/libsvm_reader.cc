@@ -156,7 +156,7 @@ Result<Dataset> ParseLibSvm(std::string_view text, std::string_view name,
   LineParser parser(name, options, &d);
   const char* p = text.data();
   const char* const end = p + text.size();
-  size_t line_no = 0;
+  size_t line_no = options.first_line - 1;
   while (p < end) {
     const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
     const char* line_end = nl != nullptr ? nl : end;
@@ -173,7 +173,7 @@ Result<Dataset> ParseLibSvm(std::string_view text, std::string_view name,
   }
   d.num_rows = d.labels.size();
   d.num_features = options.num_features > 0 ? options.num_features : parser.max_id_plus_one();
-  local.lines = line_no;
+  local.lines = line_no - (options.first_line - 1);
   local.rows = d.num_rows;
   if (stats != nullptr) *stats = std::move(local);
   return d;

@@ -33,6 +33,9 @@ struct LibSvmOptions {
   bool skip_bad_lines = false;
   // Upper bound on the (decompressed) file size.
   size_t max_file_bytes = size_t{1} << 34;
+  // The number of the text's first line in its file, for messages (a chunk
+  // of a file read in pieces).
+  size_t first_line = 1;
 };
 
 Result<Dataset> ReadLibSvm(const std::string& path, const LibSvmOptions& options = {},
