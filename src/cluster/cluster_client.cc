@@ -166,7 +166,7 @@ void ClusterClient::OnBarrierRelease(Message&& m) {
   if (!b.ok()) return;
   MutexLock lock(&mu_);
   last_heard_ = options_.env->Now();
-  released_.insert(b->name);
+  released_[b->name] = std::move(b->values);
   cv_.SignalAll();
 }
 
@@ -247,7 +247,31 @@ bool ClusterClient::SetShutdown(Status s) {
 }
 
 Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadline deadline) {
-  Buffer body = EncodeBarrier({name, static_cast<uint8_t>(group)});
+  return AwaitRelease({name, static_cast<uint8_t>(group)}, deadline).status();
+}
+
+Result<std::map<uint32_t, std::string>> ClusterClient::Gather(const std::string& name,
+                                                              BarrierGroup group,
+                                                              const std::string& value,
+                                                              Deadline deadline) {
+  if (group == BarrierGroup::kAll) {
+    return InvalidArgumentError("gather '" + name + "': expected one role, found all nodes");
+  }
+  if (value.size() > kMaxGatherValueBytes) {
+    return InvalidArgumentError("gather '" + name + "': a value of " +
+                                std::to_string(value.size()) + " bytes (at most " +
+                                std::to_string(kMaxGatherValueBytes) + ")");
+  }
+  BarrierRequest request{name, static_cast<uint8_t>(group)};
+  request.gather = true;
+  request.value = value;
+  return AwaitRelease(request, deadline);
+}
+
+Result<std::map<uint32_t, std::string>> ClusterClient::AwaitRelease(const BarrierRequest& request,
+                                                                    Deadline deadline) {
+  const std::string& name = request.name;
+  Buffer body = EncodeBarrier(request);
   SendToCoordinator(MsgType::kBarrier, body);
   MutexLock lock(&mu_);
   SteadyTime next_log = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -274,8 +298,9 @@ Status ClusterClient::Barrier(const std::string& name, BarrierGroup group, Deadl
       next_log = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     }
   }
+  auto values = std::move(released_[name]);
   released_.erase(name);
-  return Status::Ok();
+  return values;
 }
 
 void ClusterClient::SendDone(const std::string& end_job_reason) {

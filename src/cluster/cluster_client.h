@@ -66,6 +66,13 @@ class ClusterClient {
   void OnViewChange(std::function<void(const ClusterView&)> cb);
 
   Status Barrier(const std::string& name, BarrierGroup group, Deadline deadline);
+  // A barrier of one role (kServers or kWorkers) whose arrivals carry
+  // `value` (at most kMaxGatherValueBytes): returns every live member's
+  // value by rank, as the coordinator had them at the release (a member
+  // that died before arriving is missing). A node arriving after the
+  // release gets the kept values at once.
+  Result<std::map<uint32_t, std::string>> Gather(const std::string& name, BarrierGroup group,
+                                                 const std::string& value, Deadline deadline);
   // Reports this worker done; a non-empty `end_job_reason` ends the whole
   // job at once (e.g. the target metric was reached).
   void SendDone(const std::string& end_job_reason = "");
@@ -97,6 +104,9 @@ class ClusterClient {
   void OnFileAck(Message&& m);
   void HeartbeatLoop();
   void SendToCoordinator(MsgType type, Buffer body);
+  // Sends `request` (resending) until its release; the release's values.
+  Result<std::map<uint32_t, std::string>> AwaitRelease(const BarrierRequest& request,
+                                                       Deadline deadline);
   bool SetShutdown(Status s);  // true the first time
 
   const ClusterClientOptions options_;
@@ -109,7 +119,7 @@ class ClusterClient {
   uint32_t rank_ GUARDED_BY(mu_) = 0;
   bool registered_ GUARDED_BY(mu_) = false;
   ClusterView view_ GUARDED_BY(mu_);  // written on the dispatcher thread only
-  std::set<std::string> released_ GUARDED_BY(mu_);
+  std::map<std::string, std::map<uint32_t, std::string>> released_ GUARDED_BY(mu_);
   std::optional<Status> shutdown_ GUARDED_BY(mu_);
   SteadyTime last_heard_ GUARDED_BY(mu_);
   bool stop_ GUARDED_BY(mu_) = false;

@@ -136,6 +136,45 @@ TEST_F(ClusterTest, RegistersAssignsRanksRunsBarriersAndEndsCleanly) {
   for (auto& n : nodes) EXPECT_TRUE(n.client->WaitShutdown(Deadline::After(seconds(10))).ok());
 }
 
+TEST_F(ClusterTest, AGatherHandsEveryWorkersValueToAllAndKeepsThemForLateArrivals) {
+  CoordinatorOptions o;
+  o.num_servers = 1;
+  o.num_workers = 2;
+  auto coord = MakeCoordinator(o);
+  auto result = std::async(std::launch::async, [&] { return coord->Run(); });
+  ServerAndTwoWorkers job = RegisterServerAndTwoWorkers();
+  ASSERT_TRUE(job.registered);
+  auto gather = [](TestNode& n) {
+    return std::async(std::launch::async, [&n] {
+      return n.client->Gather("rows", BarrierGroup::kWorkers,
+                              "rows of " + std::to_string(n.client->rank()),
+                              Deadline::After(seconds(10)));
+    });
+  };
+  auto first = gather(job.w0);
+  // Not released while worker w1 has not arrived.
+  EXPECT_EQ(first.wait_for(milliseconds(200)), std::future_status::timeout);
+  auto second = gather(job.w1);
+  for (auto* f : {&first, &second}) {
+    auto values = f->get();
+    ASSERT_TRUE(values.ok()) << values.status().ToString();
+    ASSERT_EQ(values->size(), 2u);
+    EXPECT_EQ(values->at(0), "rows of 0");
+    EXPECT_EQ(values->at(1), "rows of 1");
+  }
+  // A worker arriving again (restarted) is answered at once, with its new value.
+  auto again = job.w1.client->Gather("rows", BarrierGroup::kWorkers, "rows of 1, again",
+                                     Deadline::After(seconds(10)));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->at(0), "rows of 0");
+  EXPECT_EQ(again->at(1), "rows of 1, again");
+  EXPECT_FALSE(
+      job.w0.client->Gather("x", BarrierGroup::kAll, "", Deadline::After(seconds(1))).ok());
+  job.w0.client->SendDone();
+  job.w1.client->SendDone();
+  EXPECT_TRUE(result.get().ok());
+}
+
 TEST_F(ClusterTest, MissingHeartbeatsDeclareANodeDeadAndPublishANewEpoch) {
   CoordinatorOptions o;
   o.num_servers = 1;

@@ -506,9 +506,36 @@ void Coordinator::HandleBarrier(const Message& m) {
               b.ok() ? "not a member" : b.status().message());
     return;
   }
+  if (b->gather) {
+    if (b->group == 0 || !InGroup(*mem, b->group)) {
+      log_.Warn("ignored gather '", b->name, "' from node ", m.sender,
+                ": a gather spans one role, and the node's");
+      return;
+    }
+    gathered_[b->name][mem->rank] = b->value;
+    if (gather_released_.count(b->name) > 0) {
+      // Released before this node (re)started: the values are kept for it.
+      SendRelease(m.sender, b->name, b->group);
+      return;
+    }
+  }
   barriers_[b->name].insert(m.sender);
   barrier_groups_[b->name] = b->group;
   CheckBarriers();
+}
+
+void Coordinator::SendRelease(NodeId to, const std::string& name, uint8_t group) {
+  BarrierRequest rel{name, group};
+  if (auto g = gathered_.find(name); g != gathered_.end()) {
+    rel.gather = true;
+    rel.values = g->second;
+  }
+  Message out;
+  out.type = MsgType::kBarrierRelease;
+  out.sender = kCoordinatorId;
+  out.epoch = view_.epoch;
+  out.body = EncodeBarrier(rel);
+  transport_->Send(to, std::move(out)).IgnoreError();
 }
 
 void Coordinator::CheckBarriers() {
@@ -522,15 +549,8 @@ void Coordinator::CheckBarriers() {
       ++it;
       continue;
     }
-    Buffer body = EncodeBarrier({it->first, group});
-    for (NodeId id : it->second) {
-      Message rel;
-      rel.type = MsgType::kBarrierRelease;
-      rel.sender = kCoordinatorId;
-      rel.epoch = view_.epoch;
-      rel.body = body;
-      transport_->Send(id, std::move(rel)).IgnoreError();
-    }
+    if (gathered_.count(it->first) > 0) gather_released_.insert(it->first);
+    for (NodeId id : it->second) SendRelease(id, it->first, group);
     barrier_groups_.erase(it->first);
     it = barriers_.erase(it);
   }

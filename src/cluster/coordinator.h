@@ -131,6 +131,8 @@ class Coordinator {
   void CheckStartup();
   void CheckHeartbeats();
   void CheckBarriers();
+  // The release of barrier `name` to one node, with a gather's values.
+  void SendRelease(NodeId to, const std::string& name, uint8_t group);
   void CheckDone();
   void Publish(MsgType type);  // sends the view to every live member
   void Broadcast(MsgType type, const Buffer& body, uint32_t status);
@@ -161,6 +163,10 @@ class Coordinator {
   std::map<NodeId, SteadyTime> last_seen_;
   std::map<std::string, std::set<NodeId>> barriers_;
   std::map<std::string, uint8_t> barrier_groups_;
+  // Gathers: the values by name and rank, kept after the release for the
+  // nodes that arrive later; the names already released.
+  std::map<std::string, std::map<uint32_t, std::string>> gathered_;
+  std::set<std::string> gather_released_;
   std::set<uint32_t> done_ranks_;
   std::map<uint32_t, SteadyTime> dead_servers_;  // rank -> when declared dead
   std::set<std::string> warned_unreachable_;     // advertised addresses already named

@@ -144,6 +144,13 @@ Buffer EncodeBarrier(const BarrierRequest& b) {
   ByteWriter w;
   w.Str(b.name);
   w.U8(b.group);
+  w.U8(b.gather ? 1 : 0);
+  w.Str(b.value);
+  w.U32(static_cast<uint32_t>(b.values.size()));
+  for (const auto& [rank, value] : b.values) {
+    w.U32(rank);
+    w.Str(value);
+  }
   return Buffer::FromVector(w.Take());
 }
 
@@ -152,6 +159,22 @@ Result<BarrierRequest> DecodeBarrier(const Buffer& body) {
   BarrierRequest b;
   RETURN_IF_ERROR(r.Str(&b.name, 256));
   RETURN_IF_ERROR(r.U8(&b.group));
+  uint8_t gather = 0;
+  RETURN_IF_ERROR(r.U8(&gather));
+  b.gather = gather != 0;
+  RETURN_IF_ERROR(r.Str(&b.value, kMaxGatherValueBytes));
+  uint32_t n = 0;
+  RETURN_IF_ERROR(r.U32(&n));
+  // Each value takes at least its rank and length: a count beyond the bytes
+  // left is a lie, refused before anything is allocated for it.
+  if (n > r.remaining() / 8) return InvalidArgumentError("barrier: too many values");
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t rank = 0;
+    std::string value;
+    RETURN_IF_ERROR(r.U32(&rank));
+    RETURN_IF_ERROR(r.Str(&value, kMaxGatherValueBytes));
+    b.values[rank] = std::move(value);
+  }
   RETURN_IF_ERROR(r.ExpectEnd("barrier"));
   if (b.group > 2) return InvalidArgumentError("unknown barrier group " + std::to_string(b.group));
   return b;

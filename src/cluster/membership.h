@@ -7,6 +7,7 @@
 #define DISTOPT_CLUSTER_MEMBERSHIP_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -67,11 +68,18 @@ struct RegisterRequest {
 Buffer EncodeRegister(const RegisterRequest& r);
 Result<RegisterRequest> DecodeRegister(const Buffer& body);
 
-// Barrier bodies: a name and the role group it spans.
+// Barrier bodies: a name and the role group it spans. A gather is a barrier
+// whose arrivals each carry a value: the release hands every value to every
+// member, by rank (so a gather spans one role), and a member arriving after
+// the release (a restarted one) is answered at once with the values kept.
 struct BarrierRequest {
   std::string name;
   uint8_t group = 0;  // 0: all servers and workers, 1: servers, 2: workers
+  bool gather = false;
+  std::string value{};                       // the arrival's (gather)
+  std::map<uint32_t, std::string> values{};  // the release's: by rank
 };
+inline constexpr size_t kMaxGatherValueBytes = 4096;
 Buffer EncodeBarrier(const BarrierRequest& b);
 Result<BarrierRequest> DecodeBarrier(const Buffer& body);
 
