@@ -17,6 +17,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -363,6 +364,121 @@ TEST_F(TrainProcessTest, MorePartitionsThanServersTrainTheSameModel) {
   const std::string ma = ReadAll(d + "/run-2/model.bin");
   ASSERT_FALSE(ma.empty());
   EXPECT_TRUE(ma == ReadAll(d + "/run-6/model.bin")) << "the models differ";
+}
+
+// LibSVM text of a planted sparse logistic model (the same weights for
+// every seed): each row has 8 one-based ids in [lo, hi] of 300, labelled by
+// the sign of their weights' sum.
+std::string PlantedLibSvm(size_t rows, uint64_t seed, int lo = 1, int hi = 300) {
+  std::mt19937_64 planted(99);
+  std::vector<double> w(301);
+  for (double& x : w) x = std::normal_distribution<double>(0, 1)(planted);
+  std::mt19937_64 rng(seed);
+  std::string text;
+  for (size_t r = 0; r < rows; ++r) {
+    std::vector<int> ids;
+    while (ids.size() < 8) {
+      int id = lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1));
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    }
+    std::sort(ids.begin(), ids.end());
+    double z = 0;
+    for (int id : ids) z += w[static_cast<size_t>(id)];
+    text += z > 0 ? "1" : "0";
+    for (int id : ids) text += " " + std::to_string(id) + ":1";
+    text += "\n";
+  }
+  return text;
+}
+
+std::string TextConfig(const std::string& dir, const std::string& train) {
+  const std::string path = dir + "/text.toml";
+  WriteAll(path,
+           "name = \"text\"\n[cluster]\nworkers = 2\nservers = 1\nconsistency = \"bsp\"\n"
+           "[data]\nformat = \"libsvm\"\ntrain = \"" +
+               train + "\"\ntest = \"" + dir +
+               "/text-test.svm\"\n"
+               "[model]\nkind = \"logistic_regression\"\n"
+               "[optimizer]\nkind = \"sgd\"\nlr = 0.5\n"
+               "[train]\nepochs = 2\nbatch_size = 16\nseed = 3\n");
+  return path;
+}
+
+// The rows of "read N training rows" in a worker's log; -1 if absent.
+int64_t RowsRead(const std::string& log) {
+  const std::string text = ReadAll(log);
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex(R"(\] read (\d+) training rows, )"))) return -1;
+  return std::stoll(m[1].str());
+}
+
+// data.train as a glob of text files: each worker reads only its share (the
+// two shares' rows add up to the files'), the saved model holds the keys of
+// both shares (eval reproduces the logged figures), and BSP with 2 workers
+// trains the model of 1 worker reading both shares with the 2x batch.
+TEST_F(TrainProcessTest, TextFilesAreReadShareByShareAndBspEqualsOneWorkerReadingBoth) {
+  const std::string d = dir_->path() + "/text";
+  std::filesystem::create_directories(d);
+  // The first half of the rows has ids 1-150, the second 151-300: a saved
+  // model with the keys of worker 0's share only would score otherwise.
+  const std::string rows = PlantedLibSvm(1500, 5, 1, 150) + PlantedLibSvm(1500, 8, 151, 300);
+  // Three files, the first half the rows: by file, 1 to share 0 and 2 to share 1.
+  size_t half = 0;
+  for (int line = 0; line < 1500; ++line) half = rows.find('\n', half) + 1;
+  const size_t three_q = rows.find('\n', half + (rows.size() - half) / 2) + 1;
+  WriteAll(d + "/part-0.svm", rows.substr(0, half));
+  WriteAll(d + "/part-1.svm", rows.substr(half, three_q - half));
+  WriteAll(d + "/part-2.svm", rows.substr(three_q));
+  WriteAll(d + "/text-test.svm", PlantedLibSvm(1000, 6));
+  const std::string config = TextConfig(d, d + "/part-*.svm");
+  Outcome two = RunDistopt({"train", config, "--run-dir", d + "/run-2"}, d + "/train-2.out");
+  ASSERT_EQ(two.code, 0) << two.output;
+  const int64_t r0 = RowsRead(d + "/run-2/logs/worker-0.log");
+  const int64_t r1 = RowsRead(d + "/run-2/logs/worker-1.log");
+  EXPECT_EQ(r0 + r1, 3000) << r0 << " + " << r1;
+  EXPECT_GT(r0, 1000);
+  EXPECT_GT(r1, 1000);
+  EXPECT_NE(ReadAll(d + "/run-2/logs/worker-1.log").find("part-1.svm; " + d + "/part-2.svm"),
+            std::string::npos);
+  Outcome one = RunDistopt(
+      {"train", config, "--run-dir", d + "/run-1", "--workers", "1", "--set", "data.shares=2"},
+      d + "/train-1.out");
+  ASSERT_EQ(one.code, 0) << one.output;
+  EXPECT_EQ(RowsRead(d + "/run-1/logs/worker-0.log"), 3000);
+
+  double logged_loss = 0;
+  for (const auto& l : JsonLines(d + "/run-2/metrics.jsonl")) {
+    if (l.value("type", "") == "eval") logged_loss = l.at("test_loss").get<double>();
+  }
+  Outcome e2 = RunDistopt({"eval", d + "/run-2", config}, d + "/eval-2.out", seconds(120));
+  Outcome e1 = RunDistopt({"eval", d + "/run-1", config}, d + "/eval-1.out", seconds(120));
+  ASSERT_EQ(e2.code, 0) << e2.output;
+  ASSERT_EQ(e1.code, 0) << e1.output;
+  const double loss2 = PrintedValue(e2.output, "test_loss");
+  EXPECT_EQ(Fixed4(loss2), Fixed4(logged_loss)) << "the saved model lacks keys: " << e2.output;
+  EXPECT_GT(PrintedValue(e2.output, "test_auc"), 0.8) << e2.output;
+  // Only the order of float sums differs between the two runs.
+  EXPECT_NEAR(PrintedValue(e1.output, "test_loss"), loss2, 1e-4) << e1.output << e2.output;
+}
+
+// A bad line in the second worker's share is reported with its line in the
+// whole file, and ends the job.
+TEST_F(TrainProcessTest, ABadLineInAShareNamesItsLineInTheWholeFile) {
+  const std::string d = dir_->path() + "/badline";
+  std::filesystem::create_directories(d);
+  std::string rows = PlantedLibSvm(1000, 7);
+  size_t at = 0;
+  for (int line = 1; line < 900; ++line) at = rows.find('\n', at) + 1;
+  rows.insert(at, "1 5:x\n");  // line 900
+  WriteAll(d + "/bad.svm", rows);
+  WriteAll(d + "/text-test.svm", PlantedLibSvm(100, 6));
+  const std::string config = TextConfig(d, d + "/bad.svm");
+  Outcome run =
+      RunDistopt({"train", config, "--run-dir", d + "/run"}, d + "/train.out", seconds(120));
+  EXPECT_NE(run.code, 0) << run.output;
+  EXPECT_NE(run.output.find(d + "/bad.svm:900: expected a numeric feature value"),
+            std::string::npos)
+      << run.output;
 }
 
 TEST_F(TrainProcessTest, UnknownConfigKeyFailsNamingFileLineAndKey) {

@@ -302,7 +302,9 @@ Status RunServerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
 // "process"), whose transport is in that table.
 Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement& p,
                      const ZmqSecurity& sec, const Logger& log, LocalPeers* local = nullptr) {
-  ASSIGN_OR_RETURN(JobData data, LoadJobData(cfg, true, true, log));
+  const size_t num_shares =
+      static_cast<size_t>(cfg.data.shares > 0 ? cfg.data.shares : cfg.cluster.workers);
+  ASSIGN_OR_RETURN(JobData data, LoadJobData(cfg, true, true, num_shares, log));
   ASSIGN_OR_RETURN(uint64_t nf, NumFeatures(cfg, data));
   ASSIGN_OR_RETURN(auto model, BuildModel(cfg, nf));
   auto tables = MakeTableSpecs(model->Tables(), cfg.optimizer);
@@ -335,7 +337,19 @@ Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
     to.model_path = p.run_dir + "/model.bin";
     to.send_results = true;
   }
-  auto summary = RunTraining(node, *model, *data.train, data.test ? &*data.test : nullptr, to, log);
+  if (data.files != nullptr) {
+    for (int s :
+         SharesOfRank(node.rank(), static_cast<uint32_t>(cfg.cluster.workers), num_shares)) {
+      log.Info("reads ", DescribeShare(data.files->plan(), static_cast<size_t>(s)));
+    }
+  }
+  auto summary =
+      RunTraining(node, *model, *data.shares, data.test ? &*data.test : nullptr, to, log);
+  if (data.files != nullptr) {
+    const ShareStats st = data.files->stats();
+    log.Info("read ", st.rows, " training rows, ", st.bytes, " bytes in ", st.pieces,
+             " piece(s), in ", static_cast<int64_t>(st.seconds * 1000), " ms");
+  }
   if (!summary.ok()) {
     if (summary.status().code() != StatusCode::kAborted) {
       node.Abort("worker/" + std::to_string(node.rank()) + ": " + summary.status().message());
@@ -455,7 +469,7 @@ Status RunEval(const EvalArgs& args) {
   ASSIGN_OR_RETURN(JobConfig cfg, LoadConfig(args.config, args.set));
   if (cfg.data.test.empty()) return InvalidArgumentError(cfg.source + ": data.test is not set");
   Logger log = Logger::Stderr("eval", LogLevel::kWarning);
-  ASSIGN_OR_RETURN(JobData data, LoadJobData(cfg, false, true, log));
+  ASSIGN_OR_RETURN(JobData data, LoadJobData(cfg, false, true, 1, log));
   ASSIGN_OR_RETURN(uint64_t nf, NumFeatures(cfg, data));
   ASSIGN_OR_RETURN(auto model, BuildModel(cfg, nf));
   ASSIGN_OR_RETURN(SavedModel saved, LoadModel(model_path));

@@ -74,6 +74,7 @@ struct DataConfig {
   bool skip_bad_lines = false;
   double scale = 1.0 / 255.0;  // idx pixel scale
   int64_t max_train_rows = 0;  // 0: all (quick experiments)
+  int64_t shares = 0;          // the training data cut into this many (0: one per worker)
   int64_t max_test_rows = 0;
 
   bool operator==(const DataConfig&) const = default;

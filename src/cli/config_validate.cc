@@ -165,6 +165,13 @@ Status ValidateConfig(const JobConfig& c) {
   for (const Field& f : Fields()) RETURN_IF_ERROR(f.check(c).WithContext(where));
   RETURN_IF_ERROR(CheckCluster(c.cluster).WithContext(where));
   RETURN_IF_ERROR(CheckDataFormat(c.data).WithContext(where));
+  if (c.data.shares != 0 && c.data.shares < c.cluster.workers) {
+    return InvalidArgumentError(
+               "'data.shares' must be 0 (one share of the training data per worker) or at least "
+               "cluster.workers (" +
+               std::to_string(c.cluster.workers) + "), got " + std::to_string(c.data.shares))
+        .WithContext(where);
+  }
   // The model and the optimizer own their rules: building them is the check.
   // The input width is unknown until the data is read; libsvm may state it.
   const uint64_t features = c.data.num_features > 0 ? c.data.num_features : 1;

@@ -7,6 +7,7 @@
 #include "data/csv_reader.h"
 #include "data/idx_reader.h"
 #include "data/libsvm_reader.h"
+#include "data/share_reader.h"
 #include "train/trainer.h"
 
 namespace distopt {
@@ -25,34 +26,37 @@ void Truncate(Dataset* d, int64_t max_rows) {
   }
 }
 
-Result<Dataset> ReadOne(const JobConfig& cfg, const std::string& path, const std::string& labels,
-                        const Logger& log) {
-  const DataConfig& d = cfg.data;
-  ReadStats stats;
-  Result<Dataset> r = InternalError("unreachable");
-  if (d.format == "idx") {
-    IdxOptions o;
-    o.scale = static_cast<float>(d.scale);
-    r = ReadIdx(path, labels, o);
-  } else if (d.format == "libsvm") {
-    LibSvmOptions o;
-    o.zero_based = d.zero_based;
-    o.num_features = d.num_features;
-    o.skip_bad_lines = d.skip_bad_lines;
-    r = ReadLibSvm(path, o, &stats);
-  } else {
-    CsvOptions o;
-    o.delimiter = d.delimiter.empty() ? ',' : d.delimiter[0];
-    o.header = d.header;
-    o.label_column = static_cast<int>(d.label_column);
-    o.skip_bad_lines = d.skip_bad_lines;
-    r = ReadCsv(path, o, &stats);
-  }
-  if (r.ok() && stats.bad_lines > 0) {
-    log.Warn("skipped ", stats.bad_lines, " bad line(s) of ", path,
+TextFormat FormatOf(const DataConfig& d) {
+  TextFormat f;
+  f.csv = d.format == "csv";
+  f.libsvm.zero_based = d.zero_based;
+  f.libsvm.num_features = d.num_features;
+  f.libsvm.skip_bad_lines = d.skip_bad_lines;
+  f.csv_options.delimiter = d.delimiter.empty() ? ',' : d.delimiter[0];
+  f.csv_options.header = d.header;
+  f.csv_options.label_column = static_cast<int>(d.label_column);
+  f.csv_options.skip_bad_lines = d.skip_bad_lines;
+  return f;
+}
+
+// The text files `key` names, cut into `num_shares` shares.
+Result<SplitPlan> PlanOf(const std::string& key, const std::string& spec, size_t num_shares) {
+  auto files = ListInputs(spec);
+  if (!files.ok()) return files.status().WithContext(key);
+  return PlanSplits(std::move(*files), static_cast<int>(num_shares));
+}
+
+// A whole text data set (the test set): every file, as one share.
+Result<Dataset> ReadWholeText(const JobConfig& cfg, const std::string& key, const std::string& spec,
+                              const Logger& log) {
+  ASSIGN_OR_RETURN(SplitPlan plan, PlanOf(key, spec, 1));
+  ShareStats stats;
+  ASSIGN_OR_RETURN(Dataset d, ReadShare(plan, 0, FormatOf(cfg.data), &stats));
+  if (stats.bad_lines > 0) {
+    log.Warn("skipped ", stats.bad_lines, " bad line(s) of ", spec,
              "; the first: ", stats.first_error);
   }
-  return r;
+  return d;
 }
 
 // Rows x columns from an IDX image header (plain or gzip) without reading the pixels.
@@ -73,38 +77,72 @@ Result<uint64_t> IdxFeatures(const std::string& path) {
 
 }  // namespace
 
-Result<JobData> LoadJobData(const JobConfig& cfg, bool train, bool test, const Logger& log) {
+Result<JobData> LoadJobData(const JobConfig& cfg, bool train, bool test, size_t num_shares,
+                            const Logger& log) {
   JobData out;
-  if (train) {
+  const DataConfig& d = cfg.data;
+  if (train && d.format == "idx") {
     SteadyTime t0 = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(Dataset d, ReadOne(cfg, cfg.data.train, cfg.data.train_labels, log));
-    Truncate(&d, cfg.data.max_train_rows);
-    log.Info("read ", d.num_rows, " training rows x ", d.num_features, " features from ",
-             cfg.data.train, " in ", ToMillis(std::chrono::steady_clock::now() - t0), " ms");
-    out.train = std::move(d);
+    IdxOptions o;
+    o.scale = static_cast<float>(d.scale);
+    ASSIGN_OR_RETURN(Dataset whole, ReadIdx(d.train, d.train_labels, o));
+    Truncate(&whole, d.max_train_rows);
+    log.Info("read ", whole.num_rows, " training rows x ", whole.num_features, " features from ",
+             d.train, " in ", ToMillis(std::chrono::steady_clock::now() - t0), " ms");
+    auto shares = std::make_unique<MemoryShares>(std::move(whole), num_shares);
+    out.train_whole = &shares->whole();
+    out.shares = std::move(shares);
+  } else if (train) {
+    ASSIGN_OR_RETURN(SplitPlan plan, PlanOf("data.train", d.train, num_shares));
+    std::vector<int> idle = plan.IdleShares();
+    if (!idle.empty()) {
+      log.Warn(idle.size(), " of ", num_shares, " shares have nothing to read (", plan.files.size(),
+               " file(s), gzip ones going whole): their workers idle");
+    }
+    FileShareOptions fo;
+    fo.max_rows = d.max_train_rows > 0 ? static_cast<size_t>(d.max_train_rows) : 0;
+    auto files = std::make_unique<FileShares>(std::move(plan), FormatOf(d), fo);
+    out.files = files.get();
+    out.shares = std::move(files);
   }
-  if (test && !cfg.data.test.empty()) {
-    ASSIGN_OR_RETURN(Dataset d, ReadOne(cfg, cfg.data.test, cfg.data.test_labels, log));
-    Truncate(&d, cfg.data.max_test_rows);
-    out.test = std::move(d);
+  if (test && !d.test.empty()) {
+    Result<Dataset> r = InternalError("unreachable");
+    if (d.format == "idx") {
+      IdxOptions o;
+      o.scale = static_cast<float>(d.scale);
+      r = ReadIdx(d.test, d.test_labels, o);
+    } else {
+      r = ReadWholeText(cfg, "data.test", d.test, log);
+    }
+    if (!r.ok()) return r.status();
+    Truncate(&*r, d.max_test_rows);
+    out.test = std::move(*r);
   }
   return out;
 }
 
 Result<uint64_t> NumFeatures(const JobConfig& cfg, const JobData& loaded) {
   if (cfg.data.num_features > 0) return cfg.data.num_features;
-  if (loaded.train.has_value()) return loaded.train->num_features;
+  if (loaded.train_whole != nullptr) return loaded.train_whole->num_features;
   if (cfg.data.format == "idx") return IdxFeatures(cfg.data.train);
   // Sparse-keyed models do not size their tables by the feature count.
   if (cfg.model.kind == "fm" ||
       (cfg.model.kind == "logistic_regression" && !cfg.model.dense_weights)) {
     return uint64_t{1} << 62;
   }
-  // No cheaper way for these formats: read the training set once.
-  auto d = LoadJobData(cfg, true, false, Logger::Null());
-  if (!d.ok()) return d.status();
+  ASSIGN_OR_RETURN(SplitPlan plan, PlanOf("data.train", cfg.data.train, 1));
+  // CSV: the first chunk's rows give the width (every row must match it).
+  // LibSVM: the largest id of every file, a chunk at a time.
+  const bool csv = cfg.data.format == "csv";
+  ShareStream stream(&plan, 0, FormatOf(cfg.data), size_t{1} << (csv ? 16 : 26));
   uint64_t n = 0;
-  if (d->train.has_value()) n = d->train->num_features;
+  Dataset rows;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, stream.Next(&rows));
+    if (!more) break;
+    n = std::max<uint64_t>(n, rows.num_features);
+    if (csv && rows.num_rows > 0) break;
+  }
   return n;
 }
 

@@ -27,6 +27,11 @@ uint64_t UniformBelow(std::mt19937_64* rng, uint64_t bound) {
 
 }  // namespace
 
+std::mt19937_64 ShareRng(uint64_t seed, int epoch, int share) {
+  return EpochRng(SplitMix64(seed ^ SplitMix64(0x5eed0000ULL + static_cast<uint64_t>(share))),
+                  epoch);
+}
+
 void DeterministicShuffle(std::vector<uint32_t>* v, std::mt19937_64* rng) {
   for (size_t i = v->size(); i > 1; --i) {
     const size_t j = static_cast<size_t>(UniformBelow(rng, i));
@@ -39,6 +44,34 @@ std::mt19937_64 EpochRng(uint64_t seed, int epoch) {
   // epoch) from giving the same order.
   return std::mt19937_64(SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(epoch))));
 }
+
+namespace {
+
+Status CheckShares(const Dataset& data, const BatchOptions& o) {
+  if (o.share_rows.size() != o.shards.size()) {
+    return InvalidArgumentError("batch iterator: expected a row count per shard, found " +
+                                std::to_string(o.share_rows.size()) + " for " +
+                                std::to_string(o.shards.size()) + " shards");
+  }
+  size_t total = 0;
+  size_t smallest = SIZE_MAX;
+  for (size_t n : o.share_rows) {
+    total += n;
+    smallest = std::min(smallest, n);
+  }
+  if (total != data.num_rows) {
+    return InvalidArgumentError("batch iterator: the shares hold " + std::to_string(total) +
+                                " rows, the dataset " + std::to_string(data.num_rows));
+  }
+  if (o.global_order && o.steps_per_epoch * o.batch_size > smallest) {
+    return InvalidArgumentError("batch iterator: " + std::to_string(o.steps_per_epoch) +
+                                " steps of " + std::to_string(o.batch_size) +
+                                " rows, but a share holds " + std::to_string(smallest));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<BatchIterator> BatchIterator::Create(const Dataset* data, BatchOptions options) {
   if (data == nullptr) {
@@ -61,6 +94,9 @@ Result<BatchIterator> BatchIterator::Create(const Dataset* data, BatchOptions op
                                 std::to_string(data->num_rows));
   }
   std::vector<int>& shards = options.shards;
+  if (!options.share_rows.empty() && !std::is_sorted(shards.begin(), shards.end())) {
+    return InvalidArgumentError("batch iterator: expected the shares' shard ids ascending");
+  }
   if (shards.empty()) {
     for (int s = 0; s < options.num_shards; ++s) shards.push_back(s);
   }
@@ -76,6 +112,7 @@ Result<BatchIterator> BatchIterator::Create(const Dataset* data, BatchOptions op
                                   std::to_string(shards[i]) + " twice");
     }
   }
+  if (!options.share_rows.empty()) RETURN_IF_ERROR(CheckShares(*data, options));
   BatchIterator it(data, std::move(options));
   it.StartEpoch(0);
   return it;
@@ -84,6 +121,11 @@ Result<BatchIterator> BatchIterator::Create(const Dataset* data, BatchOptions op
 BatchIterator::BatchIterator(const Dataset* data, BatchOptions options)
     : data_(data), options_(std::move(options)) {
   if (options_.global_order) return;
+  if (shares_mode()) {
+    rows_.resize(data_->num_rows);
+    for (size_t r = 0; r < rows_.size(); ++r) rows_[r] = static_cast<uint32_t>(r);
+    return;
+  }
   // Strided shards: sizes differ by at most one row and every shard sees the
   // whole file's mix, which matters for files sorted by label or by time (a
   // contiguous cut would give one worker all the zeros).
@@ -104,6 +146,21 @@ BatchIterator::BatchIterator(const Dataset* data, BatchOptions options)
 void BatchIterator::StartEpoch(int epoch) {
   epoch_ = epoch;
   pos_ = 0;
+  if (shares_mode() && options_.global_order) {
+    order_.resize(data_->num_rows);
+    size_t at = 0;
+    for (size_t i = 0; i < options_.shards.size(); ++i) {
+      std::vector<uint32_t> share(options_.share_rows[i]);
+      for (size_t r = 0; r < share.size(); ++r) share[r] = static_cast<uint32_t>(at + r);
+      if (options_.shuffle) {
+        std::mt19937_64 rng = ShareRng(options_.seed, epoch, options_.shards[i]);
+        DeterministicShuffle(&share, &rng);
+      }
+      std::copy(share.begin(), share.end(), order_.begin() + static_cast<ptrdiff_t>(at));
+      at += share.size();
+    }
+    return;
+  }
   if (options_.global_order) {
     order_.resize(data_->num_rows);
     for (size_t r = 0; r < order_.size(); ++r) order_[r] = static_cast<uint32_t>(r);
@@ -117,6 +174,7 @@ void BatchIterator::StartEpoch(int epoch) {
 }
 
 size_t BatchIterator::batches_per_epoch() const {
+  if (shares_mode() && options_.global_order) return options_.steps_per_epoch;
   const size_t b = options_.global_order
                        ? options_.batch_size * static_cast<size_t>(options_.num_shards)
                        : options_.batch_size;
@@ -125,6 +183,9 @@ size_t BatchIterator::batches_per_epoch() const {
 }
 
 size_t BatchIterator::rows_per_epoch() const {
+  if (shares_mode() && options_.global_order) {
+    return options_.steps_per_epoch * options_.batch_size * options_.shards.size();
+  }
   if (!options_.global_order) {
     return options_.drop_last ? rows_.size() / options_.batch_size * options_.batch_size
                               : rows_.size();
@@ -168,7 +229,27 @@ bool BatchIterator::Next(Batch* batch) {
   return true;
 }
 
+bool BatchIterator::NextShares(Batch* batch) {
+  if (pos_ >= options_.steps_per_epoch) return false;
+  const size_t b = options_.batch_size;
+  const size_t k = pos_++;
+  if (options_.shards.size() == 1) {
+    *batch = Batch{data_, std::span<const uint32_t>(order_.data() + k * b, b)};
+    return true;
+  }
+  scratch_.clear();
+  size_t at = 0;
+  for (size_t n : options_.share_rows) {
+    const auto first = order_.begin() + static_cast<ptrdiff_t>(at + k * b);
+    scratch_.insert(scratch_.end(), first, first + static_cast<ptrdiff_t>(b));
+    at += n;
+  }
+  *batch = Batch{data_, std::span<const uint32_t>(scratch_.data(), scratch_.size())};
+  return true;
+}
+
 bool BatchIterator::NextGlobal(Batch* batch) {
+  if (shares_mode()) return NextShares(batch);
   if (pos_ >= batches_per_epoch()) return false;
   const size_t step = pos_++;
   size_t begin = 0;

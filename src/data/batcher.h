@@ -53,6 +53,17 @@ struct BatchOptions {
   // batch exactly, and a 1-shard iterator with batch W*B (either mode) yields
   // exactly the concatenation of the W slots' batches.
   bool global_order = false;
+  // Shares laid out back to back (a worker's own data, data/shares.h): the
+  // dataset holds exactly the rows of `shards`, share_rows[i] of them for
+  // shards[i] (shards then given ascending). Rows are then not strided.
+  // Without global_order every row is this worker's, all shuffled together.
+  // With it, each share is shuffled on its own from (seed, epoch, share id)
+  // and step k takes rows [k*B, (k+1)*B) of each, concatenated in shard
+  // order, for exactly `steps_per_epoch` steps: the same count on every
+  // worker (at most the smallest share's full batches), so W workers with
+  // batch B equal one process owning all W shares, step for step.
+  std::vector<size_t> share_rows{};
+  size_t steps_per_epoch = 0;
 };
 
 class BatchIterator {
@@ -86,6 +97,8 @@ class BatchIterator {
  private:
   BatchIterator(const Dataset* data, BatchOptions options);
   bool NextGlobal(Batch* batch);
+  bool NextShares(Batch* batch);  // global order over shares laid out back to back
+  bool shares_mode() const { return !options_.share_rows.empty(); }
   // Global mode: [begin, end) of `slot` within global step `step`.
   void SlotRange(size_t step, int slot, size_t* begin, size_t* end) const;
 
@@ -108,6 +121,8 @@ void DeterministicShuffle(std::vector<uint32_t>* v, std::mt19937_64* rng);
 
 // The generator seeded from (seed, epoch) that StartEpoch uses.
 std::mt19937_64 EpochRng(uint64_t seed, int epoch);
+// The one that shuffles share `share` in an epoch (global order over shares).
+std::mt19937_64 ShareRng(uint64_t seed, int epoch, int share);
 
 }  // namespace distopt
 

@@ -7,6 +7,8 @@
 #include <set>
 #include <vector>
 
+#include "data/shares.h"
+
 namespace distopt {
 namespace {
 
@@ -296,6 +298,71 @@ TEST(BatcherTest, GlobalOrderWorkerWithTwoSlotsGetsBothPerStep) {
     EXPECT_EQ(two[step], want);
     EXPECT_EQ(one[step], std::vector<uint32_t>(g.begin() + 4, g.begin() + 8));
   }
+}
+
+}  // namespace
+}  // namespace distopt
+
+namespace distopt {
+namespace {
+
+// Shares laid out back to back: W workers each owning one share take, step
+// for step, exactly the rows of one worker owning all W shares; every step
+// has batch_size rows of every share and no row comes twice in an epoch.
+TEST(BatcherTest, SharesInGlobalOrderEqualOneWorkerOwningThemAll) {
+  const Dataset d = MakeDense(103);
+  MemoryShares source(&d, 3);
+  auto options = [](std::vector<int> shards) {
+    BatchOptions o;
+    o.batch_size = 4;
+    o.seed = 9;
+    o.global_order = true;
+    o.drop_last = true;
+    o.num_shards = 3;
+    o.shards = std::move(shards);
+    o.steps_per_epoch = 34 / 4;  // the smallest share (34 rows) has 8 full batches
+    return o;
+  };
+  BatchOptions all = options({0, 1, 2});
+  Dataset joined;
+  auto rows = JoinShares(source, all.shards, &joined, &all.share_rows);
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(all.share_rows, (std::vector<size_t>{35, 34, 34}));
+  BatchIterator one = MustCreate(*rows, all);
+  std::vector<BatchIterator> each;
+  for (int s = 0; s < 3; ++s) {
+    BatchOptions o = options({s});
+    Dataset unused;
+    auto r = JoinShares(source, o.shards, &unused, &o.share_rows);
+    ASSERT_TRUE(r.ok());
+    each.push_back(MustCreate(*r, o));
+  }
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    auto big = Epoch(&one, epoch);
+    ASSERT_EQ(big.size(), 8u);
+    std::set<std::vector<float>> seen;
+    for (int s = 0; s < 3; ++s) {
+      auto small = Epoch(&each[static_cast<size_t>(s)], epoch);
+      ASSERT_EQ(small.size(), 8u);
+      const Dataset* share = *source.Get(static_cast<size_t>(s));
+      for (size_t k = 0; k < 8; ++k) {
+        ASSERT_EQ(small[k].size(), 4u);
+        for (size_t i = 0; i < 4; ++i) {
+          // The same row (by its features) in the same place of the step.
+          const float* a = share->DenseRow(small[k][i]);
+          const float* b = (*rows)->DenseRow(big[k][static_cast<size_t>(s) * 4 + i]);
+          EXPECT_TRUE(std::equal(a, a + 3, b));
+          EXPECT_TRUE(seen.insert(std::vector<float>(a, a + 3)).second) << "a row came twice";
+        }
+      }
+    }
+  }
+  // Another epoch, another order.
+  EXPECT_NE(Epoch(&one, 0), Epoch(&one, 1));
+  BatchOptions too_many = options({0});
+  too_many.share_rows = {35};
+  too_many.steps_per_epoch = 9;  // 36 rows > 35
+  EXPECT_FALSE(BatchIterator::Create(*source.Get(0), too_many).ok());
 }
 
 }  // namespace

@@ -61,12 +61,13 @@ std::string DescribeUnits(const std::vector<AdoptionUnit>& plan) {
   return out;
 }
 
-Adopter::Adopter(KvClient& kv, Model& model, const Dataset& train, const BatchOptions& base,
-                 int64_t steps_per_epoch)
+Adopter::Adopter(KvClient& kv, Model& model, ShareSource& train, const BatchOptions& base,
+                 uint32_t workers, int64_t steps_per_epoch)
     : kv_(kv),
       model_(model),
       train_(train),
       base_(base),
+      workers_(workers),
       steps_per_epoch_(steps_per_epoch),
       decls_(model.Tables()) {}
 
@@ -90,8 +91,10 @@ Status Adopter::PositionAt(uint32_t rank, Slot& slot, int64_t clock) {
   }
   if (!slot.batches.has_value()) {
     BatchOptions o = base_;
-    o.shards = {static_cast<int>(rank)};
-    ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(&train_, o));
+    o.shards = SharesOfRank(rank, workers_, train_.num_shares());
+    ASSIGN_OR_RETURN(const Dataset* rows,
+                     JoinShares(train_, o.shards, &slot.storage, &o.share_rows));
+    ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(rows, o));
     if (static_cast<int64_t>(it.batches_per_epoch()) != steps_per_epoch_) {
       // BSP reads in global order, where every rank has as many steps.
       return FailedPreconditionError(

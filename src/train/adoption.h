@@ -34,6 +34,7 @@
 
 #include "cluster/membership.h"
 #include "data/batcher.h"
+#include "data/shares.h"
 #include "distopt/status.h"
 #include "kv/client.h"
 #include "ml/model.h"
@@ -69,10 +70,11 @@ using FetchFn = std::function<Status(const std::vector<std::vector<uint64_t>>& k
 // thread-safe (the trainer's thread).
 class Adopter {
  public:
-  // `base`: the trainer's batch options (shards replaced per rank);
-  // everything borrowed must outlive the Adopter.
-  Adopter(KvClient& kv, Model& model, const Dataset& train, const BatchOptions& base,
-          int64_t steps_per_epoch);
+  // `base`: the trainer's batch options (shards replaced per rank: the
+  // shares of that rank among `workers`); everything borrowed must outlive
+  // the Adopter.
+  Adopter(KvClient& kv, Model& model, ShareSource& train, const BatchOptions& base,
+          uint32_t workers, int64_t steps_per_epoch);
 
   // Computes and pushes, for `clock`, every unit of `plan` not pushed for it
   // yet. Sparse rows come from `fetch`; dense parameters are the clock's.
@@ -86,6 +88,7 @@ class Adopter {
 
  private:
   struct Slot {
+    Dataset storage;  // the rank's shares, when it has several
     std::optional<BatchIterator> batches;
     int64_t next_clock = -1;      // the clock `batches` yields next
     int64_t computed_clock = -1;  // the clock `grads` holds (lent to its pushes)
@@ -103,8 +106,9 @@ class Adopter {
 
   KvClient& kv_;
   Model& model_;
-  const Dataset& train_;
+  ShareSource& train_;
   const BatchOptions base_;
+  const uint32_t workers_;
   const int64_t steps_per_epoch_;
   const std::vector<TableDecl> decls_;
   std::map<uint32_t, Slot> slots_;                   // by rank

@@ -24,18 +24,6 @@ std::vector<uint64_t> FeatureIds(const Dataset& d) {
   return ids;
 }
 
-// Sorted unique feature ids of the training and (if any) test data.
-std::vector<uint64_t> FeatureIds(const Dataset& train, const Dataset* test) {
-  std::vector<uint64_t> ids = FeatureIds(train);
-  if (test != nullptr) {
-    auto more = FeatureIds(*test);
-    ids.insert(ids.end(), more.begin(), more.end());
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  }
-  return ids;
-}
-
 const MetricValue* Find(const std::vector<MetricValue>& v, const std::string& name) {
   for (const auto& m : v) {
     if (m.name == name) return &m;
@@ -193,12 +181,12 @@ bool TargetReached(const std::string& metric, double value, double target) {
   return lower_better ? value <= target : value >= target;
 }
 
-Trainer::Trainer(WorkerNode& node, Model& model, const Dataset& train, const Dataset* test,
+Trainer::Trainer(WorkerNode& node, Model& model, ShareSource& train, const Dataset* test,
                  const TrainerOptions& options, Logger log)
     : node_(node),
       kv_(node.kv()),
       model_(model),
-      train_(train),
+      data_(train),
       test_(test),
       options_(options),
       log_(std::move(log)),
@@ -284,25 +272,90 @@ Status Trainer::Join() {
 }
 
 Status Trainer::PrepareBatches() {
+  const size_t num_shares = data_.num_shares();
+  if (num_shares < workers_) {
+    return InvalidArgumentError("the training data is cut into " + std::to_string(num_shares) +
+                                " shares for " + std::to_string(workers_) +
+                                " workers: expected at least one share per worker (data.shares)");
+  }
   batch_options_.batch_size = static_cast<size_t>(options_.batch_size);
   batch_options_.seed = options_.seed;
   batch_options_.shuffle = true;
-  batch_options_.shards = {static_cast<int>(rank_)};
-  batch_options_.num_shards = static_cast<int>(workers_);
+  batch_options_.num_shards = static_cast<int>(num_shares);
   batch_options_.global_order = options_.global_order;
   batch_options_.drop_last = options_.global_order;
-  ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(&train_, batch_options_));
+  RETURN_IF_ERROR(UseShares(SharesOfRank(rank_, workers_, num_shares)));
+  if (options_.global_order) {
+    ASSIGN_OR_RETURN(batch_options_.steps_per_epoch, AgreeSteps());
+  }
+  ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(owned_, batch_options_));
   batches_.emplace(std::move(it));
   steps_per_epoch_ = static_cast<int64_t>(batches_->batches_per_epoch());
   if (steps_per_epoch_ == 0) {
-    return InvalidArgumentError("the training set (" + std::to_string(train_.num_rows) +
-                                " rows) is too small for " + std::to_string(workers_) +
-                                " workers with batch_size " + std::to_string(options_.batch_size));
+    return InvalidArgumentError("this worker's training data (" + std::to_string(owned_->num_rows) +
+                                " rows) is too small for " + "batch_size " +
+                                std::to_string(options_.batch_size));
   }
   if (options_.adopt_dead_workers) {
-    adopter_.emplace(kv_, model_, train_, batch_options_, steps_per_epoch_);
+    adopter_.emplace(kv_, model_, data_, batch_options_, workers_, steps_per_epoch_);
   }
   return Status::Ok();
+}
+
+Status Trainer::UseShares(const std::vector<int>& shares) {
+  ASSIGN_OR_RETURN(owned_, JoinShares(data_, shares, &owned_storage_, &batch_options_.share_rows));
+  batch_options_.shards = shares;
+  return Status::Ok();
+}
+
+Result<size_t> Trainer::AgreeSteps() {
+  const size_t n = data_.num_shares();
+  std::vector<std::optional<size_t>> rows(n);
+  bool missing = false;
+  for (size_t s = 0; s < n; ++s) {
+    rows[s] = data_.KnownRows(s);
+    missing |= !rows[s].has_value();
+  }
+  if (missing) {
+    std::string mine;
+    for (size_t i = 0; i < batch_options_.shards.size(); ++i) {
+      mine += std::to_string(batch_options_.shards[i]) + "=" +
+              std::to_string(batch_options_.share_rows[i]) + ",";
+    }
+    log_.Info("read ", owned_->num_rows, " rows (share(s) ", JoinInts(batch_options_.shards),
+              "); waiting for the other workers' row counts (BSP steps are the same on all)");
+    ASSIGN_OR_RETURN(auto values, node_.cluster().Gather("data-rows", BarrierGroup::kWorkers, mine,
+                                                         Deadline::After(std::chrono::hours(24))));
+    for (const auto& [rank, text] : values) {
+      size_t at = 0;
+      while (at < text.size()) {
+        const size_t eq = text.find('=', at);
+        const size_t end = text.find(',', at);
+        if (eq == std::string::npos || end == std::string::npos || eq > end) break;
+        const size_t share = std::stoull(text.substr(at, eq - at));
+        if (share < n) rows[share] = std::stoull(text.substr(eq + 1, end - eq - 1));
+        at = end + 1;
+      }
+    }
+    for (size_t s = 0; s < n; ++s) {
+      if (rows[s].has_value()) continue;
+      log_.Warn("share ", s, ": its worker died before it told its row count; reading it here");
+      ASSIGN_OR_RETURN(const Dataset* d, data_.Get(s));
+      rows[s] = d->num_rows;
+    }
+  }
+  size_t smallest = 0;
+  for (size_t s = 1; s < n; ++s) {
+    if (*rows[s] < *rows[smallest]) smallest = s;
+  }
+  const size_t steps = *rows[smallest] / static_cast<size_t>(options_.batch_size);
+  if (steps == 0) {
+    return InvalidArgumentError("share " + std::to_string(smallest) + " of the training data has " +
+                                std::to_string(*rows[smallest]) + " rows, fewer than batch_size " +
+                                std::to_string(options_.batch_size) +
+                                ": with BSP every share gives each step a batch");
+  }
+  return steps;
 }
 
 Result<TrainStop> Trainer::RunEpochs() {
@@ -336,13 +389,20 @@ Status Trainer::ReadShardsFor(int64_t epoch) {
   std::vector<uint32_t> live;
   for (const Member* m : view.Live(Role::kWorker)) live.push_back(m->rank);
   const size_t num_live = live.size();
-  std::vector<int> shards = ShardsToRead(rank_, workers_, std::move(live));
-  grad_scale_ = GradScale(shards.size(), num_live, workers_);
-  if (shards == batches_->options().shards) return Status::Ok();
-  log_.Info("epoch ", epoch + 1, ": reading shards ", JoinInts(shards),
+  const std::vector<int> ranks = ShardsToRead(rank_, workers_, std::move(live));
+  grad_scale_ = GradScale(ranks.size(), num_live, workers_);
+  std::vector<int> shares;
+  for (int r : ranks) {
+    for (int s : SharesOfRank(static_cast<uint32_t>(r), workers_, data_.num_shares())) {
+      shares.push_back(s);
+    }
+  }
+  std::sort(shares.begin(), shares.end());
+  if (shares == batches_->options().shards) return Status::Ok();
+  log_.Info("epoch ", epoch + 1, ": reading shares ", JoinInts(shares),
             " (taking over for dead workers)");
-  batch_options_.shards = std::move(shards);
-  ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(&train_, batch_options_));
+  RETURN_IF_ERROR(UseShares(shares));
+  ASSIGN_OR_RETURN(BatchIterator it, BatchIterator::Create(owned_, batch_options_));
   batches_.emplace(std::move(it));
   return Status::Ok();
 }
@@ -562,6 +622,25 @@ Result<TrainStop> Trainer::Classify(const Status& request) const {
   return StopAfter(request, kv_.generation() != generation_);
 }
 
+Result<std::vector<uint64_t>> Trainer::TrainedKeys() {
+  std::vector<uint64_t> ids;
+  if (data_.num_shares() > batch_options_.shards.size()) {
+    log_.Info("listing the sparse keys of every share of the training data for the final model");
+  }
+  // Every share's keys, its rows held no longer than it takes to list them.
+  RETURN_IF_ERROR(data_.VisitAll([&](const Dataset& d) {
+    std::vector<uint64_t> more = FeatureIds(d);
+    ids.insert(ids.end(), more.begin(), more.end());
+  }));
+  if (test_ != nullptr) {
+    std::vector<uint64_t> more = FeatureIds(*test_);
+    ids.insert(ids.end(), more.begin(), more.end());
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
 Status Trainer::SaveFinalModel() {
   if (!lead_ || options_.model_path.empty() || node_.cluster().shutting_down()) {
     return Status::Ok();
@@ -577,7 +656,7 @@ Status Trainer::SaveFinalModel() {
     if (!st.sparse) {
       st.values = dense_[t];
     } else {
-      st.keys = FeatureIds(train_, test_);
+      ASSIGN_OR_RETURN(st.keys, TrainedKeys());
       st.values.resize(st.keys.size() * st.dim);
       std::vector<KvHandle> pending = {
           kv_.PullSparse(static_cast<uint32_t>(t), st.keys, st.values, clock_)};
@@ -674,7 +753,7 @@ void Trainer::WriteRecord(const std::string& json) {
   metrics_.flush();
 }
 
-Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& train,
+Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, ShareSource& train,
                                  const Dataset* test, const TrainerOptions& options, Logger log) {
   Trainer trainer(node, model, train, test, options, std::move(log));
   return trainer.Run();

@@ -22,6 +22,7 @@
 #include "base/logging.h"
 #include "data/batcher.h"
 #include "data/dataset.h"
+#include "data/shares.h"
 #include "kv/node.h"
 #include "ml/metrics.h"
 #include "ml/model.h"
@@ -115,8 +116,9 @@ bool TargetReached(const std::string& metric, double value, double target);
 // kNone up to Run.
 class Trainer {
  public:
-  // Borrows everything; all of it must outlive the Trainer.
-  Trainer(WorkerNode& node, Model& model, const Dataset& train, const Dataset* test,
+  // Borrows everything; all of it must outlive the Trainer. `train` has at
+  // least one share per worker; this worker reads only the ones it trains on.
+  Trainer(WorkerNode& node, Model& model, ShareSource& train, const Dataset* test,
           const TrainerOptions& options, Logger log);
 
   // Trains to the last epoch, the target or the job's end, then reports this
@@ -136,8 +138,15 @@ class Trainer {
   // job, the current clock for a worker restarted into a running one or
   // after a rollback. Dense parameters land in dense_ on the way.
   Status Join();
-  // The batch iterator over this worker's shard; fails if an epoch has no step.
+  // The batch iterator over this worker's shares; fails if an epoch has no step.
   Status PrepareBatches();
+  // Makes `shares` the data batches come from (read if not yet).
+  Status UseShares(const std::vector<int>& shares);
+  // Global order: the steps of an epoch, the same on every worker (the
+  // smallest share's full batches). Shares whose row counts are not known
+  // here are learned from the other workers (a gather at the coordinator),
+  // or read when their worker died before it told.
+  Result<size_t> AgreeSteps();
   // Epochs from the joined clock's to the last, until one stops early.
   Result<TrainStop> RunEpochs();
   Result<TrainStop> RunEpoch(int64_t epoch);
@@ -183,6 +192,8 @@ class Trainer {
   // The final model (lead, model_path set, job not ending): dense tables as
   // they are here, sparse ones as the rows of every key the data touch.
   Status SaveFinalModel();
+  // The sparse keys of every share and the test set, sorted (the final model's rows).
+  Result<std::vector<uint64_t>> TrainedKeys();
   // The lead hands metrics.jsonl and model.bin to the coordinator.
   void SendResults();
 
@@ -197,7 +208,7 @@ class Trainer {
   WorkerNode& node_;
   KvClient& kv_;
   Model& model_;
-  const Dataset& train_;
+  ShareSource& data_;
   const Dataset* const test_;
   const TrainerOptions options_;
   const Logger log_;
@@ -225,6 +236,8 @@ class Trainer {
   int64_t clock_ = 0;
   uint32_t generation_ = 0;  // the layout generation at the last Join
   BatchOptions batch_options_;
+  const Dataset* owned_ = nullptr;        // the rows of batch_options_.shards
+  Dataset owned_storage_;                 // them, when several shares are joined
   std::optional<BatchIterator> batches_;  // set by PrepareBatches
   std::optional<Adopter> adopter_;        // set by PrepareBatches with adoption on
   std::vector<AdoptionUnit> adopted_;     // the current plan, and what it was made from:
@@ -246,7 +259,7 @@ class Trainer {
 };
 
 // Trainer(node, model, train, test, options, log).Run().
-Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, const Dataset& train,
+Result<TrainSummary> RunTraining(WorkerNode& node, Model& model, ShareSource& train,
                                  const Dataset* test, const TrainerOptions& options, Logger log);
 
 // Supplies parameters for a batch: dense tables whole, sparse tables as

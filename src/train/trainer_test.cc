@@ -72,6 +72,7 @@ Dataset Blobs(size_t rows, size_t features, int classes, float spread, uint64_t 
 
 struct Job {
   Dataset train;
+  size_t shares = 0;  // the training set cut into this many (0: one per worker)
   const Dataset* test = nullptr;
   ModelOptions model;
   OptimizerOptions optimizer;
@@ -103,8 +104,9 @@ ClusterRun RunOnCluster(const Job& job, uint32_t servers, uint32_t workers,
   out.status = cluster.Run([&](WorkerNode& node) -> Status {
     const uint32_t rank = node.rank();
     ASSIGN_OR_RETURN(auto model, CreateModel(job.model, job.train.num_features));
+    MemoryShares shares(&job.train, job.shares > 0 ? job.shares : workers);
     ASSIGN_OR_RETURN(TrainSummary s,
-                     RunTraining(node, *model, job.train, job.test, options, Logger::Null()));
+                     RunTraining(node, *model, shares, job.test, options, Logger::Null()));
     std::lock_guard<std::mutex> lock(mu);
     out.summaries.at(rank) = s;
     return Status::Ok();
@@ -117,11 +119,12 @@ ClusterRun RunOnCluster(const Job& job, uint32_t servers, uint32_t workers,
   return out;
 }
 
-// The same training as the cluster's with one worker, written out plainly:
-// parameters initialized as the servers do, the same global-order batches,
-// the model's mean gradient, the optimizer applied to whole tables.
+// The same training as the cluster's with one worker owning all `shares`
+// shares, written out plainly: parameters initialized as the servers do, the
+// same global-order batches (`batch` rows of each share per step), the
+// model's mean gradient, the optimizer applied to whole tables.
 std::vector<std::vector<float>> ReferenceTraining(const Job& job, int64_t batch, int64_t epochs,
-                                                  uint64_t seed) {
+                                                  uint64_t seed, size_t shares) {
   auto created = CreateModel(job.model, job.train.num_features);
   EXPECT_TRUE(created.ok());
   Model& model = **created;
@@ -142,10 +145,16 @@ std::vector<std::vector<float>> ReferenceTraining(const Job& job, int64_t batch,
   bo.seed = seed;
   bo.shuffle = true;
   bo.drop_last = true;
-  bo.shards = {0};
-  bo.num_shards = 1;
+  bo.num_shards = static_cast<int>(shares);
   bo.global_order = true;
-  auto it = BatchIterator::Create(&job.train, bo);
+  MemoryShares source(&job.train, shares);
+  for (size_t s = 0; s < shares; ++s) bo.shards.push_back(static_cast<int>(s));
+  Dataset storage;
+  auto rows = JoinShares(source, bo.shards, &storage, &bo.share_rows);
+  EXPECT_TRUE(rows.ok());
+  bo.steps_per_epoch =
+      *std::min_element(bo.share_rows.begin(), bo.share_rows.end()) / static_cast<size_t>(batch);
+  auto it = BatchIterator::Create(*rows, bo);
   EXPECT_TRUE(it.ok());
   int64_t step = 0;
   GradSet grads;
@@ -218,7 +227,9 @@ TEST_P(BspEquivalenceTest, WWorkersEqualOneWorkerWithTheWTimesBatch) {
   job.model.kind = model_kind;
   ClusterRun many = RunOnCluster(job, 2, workers, Opts(kBatch, kEpochs));
   ASSERT_TRUE(many.status.ok()) << many.status.ToString();
-  ClusterRun one = RunOnCluster(job, 2, 1, Opts(kBatch * workers, kEpochs));
+  Job single = job;
+  single.shares = workers;  // one worker reading the same shares: the W-times batch
+  ClusterRun one = RunOnCluster(single, 2, 1, Opts(kBatch, kEpochs));
   ASSERT_TRUE(one.status.ok()) << one.status.ToString();
 
   // Same number of steps: 512 / (W * B) global batches per epoch.
@@ -246,12 +257,13 @@ TEST_P(BspEquivalenceTest, OneWorkerEqualsAPlainLoopWithoutACluster) {
   constexpr int64_t kBatch = 16, kEpochs = 2;
   Job job = MlpJob();
   job.model.kind = model_kind;
-  ClusterRun one = RunOnCluster(job, 2, 1, Opts(kBatch * workers, kEpochs));
+  job.shares = workers;
+  ClusterRun one = RunOnCluster(job, 2, 1, Opts(kBatch, kEpochs));
   ASSERT_TRUE(one.status.ok()) << one.status.ToString();
-  auto ref = ReferenceTraining(job, kBatch * workers, kEpochs, 3);
+  auto ref = ReferenceTraining(job, kBatch, kEpochs, 3, workers);
   EXPECT_LE(RelErr(one.tables, ref), 1e-6);
   // A reference over another shuffle is far off: the comparison can tell.
-  auto other = ReferenceTraining(job, kBatch * workers, kEpochs, 4);
+  auto other = ReferenceTraining(job, kBatch, kEpochs, 4, workers);
   EXPECT_GT(RelErr(other, ref), 1e-3);
 }
 
@@ -269,7 +281,7 @@ TEST(TrainerTest, PlainSgdWithoutMomentumAlsoMatches) {
   job.optimizer.lr = 0.5f;
   ClusterRun four = RunOnCluster(job, 1, 4, Opts(8, 2));
   ASSERT_TRUE(four.status.ok()) << four.status.ToString();
-  auto ref = ReferenceTraining(job, 32, 2, 3);
+  auto ref = ReferenceTraining(job, 8, 2, 3, 4);
   EXPECT_LE(RelErr(four.tables, ref), 1e-5);
 }
 
@@ -323,8 +335,9 @@ TEST(TrainerTest, EachLayersGradientIsPushedWhileBackwardStillRuns) {
   Status s = cluster.Run([&](WorkerNode& node) -> Status {
     ASSIGN_OR_RETURN(auto inner, CreateModel(job.model, job.train.num_features));
     Announcing model(std::move(inner), node.kv());
+    MemoryShares shares(&job.train, 2);
     ASSIGN_OR_RETURN(TrainSummary sum,
-                     RunTraining(node, model, job.train, job.test, Opts(16, 1), Logger::Null()));
+                     RunTraining(node, model, shares, job.test, Opts(16, 1), Logger::Null()));
     std::lock_guard<std::mutex> lock(mu);
     seen.at(node.rank()) = model.steps;
     return Status::Ok();
@@ -336,7 +349,9 @@ TEST(TrainerTest, EachLayersGradientIsPushedWhileBackwardStillRuns) {
     for (const auto& step : steps) EXPECT_EQ(step, want);
   }
   // And the run is still BSP's: the same model as one worker with the 2x batch.
-  ClusterRun one = RunOnCluster(job, 2, 1, Opts(32, 1));
+  Job single = job;
+  single.shares = 2;
+  ClusterRun one = RunOnCluster(single, 2, 1, Opts(16, 1));
   ASSERT_TRUE(one.status.ok());
   std::vector<std::vector<float>> tables;
   for (size_t t = 0; t < decls.size(); ++t) tables.push_back(cluster.DenseTable(uint32_t(t)));
@@ -725,9 +740,10 @@ TEST(TrainerTest, UnreachedTargetRunsEveryEpoch) {
 TEST(TrainerTest, TooSmallATrainingSetIsAnErrorNamingTheSizes) {
   Job job = MlpJob();
   job.train = Blobs(30, 20, 3, 0.5f, 1, 2);
-  ClusterRun run = RunOnCluster(job, 1, 2, Opts(16, 1));  // 30 rows < 2 x 16
+  ClusterRun run = RunOnCluster(job, 1, 2, Opts(16, 1));  // 2 shares of 15 rows < 16
   EXPECT_EQ(run.status.code(), StatusCode::kInvalidArgument) << run.status.ToString();
-  EXPECT_NE(run.status.message().find("30 rows"), std::string::npos) << run.status.message();
+  EXPECT_NE(run.status.message().find("has 15 rows, fewer than batch_size 16"), std::string::npos)
+      << run.status.message();
 }
 
 }  // namespace
