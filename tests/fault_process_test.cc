@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -232,6 +233,19 @@ TEST(FaultProcessTest, SparseWorkerKilledTheJobEndsWithTheFaultFreeModel) {
   std::string logs;
   for (int w : {0, 1, 3}) logs += Slurp(dir + "/kill/logs/worker-" + std::to_string(w) + ".log");
   EXPECT_NE(logs.find("computing the slots of dead worker/2"), std::string::npos) << logs;
+  // Each worker read its own quarter of the file; the one computing worker/2's
+  // slots read worker/2's quarter too, and nobody read more.
+  std::vector<int64_t> read;
+  const std::regex rows_read(R"(\] read (\d+) training rows, )");
+  for (auto it = std::sregex_iterator(logs.begin(), logs.end(), rows_read);
+       it != std::sregex_iterator(); ++it) {
+    read.push_back(std::stoll((*it)[1].str()));
+  }
+  ASSERT_EQ(read.size(), 3u) << logs;
+  std::sort(read.begin(), read.end());
+  EXPECT_LT(read[1], 4200) << "a survivor read more than its share";
+  EXPECT_GT(read[2], 7600) << "nobody read the dead worker's share";
+  EXPECT_LT(read[2], 8400);
   // Exact unless the worker died between its pushes of a clock and a
   // partition that had its push moved on: the adopter then reads that
   // partition's rows of the next clock, and says so.

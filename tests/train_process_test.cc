@@ -447,9 +447,20 @@ TEST_F(TrainProcessTest, TextFilesAreReadShareByShareAndBspEqualsOneWorkerReadin
   EXPECT_EQ(RowsRead(d + "/run-1/logs/worker-0.log"), 3000);
 
   double logged_loss = 0;
+  int64_t reported_rows = 0;
   for (const auto& l : JsonLines(d + "/run-2/metrics.jsonl")) {
     if (l.value("type", "") == "eval") logged_loss = l.at("test_loss").get<double>();
+    if (l.value("type", "") != "data") continue;
+    // What each worker read, as its log said it.
+    ASSERT_EQ(l.at("workers").size(), 2u) << l.dump();
+    for (const auto& w : l.at("workers")) {
+      const int64_t rank = w.at("rank").get<int64_t>();
+      EXPECT_EQ(w.at("rows").get<int64_t>(), rank == 0 ? r0 : r1) << l.dump();
+      EXPECT_GT(w.at("bytes").get<int64_t>(), 0) << l.dump();
+      reported_rows += w.at("rows").get<int64_t>();
+    }
   }
+  EXPECT_EQ(reported_rows, 3000);
   Outcome e2 = RunDistopt({"eval", d + "/run-2", config}, d + "/eval-2.out", seconds(120));
   Outcome e1 = RunDistopt({"eval", d + "/run-1", config}, d + "/eval-1.out", seconds(120));
   ASSERT_EQ(e2.code, 0) << e2.output;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -285,6 +286,7 @@ Status Trainer::PrepareBatches() {
   batch_options_.global_order = options_.global_order;
   batch_options_.drop_last = options_.global_order;
   RETURN_IF_ERROR(UseShares(SharesOfRank(rank_, workers_, num_shares)));
+  RETURN_IF_ERROR(ReportShares());
   if (options_.global_order) {
     ASSIGN_OR_RETURN(batch_options_.steps_per_epoch, AgreeSteps());
   }
@@ -308,50 +310,62 @@ Status Trainer::UseShares(const std::vector<int>& shares) {
   return Status::Ok();
 }
 
-Result<size_t> Trainer::AgreeSteps() {
+Status Trainer::ReportShares() {
   const size_t n = data_.num_shares();
-  std::vector<std::optional<size_t>> rows(n);
+  known_rows_.assign(n, std::nullopt);
   bool missing = false;
   for (size_t s = 0; s < n; ++s) {
-    rows[s] = data_.KnownRows(s);
-    missing |= !rows[s].has_value();
+    known_rows_[s] = data_.KnownRows(s);
+    missing |= !known_rows_[s].has_value();
   }
-  if (missing) {
-    std::string mine;
-    for (size_t i = 0; i < batch_options_.shards.size(); ++i) {
-      mine += std::to_string(batch_options_.shards[i]) + "=" +
-              std::to_string(batch_options_.share_rows[i]) + ",";
-    }
-    log_.Info("read ", owned_->num_rows, " rows (share(s) ", JoinInts(batch_options_.shards),
-              "); waiting for the other workers' row counts (BSP steps are the same on all)");
-    ASSIGN_OR_RETURN(auto values, node_.cluster().Gather("data-rows", BarrierGroup::kWorkers, mine,
+  if (!missing) return Status::Ok();  // all in memory: nothing to tell
+  // The gather is also the data barrier: nobody trains while a worker still
+  // reads (its first push would keep the others' requests waiting).
+  const ShareStats st = data_.stats();
+  std::string mine = "rows=" + std::to_string(st.rows) + ";bytes=" + std::to_string(st.bytes) +
+                     ";ms=" + std::to_string(static_cast<int64_t>(st.seconds * 1000)) + ";shares=";
+  for (size_t i = 0; i < batch_options_.shards.size(); ++i) {
+    mine += std::to_string(batch_options_.shards[i]) + ":" +
+            std::to_string(batch_options_.share_rows[i]) + ",";
+  }
+  log_.Info("read ", owned_->num_rows, " rows (share(s) ", JoinInts(batch_options_.shards), ") in ",
+            static_cast<int64_t>(st.seconds * 1000),
+            " ms; waiting for the other workers to read theirs");
+  ASSIGN_OR_RETURN(data_reports_, node_.cluster().Gather("data-read", BarrierGroup::kWorkers, mine,
                                                          Deadline::After(std::chrono::hours(24))));
-    for (const auto& [rank, text] : values) {
-      size_t at = 0;
-      while (at < text.size()) {
-        const size_t eq = text.find('=', at);
-        const size_t end = text.find(',', at);
-        if (eq == std::string::npos || end == std::string::npos || eq > end) break;
-        const size_t share = std::stoull(text.substr(at, eq - at));
-        if (share < n) rows[share] = std::stoull(text.substr(eq + 1, end - eq - 1));
-        at = end + 1;
-      }
+  for (const auto& [rank, text] : data_reports_) {
+    const size_t at = text.find("shares=");
+    if (at == std::string::npos) continue;
+    std::string list = text.substr(at + 7);
+    for (size_t p = 0; p < list.size();) {
+      const size_t colon = list.find(':', p);
+      const size_t comma = list.find(',', p);
+      if (colon == std::string::npos || comma == std::string::npos || colon > comma) break;
+      const uint64_t share = std::strtoull(list.c_str() + p, nullptr, 10);
+      if (share < n) known_rows_[share] = std::strtoull(list.c_str() + colon + 1, nullptr, 10);
+      p = comma + 1;
     }
-    for (size_t s = 0; s < n; ++s) {
-      if (rows[s].has_value()) continue;
-      log_.Warn("share ", s, ": its worker died before it told its row count; reading it here");
-      ASSIGN_OR_RETURN(const Dataset* d, data_.Get(s));
-      rows[s] = d->num_rows;
-    }
+  }
+  return Status::Ok();
+}
+
+Result<size_t> Trainer::AgreeSteps() {
+  const size_t n = data_.num_shares();
+  for (size_t s = 0; s < n; ++s) {
+    if (known_rows_[s].has_value()) continue;
+    log_.Warn("share ", s, ": its worker died before it told its row count; reading it here");
+    ASSIGN_OR_RETURN(const Dataset* d, data_.Get(s));
+    known_rows_[s] = d->num_rows;
   }
   size_t smallest = 0;
   for (size_t s = 1; s < n; ++s) {
-    if (*rows[s] < *rows[smallest]) smallest = s;
+    if (*known_rows_[s] < *known_rows_[smallest]) smallest = s;
   }
-  const size_t steps = *rows[smallest] / static_cast<size_t>(options_.batch_size);
+  const size_t rows = *known_rows_[smallest];
+  const size_t steps = rows / static_cast<size_t>(options_.batch_size);
   if (steps == 0) {
     return InvalidArgumentError("share " + std::to_string(smallest) + " of the training data has " +
-                                std::to_string(*rows[smallest]) + " rows, fewer than batch_size " +
+                                std::to_string(rows) + " rows, fewer than batch_size " +
                                 std::to_string(options_.batch_size) +
                                 ": with BSP every share gives each step a batch");
   }
@@ -691,6 +705,20 @@ void Trainer::WriteStart() {
               {"workers", workers_},       {"batch_size", options_.batch_size},
               {"time", UnixSeconds()}};
   WriteRecord(rec.dump());
+  if (data_reports_.empty()) return;
+  // What each worker read of the training data (the gather's reports).
+  Json workers = Json::array();
+  for (const auto& [rank, text] : data_reports_) {
+    Json w = {{"rank", rank}};
+    for (const char* key : {"rows", "bytes", "ms"}) {
+      const size_t at = text.find(std::string(key) + "=");
+      if (at != std::string::npos) {
+        w[key] = std::strtoull(text.c_str() + at + std::strlen(key) + 1, nullptr, 10);
+      }
+    }
+    workers.push_back(std::move(w));
+  }
+  WriteRecord(Json{{"type", "data"}, {"workers", std::move(workers)}}.dump());
 }
 
 void Trainer::CountStep(double loss, size_t samples, int64_t epoch) {

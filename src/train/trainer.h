@@ -15,6 +15,7 @@
 
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -142,10 +143,13 @@ class Trainer {
   Status PrepareBatches();
   // Makes `shares` the data batches come from (read if not yet).
   Status UseShares(const std::vector<int>& shares);
+  // Shares read from files: tells the other workers this one's share row
+  // counts and what reading took, and learns theirs (a gather at the
+  // coordinator, which is also the barrier nobody trains before).
+  Status ReportShares();
   // Global order: the steps of an epoch, the same on every worker (the
-  // smallest share's full batches). Shares whose row counts are not known
-  // here are learned from the other workers (a gather at the coordinator),
-  // or read when their worker died before it told.
+  // smallest share's full batches); a share whose worker died before it
+  // told its count is read here.
   Result<size_t> AgreeSteps();
   // Epochs from the joined clock's to the last, until one stops early.
   Result<TrainStop> RunEpochs();
@@ -236,11 +240,13 @@ class Trainer {
   int64_t clock_ = 0;
   uint32_t generation_ = 0;  // the layout generation at the last Join
   BatchOptions batch_options_;
-  const Dataset* owned_ = nullptr;        // the rows of batch_options_.shards
-  Dataset owned_storage_;                 // them, when several shares are joined
-  std::optional<BatchIterator> batches_;  // set by PrepareBatches
-  std::optional<Adopter> adopter_;        // set by PrepareBatches with adoption on
-  std::vector<AdoptionUnit> adopted_;     // the current plan, and what it was made from:
+  const Dataset* owned_ = nullptr;                 // the rows of batch_options_.shards
+  Dataset owned_storage_;                          // them, when several shares are joined
+  std::vector<std::optional<size_t>> known_rows_;  // by share (ReportShares)
+  std::map<uint32_t, std::string> data_reports_;   // by rank: what each worker read
+  std::optional<BatchIterator> batches_;           // set by PrepareBatches
+  std::optional<Adopter> adopter_;                 // set by PrepareBatches with adoption on
+  std::vector<AdoptionUnit> adopted_;              // the current plan, and what it was made from:
   uint32_t plan_epoch_ = UINT32_MAX;
   std::vector<uint32_t> plan_host_adopted_;
   std::optional<ClusterView> view_;  // View()'s copy
