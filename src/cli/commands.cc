@@ -298,6 +298,15 @@ Status RunServerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
   return node.Run();
 }
 
+// The process's peak resident memory (VmHWM of /proc/self/status).
+std::optional<uint64_t> PeakMemoryKiB() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
+  }
+  return std::nullopt;
+}
+
 // `local`: the worker's process also runs a server (cluster.placement =
 // "process"), whose transport is in that table.
 Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement& p,
@@ -348,7 +357,11 @@ Status RunWorkerNode(const JobConfig& cfg, const RunArgs& args, const Placement&
   if (data.files != nullptr) {
     const ShareStats st = data.files->stats();
     log.Info("read ", st.rows, " training rows, ", st.bytes, " bytes in ", st.pieces,
-             " piece(s), in ", static_cast<int64_t>(st.seconds * 1000), " ms");
+             " piece(s), in ", static_cast<int64_t>(st.seconds * 1000), " ms, ",
+             static_cast<int64_t>(st.cpu_seconds * 1000), " ms CPU");
+  }
+  if (auto peak = PeakMemoryKiB(); peak.has_value()) {
+    log.Info("peak memory (VmHWM) ", *peak / 1024, " MiB");
   }
   if (!summary.ok()) {
     if (summary.status().code() != StatusCode::kAborted) {

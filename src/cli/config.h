@@ -75,6 +75,10 @@ struct DataConfig {
   double scale = 1.0 / 255.0;  // idx pixel scale
   int64_t max_train_rows = 0;  // 0: all (quick experiments)
   int64_t shares = 0;          // the training data cut into this many (0: one per worker)
+  // "bytes": each worker reads only its shares (byte ranges or whole files);
+  // "whole": every worker reads every file and takes strided rows (small
+  // files sorted by label or time, where a contiguous share would be skewed).
+  std::string split = "bytes";
   int64_t max_test_rows = 0;
 
   bool operator==(const DataConfig&) const = default;

@@ -409,6 +409,7 @@ const std::vector<Field>& Fields() {
       IntField("data.max_train_rows", DISTOPT_MEMBER(data.max_train_rows), 0, kNoMax),
       IntField("data.max_test_rows", DISTOPT_MEMBER(data.max_test_rows), 0, kNoMax),
       IntField("data.shares", DISTOPT_MEMBER(data.shares), 0, 1 << 16),
+      StringField("data.split", DISTOPT_MEMBER(data.split), OneOf({"bytes", "whole"})),
 
       StringField("model.kind", DISTOPT_MEMBER(model.kind), NonEmpty()),
       IntListField("model.hidden", DISTOPT_MEMBER(model.hidden), 1),

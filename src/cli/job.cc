@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <ctime>
 
 #include "data/csv_reader.h"
 #include "data/idx_reader.h"
@@ -59,6 +60,39 @@ Result<Dataset> ReadWholeText(const JobConfig& cfg, const std::string& key, cons
   return d;
 }
 
+// data.split = "whole": every training file read whole, each into memory
+// at once and then parsed (the reader of the files before shares).
+Result<Dataset> ReadEveryFile(const JobConfig& cfg, const Logger& log) {
+  const DataConfig& d = cfg.data;
+  auto files = ListInputs(d.train);
+  if (!files.ok()) return files.status().WithContext("data.train");
+  const TextFormat format = FormatOf(d);
+  const double cpu0 = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+  const SteadyTime t0 = std::chrono::steady_clock::now();
+  Dataset all;
+  all.sparse = !format.csv;
+  if (all.sparse) all.row_ptr.push_back(0);
+  uint64_t bytes = 0;
+  for (const InputFile& f : *files) {
+    ReadStats stats;
+    Result<Dataset> one = format.csv ? ReadCsv(f.path, format.csv_options, &stats)
+                                     : ReadLibSvm(f.path, format.libsvm, &stats);
+    if (!one.ok()) return one.status();
+    if (stats.bad_lines > 0) {
+      log.Warn("skipped ", stats.bad_lines, " bad line(s) of ", f.path,
+               "; the first: ", stats.first_error);
+    }
+    bytes += f.size;
+    RETURN_IF_ERROR(AppendRows(&all, std::move(*one)));
+  }
+  log.Info("read ", all.num_rows, " training rows, ", bytes,
+           " bytes (every file: data.split = \"whole\") in ",
+           ToMillis(std::chrono::steady_clock::now() - t0), " ms, ",
+           static_cast<int64_t>((static_cast<double>(std::clock()) / CLOCKS_PER_SEC - cpu0) * 1000),
+           " ms CPU");
+  return all;
+}
+
 // Rows x columns from an IDX image header (plain or gzip) without reading the pixels.
 Result<uint64_t> IdxFeatures(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
@@ -89,6 +123,12 @@ Result<JobData> LoadJobData(const JobConfig& cfg, bool train, bool test, size_t 
     Truncate(&whole, d.max_train_rows);
     log.Info("read ", whole.num_rows, " training rows x ", whole.num_features, " features from ",
              d.train, " in ", ToMillis(std::chrono::steady_clock::now() - t0), " ms");
+    auto shares = std::make_unique<MemoryShares>(std::move(whole), num_shares);
+    out.train_whole = &shares->whole();
+    out.shares = std::move(shares);
+  } else if (train && d.split == "whole") {
+    ASSIGN_OR_RETURN(Dataset whole, ReadEveryFile(cfg, log));
+    Truncate(&whole, d.max_train_rows);
     auto shares = std::make_unique<MemoryShares>(std::move(whole), num_shares);
     out.train_whole = &shares->whole();
     out.shares = std::move(shares);

@@ -90,7 +90,7 @@ class PieceReader {
   // is gone, or is no longer the size or kind the plan saw: a file that
   // changed between listing and reading is never read half old, half new.
   static Result<PieceReader> Open(const InputFile& file, const Piece& piece,
-                                  size_t chunk_bytes = size_t{64} << 20);
+                                  size_t chunk_bytes = size_t{16} << 20);
   PieceReader(PieceReader&&) noexcept;
   PieceReader& operator=(PieceReader&&) noexcept;
   ~PieceReader();

@@ -1,11 +1,19 @@
 #include "data/share_reader.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <utility>
 
 namespace distopt {
 namespace {
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 bool IsBlankLine(std::string_view line) {
   for (char c : line) {
@@ -21,11 +29,15 @@ ShareStream::ShareStream(const SplitPlan* plan, size_t share, TextFormat format,
 
 Result<bool> ShareStream::Next(Dataset* rows) {
   const auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = ThreadCpuSeconds();
   const std::vector<Piece>& pieces = plan_->shares[share_];
   TextChunk chunk;
   while (true) {
     if (!reader_.has_value()) {
-      if (next_piece_ >= pieces.size()) return false;
+      if (next_piece_ >= pieces.size()) {
+        stats_.cpu_seconds += ThreadCpuSeconds() - cpu0;
+        return false;
+      }
       const Piece& p = pieces[next_piece_++];
       ASSIGN_OR_RETURN(PieceReader r, PieceReader::Open(plan_->files[p.file], p, chunk_bytes_));
       reader_.emplace(std::move(r));
@@ -42,6 +54,7 @@ Result<bool> ShareStream::Next(Dataset* rows) {
   ASSIGN_OR_RETURN(*rows, Parse(chunk, file));
   stats_.rows += rows->num_rows;
   stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats_.cpu_seconds += ThreadCpuSeconds() - cpu0;
   return true;
 }
 
@@ -107,10 +120,26 @@ Result<Dataset> ReadShare(const SplitPlan& plan, size_t share, const TextFormat&
   all.sparse = !format.csv;
   if (all.sparse) all.row_ptr.push_back(0);
   if (!format.csv && format.libsvm.num_features > 0) all.num_features = format.libsvm.num_features;
+  const uint64_t share_bytes = plan.ShareBytes(share);
   Dataset rows;
+  bool reserved = false;
   while (true) {
     ASSIGN_OR_RETURN(bool more, stream.Next(&rows));
     if (!more) break;
+    if (!reserved && rows.num_rows > 0 && stream.stats().bytes > 0) {
+      // Sized once from the first chunk's density (5% spare), so the share
+      // is not copied again and again as its vectors double: the peak stays
+      // near the share's own size. Only an estimate; the vectors still grow.
+      const double scale =
+          1.05 * static_cast<double>(share_bytes) / static_cast<double>(stream.stats().bytes);
+      auto est = [scale](size_t n) { return static_cast<size_t>(static_cast<double>(n) * scale); };
+      all.labels.reserve(est(rows.labels.size()));
+      all.dense.reserve(est(rows.dense.size()));
+      all.row_ptr.reserve(est(rows.row_ptr.size()));
+      all.col_idx.reserve(est(rows.col_idx.size()));
+      all.col_val.reserve(est(rows.col_val.size()));
+      reserved = true;
+    }
     RETURN_IF_ERROR(AppendRows(&all, std::move(rows)));
   }
   if (stats != nullptr) *stats = stream.stats();
@@ -124,7 +153,7 @@ Status AppendRows(Dataset* into, Dataset&& more) {
     }
     return Status::Ok();
   }
-  if (into->num_rows == 0) {
+  if (into->num_rows == 0 && into->labels.capacity() == 0) {
     const size_t width = into->sparse ? into->num_features : 0;
     *into = std::move(more);
     if (into->sparse) into->num_features = std::max(into->num_features, width);
@@ -134,6 +163,7 @@ Status AppendRows(Dataset* into, Dataset&& more) {
     return InvalidArgumentError("expected rows of one kind, found sparse and dense mixed");
   }
   if (!into->sparse) {
+    if (into->num_rows == 0) into->num_features = more.num_features;
     if (into->num_features != more.num_features) {
       return InvalidArgumentError("expected " + std::to_string(into->num_features) +
                                   " features per row in every file, found " +

@@ -41,13 +41,14 @@ struct ShareStats {
   uint64_t bad_lines = 0;     // skipped (data.skip_bad_lines)
   std::string first_error{};  // "file:line: ..." of the first skipped line
   uint64_t pieces = 0;
-  double seconds = 0;  // reading and parsing
+  double seconds = 0;      // reading and parsing
+  double cpu_seconds = 0;  // of the reading thread
 };
 
 class ShareStream {
  public:
   ShareStream(const SplitPlan* plan, size_t share, TextFormat format,
-              size_t chunk_bytes = size_t{64} << 20);
+              size_t chunk_bytes = size_t{16} << 20);
 
   // The rows of the next chunk (replacing *rows); false once the share is
   // read. The first error ends the stream.
@@ -74,7 +75,7 @@ class ShareStream {
 
 // Every row of `share`, in file order.
 Result<Dataset> ReadShare(const SplitPlan& plan, size_t share, const TextFormat& format,
-                          ShareStats* stats = nullptr, size_t chunk_bytes = size_t{64} << 20);
+                          ShareStats* stats = nullptr, size_t chunk_bytes = size_t{16} << 20);
 
 // Appends the rows of `more` to `into` (an empty `into` takes them as they
 // are). Both sparse, or both dense of the same width; a sparse result has

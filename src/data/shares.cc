@@ -138,9 +138,14 @@ Status FileShares::VisitAll(const std::function<void(const Dataset&)>& fn) {
       fn(it->second);
       continue;
     }
-    ShareStats st;
-    ASSIGN_OR_RETURN(Dataset d, Read(s, &st));
-    fn(d);
+    // A chunk at a time: never a second whole share in memory.
+    ShareStream stream(&plan_, s, format_);
+    Dataset rows;
+    while (true) {
+      ASSIGN_OR_RETURN(bool more, stream.Next(&rows));
+      if (!more) break;
+      fn(rows);
+    }
   }
   return Status::Ok();
 }
@@ -153,6 +158,7 @@ void FileShares::Count(const ShareStats& s) {
   stats_.bad_lines += s.bad_lines;
   stats_.pieces += s.pieces;
   stats_.seconds += s.seconds;
+  stats_.cpu_seconds += s.cpu_seconds;
 }
 
 }  // namespace distopt

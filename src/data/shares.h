@@ -34,9 +34,9 @@ class ShareSource {
   virtual Result<const Dataset*> Get(size_t s) = 0;
   // Its row count when known without reading it.
   virtual std::optional<size_t> KnownRows(size_t s) const = 0;
-  // Calls `fn` with every training row once, in share order, keeping no
-  // more shares in memory than it already held (the final model's sparse
-  // keys).
+  // Calls `fn` with every training row once, in share order, in one or
+  // more pieces, keeping no more in memory than it already held and a chunk
+  // (the final model's sparse keys). Ignores max_rows: every key counts.
   virtual Status VisitAll(const std::function<void(const Dataset&)>& fn) = 0;
   // What reading took so far, summed over the shares read.
   virtual ShareStats stats() const { return {}; }

@@ -17,14 +17,6 @@ using Json = nlohmann::json;
 
 double Seconds(SteadyTime since) { return ToSeconds(std::chrono::steady_clock::now() - since); }
 
-// Sorted unique feature ids of a sparse dataset.
-std::vector<uint64_t> FeatureIds(const Dataset& d) {
-  std::vector<uint64_t> ids = d.col_idx;
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
-
 const MetricValue* Find(const std::vector<MetricValue>& v, const std::string& name) {
   for (const auto& m : v) {
     if (m.name == name) return &m;
@@ -637,19 +629,34 @@ Result<TrainStop> Trainer::Classify(const Status& request) const {
 }
 
 Result<std::vector<uint64_t>> Trainer::TrainedKeys() {
-  std::vector<uint64_t> ids;
   if (data_.num_shares() > batch_options_.shards.size()) {
     log_.Info("listing the sparse keys of every share of the training data for the final model");
   }
-  // Every share's keys, its rows held no longer than it takes to list them.
-  RETURN_IF_ERROR(data_.VisitAll([&](const Dataset& d) {
-    std::vector<uint64_t> more = FeatureIds(d);
-    ids.insert(ids.end(), more.begin(), more.end());
-  }));
-  if (test_ != nullptr) {
-    std::vector<uint64_t> more = FeatureIds(*test_);
-    ids.insert(ids.end(), more.begin(), more.end());
-  }
+  // Every share's keys, its rows held no longer than it takes to list them,
+  // a block at a time: each block sorted and made unique, and the list made
+  // unique again whenever it doubles, so it stays near the distinct keys
+  // rather than growing to every id of every row.
+  constexpr size_t kBlock = size_t{1} << 20;
+  std::vector<uint64_t> ids;
+  size_t unique = 0;
+  auto add = [&](const Dataset& d) {
+    for (size_t at = 0; at < d.col_idx.size(); at += kBlock) {
+      const auto first = d.col_idx.begin() + static_cast<ptrdiff_t>(at);
+      const auto last =
+          d.col_idx.begin() + static_cast<ptrdiff_t>(std::min(d.col_idx.size(), at + kBlock));
+      const auto old = static_cast<ptrdiff_t>(ids.size());
+      ids.insert(ids.end(), first, last);
+      std::sort(ids.begin() + old, ids.end());
+      ids.erase(std::unique(ids.begin() + old, ids.end()), ids.end());
+      if (ids.size() > 2 * unique + kBlock) {
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        unique = ids.size();
+      }
+    }
+  };
+  RETURN_IF_ERROR(data_.VisitAll(add));
+  if (test_ != nullptr) add(*test_);
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   return ids;
