@@ -233,6 +233,18 @@ Result<Dataset> ParseCsv(std::string_view text, std::string_view name, const Csv
   return d;
 }
 
+std::string_view CsvHeaderLine(std::string_view text) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!IsBlank(line)) return line;
+  }
+  return {};
+}
+
 Result<Dataset> ReadCsv(const std::string& path, const CsvOptions& options, ReadStats* stats) {
   ASSIGN_OR_RETURN(std::string text, ReadFileContents(path, options.max_file_bytes));
   return ParseCsv(text, path, options, stats);

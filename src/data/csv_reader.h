@@ -42,6 +42,11 @@ struct CsvOptions {
   std::string header_line{};
 };
 
+// The header of CSV text as ParseCsv takes it: the first line that is not
+// blank, without a leading UTF-8 byte order mark and a trailing '\r'.
+// Empty when the text has no such line.
+std::string_view CsvHeaderLine(std::string_view text);
+
 Result<Dataset> ReadCsv(const std::string& path, const CsvOptions& options = {},
                         ReadStats* stats = nullptr);
 

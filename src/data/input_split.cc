@@ -225,8 +225,14 @@ Result<PieceReader> PieceReader::Open(const InputFile& file, const Piece& piece,
                                    std::to_string(file.size) + ")");
   }
   if (file.gzip) {
-    r.gz_ = ::gzdopen(::dup(r.fd_), "rb");
-    if (r.gz_ == nullptr) return InternalError(file.path + ": gzdopen failed");
+    // zlib owns (and closes) a descriptor of its own; fd_ stays for fstat.
+    const int gz_fd = ::dup(r.fd_);
+    if (gz_fd < 0) return InternalError(file.path + ": dup failed: " + ErrnoText(errno));
+    r.gz_ = ::gzdopen(gz_fd, "rb");
+    if (r.gz_ == nullptr) {
+      ::close(gz_fd);
+      return InternalError(file.path + ": gzdopen failed");
+    }
     ::gzbuffer(static_cast<gzFile>(r.gz_), 1 << 18);
     r.end_ = UINT64_MAX;
     r.next_line_ = 1;
@@ -273,7 +279,6 @@ PieceReader& PieceReader::operator=(PieceReader&& o) noexcept {
   buf_ = std::move(o.buf_);
   eof_ = o.eof_;
   done_ = o.done_;
-  bytes_read_ = o.bytes_read_;
   return *this;
 }
 
@@ -367,7 +372,6 @@ Result<bool> PieceReader::Next(TextChunk* chunk) {
     if (next_line_ != 0) next_line_ += data_internal::CountByte(chunk->text, '\n');
     buf_.erase(0, cut);
     pos_ += cut;
-    bytes_read_ += cut;
     done_ = last;
     return true;
   }

@@ -98,8 +98,10 @@ class PieceReader {
   // The next chunk of about chunk_bytes (more when a line is longer); false
   // at the end of the piece.
   Result<bool> Next(TextChunk* chunk);
-  // The bytes of the chunks handed out so far (decompressed, for gzip).
-  uint64_t bytes_read() const { return bytes_read_; }
+  // Tells a piece that starts inside its file the number of the next
+  // chunk's first line, once counted (CountLinesBefore): later chunks are
+  // then numbered as they pass, not counted from the file's start again.
+  void SetNextLine(uint64_t line) { next_line_ = line; }
 
  private:
   PieceReader() = default;
@@ -118,7 +120,6 @@ class PieceReader {
   std::string buf_;         // read, not yet handed out
   bool eof_ = false;
   bool done_ = false;
-  uint64_t bytes_read_ = 0;
 };
 
 // Lines that start before byte `offset` of a plain file (newlines in

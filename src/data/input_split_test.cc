@@ -114,6 +114,31 @@ TEST(InputSplitTest, ALineCrossingASplitBelongsToTheShareItStartsIn) {
   EXPECT_EQ(read(11, 20), "");
 }
 
+TEST(InputSplitTest, APieceToldItsLineNumbersTheLaterChunksFromThere) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "row " + std::to_string(i) + "\n";
+  const std::string path = dir.Write("n.txt", text);
+  auto files = ListInputs(path);
+  ASSERT_TRUE(files.ok());
+  auto r = PieceReader::Open((*files)[0], {0, 500, text.size()}, 64);
+  ASSERT_TRUE(r.ok());
+  TextChunk c;
+  ASSERT_TRUE(*r->Next(&c));
+  EXPECT_EQ(c.first_line, 0u);  // not counted: the piece starts inside the file
+  const auto before = CountLinesBefore(path, c.offset);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(*before,
+            static_cast<uint64_t>(std::count(text.begin(), text.begin() + c.offset, '\n')));
+  r->SetNextLine(*before + 1 + std::count(c.text.begin(), c.text.end(), '\n'));
+  int chunks = 0;
+  while (*r->Next(&c)) {
+    ++chunks;
+    EXPECT_EQ(c.first_line, 1 + std::count(text.begin(), text.begin() + c.offset, '\n'));
+  }
+  EXPECT_GT(chunks, 5);
+}
+
 TEST(InputSplitTest, ManyFilesGoWholeUnlessThatUnbalancesTheShares) {
   std::vector<InputFile> files;
   for (int i = 0; i < 8; ++i) files.push_back({"f" + std::to_string(i), 1000, 0, false});

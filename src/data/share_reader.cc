@@ -15,13 +15,6 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-bool IsBlankLine(std::string_view line) {
-  for (char c : line) {
-    if (c != ' ' && c != '\t') return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 ShareStream::ShareStream(const SplitPlan* plan, size_t share, TextFormat format, size_t chunk_bytes)
@@ -41,15 +34,13 @@ Result<bool> ShareStream::Next(Dataset* rows) {
       const Piece& p = pieces[next_piece_++];
       ASSIGN_OR_RETURN(PieceReader r, PieceReader::Open(plan_->files[p.file], p, chunk_bytes_));
       reader_.emplace(std::move(r));
-      reader_bytes_ = 0;
       ++stats_.pieces;
     }
     ASSIGN_OR_RETURN(bool more, reader_->Next(&chunk));
-    stats_.bytes += reader_->bytes_read() - reader_bytes_;
-    reader_bytes_ = reader_->bytes_read();
     if (more) break;
     reader_.reset();
   }
+  stats_.bytes += chunk.text.size();
   const InputFile& file = plan_->files[pieces[next_piece_ - 1].file];
   ASSIGN_OR_RETURN(*rows, Parse(chunk, file));
   stats_.rows += rows->num_rows;
@@ -63,9 +54,11 @@ Result<Dataset> ShareStream::Parse(const TextChunk& chunk, const InputFile& file
   Result<Dataset> d = ParseAt(chunk, file, chunk.first_line == 0 ? 1 : chunk.first_line, &rs);
   if (chunk.first_line == 0 && (!d.ok() || rs.bad_lines > 0)) {
     // A piece that starts inside the file did not count the lines before
-    // it; they are counted only now that a message needs the real number.
+    // it; they are counted only now that a message needs the real number,
+    // once: the reader numbers the chunks after this one itself.
     ASSIGN_OR_RETURN(uint64_t before, CountLinesBefore(file.path, chunk.offset));
     d = ParseAt(chunk, file, before + 1, &rs);
+    reader_->SetNextLine(before + 1 + data_internal::CountByte(chunk.text, '\n'));
   }
   if (!d.ok()) return d.status();
   stats_.lines += rs.lines;
@@ -94,21 +87,11 @@ Result<std::string> ShareStream::HeaderOf(const InputFile& file) {
   if (auto it = headers_.find(id); it != headers_.end()) return it->second;
   ASSIGN_OR_RETURN(PieceReader r, PieceReader::Open(file, {id, 0, file.size}, size_t{1} << 16));
   TextChunk c;
-  bool first = true;
   while (true) {
     ASSIGN_OR_RETURN(bool more, r.Next(&c));
     if (!more) break;
-    std::string_view text = c.text;
-    if (first && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-    first = false;
-    while (!text.empty()) {
-      size_t nl = text.find('\n');
-      std::string_view line = text.substr(0, nl);
-      text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (IsBlankLine(line)) continue;
-      return headers_[id] = std::string(line);
-    }
+    std::string_view line = CsvHeaderLine(c.text);
+    if (!line.empty()) return headers_[id] = std::string(line);
   }
   return InvalidArgumentError(file.path + ": expected a header line, found no lines");
 }
@@ -120,27 +103,25 @@ Result<Dataset> ReadShare(const SplitPlan& plan, size_t share, const TextFormat&
   all.sparse = !format.csv;
   if (all.sparse) all.row_ptr.push_back(0);
   if (!format.csv && format.libsvm.num_features > 0) all.num_features = format.libsvm.num_features;
-  const uint64_t share_bytes = plan.ShareBytes(share);
   Dataset rows;
-  bool reserved = false;
   while (true) {
     ASSIGN_OR_RETURN(bool more, stream.Next(&rows));
     if (!more) break;
-    if (!reserved && rows.num_rows > 0 && stream.stats().bytes > 0) {
+    const bool first = all.num_rows == 0;
+    RETURN_IF_ERROR(AppendRows(&all, std::move(rows)));
+    if (first && all.num_rows > 0) {
       // Sized once from the first chunk's density (5% spare), so the share
       // is not copied again and again as its vectors double: the peak stays
       // near the share's own size. Only an estimate; the vectors still grow.
-      const double scale =
-          1.05 * static_cast<double>(share_bytes) / static_cast<double>(stream.stats().bytes);
+      const double scale = 1.05 * static_cast<double>(plan.ShareBytes(share)) /
+                           static_cast<double>(stream.stats().bytes);
       auto est = [scale](size_t n) { return static_cast<size_t>(static_cast<double>(n) * scale); };
-      all.labels.reserve(est(rows.labels.size()));
-      all.dense.reserve(est(rows.dense.size()));
-      all.row_ptr.reserve(est(rows.row_ptr.size()));
-      all.col_idx.reserve(est(rows.col_idx.size()));
-      all.col_val.reserve(est(rows.col_val.size()));
-      reserved = true;
+      all.labels.reserve(est(all.labels.size()));
+      all.dense.reserve(est(all.dense.size()));
+      all.row_ptr.reserve(est(all.row_ptr.size()));
+      all.col_idx.reserve(est(all.col_idx.size()));
+      all.col_val.reserve(est(all.col_val.size()));
     }
-    RETURN_IF_ERROR(AppendRows(&all, std::move(rows)));
   }
   if (stats != nullptr) *stats = stream.stats();
   return all;
@@ -153,7 +134,7 @@ Status AppendRows(Dataset* into, Dataset&& more) {
     }
     return Status::Ok();
   }
-  if (into->num_rows == 0 && into->labels.capacity() == 0) {
+  if (into->num_rows == 0) {
     const size_t width = into->sparse ? into->num_features : 0;
     *into = std::move(more);
     if (into->sparse) into->num_features = std::max(into->num_features, width);
@@ -163,7 +144,6 @@ Status AppendRows(Dataset* into, Dataset&& more) {
     return InvalidArgumentError("expected rows of one kind, found sparse and dense mixed");
   }
   if (!into->sparse) {
-    if (into->num_rows == 0) into->num_features = more.num_features;
     if (into->num_features != more.num_features) {
       return InvalidArgumentError("expected " + std::to_string(into->num_features) +
                                   " features per row in every file, found " +

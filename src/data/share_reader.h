@@ -68,7 +68,6 @@ class ShareStream {
   const size_t chunk_bytes_;
   size_t next_piece_ = 0;
   std::optional<PieceReader> reader_;
-  uint64_t reader_bytes_ = 0;  // bytes of reader_'s chunks already counted
   std::map<uint32_t, std::string> headers_;
   ShareStats stats_;
 };

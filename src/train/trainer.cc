@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -314,30 +313,41 @@ Status Trainer::ReportShares() {
   // The gather is also the data barrier: nobody trains while a worker still
   // reads (its first push would keep the others' requests waiting).
   const ShareStats st = data_.stats();
-  std::string mine = "rows=" + std::to_string(st.rows) + ";bytes=" + std::to_string(st.bytes) +
-                     ";ms=" + std::to_string(static_cast<int64_t>(st.seconds * 1000)) + ";shares=";
+  Json mine = {{"rows", st.rows},
+               {"bytes", st.bytes},
+               {"ms", static_cast<int64_t>(st.seconds * 1000)},
+               {"shares", Json::array()}};
   for (size_t i = 0; i < batch_options_.shards.size(); ++i) {
-    mine += std::to_string(batch_options_.shards[i]) + ":" +
-            std::to_string(batch_options_.share_rows[i]) + ",";
+    mine["shares"].push_back({batch_options_.shards[i], batch_options_.share_rows[i]});
   }
   log_.Info("read ", owned_->num_rows, " rows (share(s) ", JoinInts(batch_options_.shards), ") in ",
             static_cast<int64_t>(st.seconds * 1000),
             " ms; waiting for the other workers to read theirs");
-  ASSIGN_OR_RETURN(data_reports_, node_.cluster().Gather("data-read", BarrierGroup::kWorkers, mine,
-                                                         Deadline::After(std::chrono::hours(24))));
-  for (const auto& [rank, text] : data_reports_) {
-    const size_t at = text.find("shares=");
-    if (at == std::string::npos) continue;
-    std::string list = text.substr(at + 7);
-    for (size_t p = 0; p < list.size();) {
-      const size_t colon = list.find(':', p);
-      const size_t comma = list.find(',', p);
-      if (colon == std::string::npos || comma == std::string::npos || colon > comma) break;
-      const uint64_t share = std::strtoull(list.c_str() + p, nullptr, 10);
-      if (share < n) known_rows_[share] = std::strtoull(list.c_str() + colon + 1, nullptr, 10);
-      p = comma + 1;
+  ASSIGN_OR_RETURN(auto reports,
+                   node_.cluster().Gather("data-read", BarrierGroup::kWorkers, mine.dump(),
+                                          Deadline::After(std::chrono::hours(24))));
+  // Each report once: its share counts here, its figures for metrics.jsonl.
+  Json workers = Json::array();
+  for (const auto& [rank, text] : reports) {
+    const Json r = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!r.is_object() || !r.value("shares", Json()).is_array()) {
+      log_.Warn("worker/", rank, "'s report of what it read is not readable; ignored");
+      continue;
     }
+    for (const Json& pair : r["shares"]) {
+      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number_unsigned() ||
+          !pair[1].is_number_unsigned()) {
+        continue;
+      }
+      const auto share = pair[0].get<uint64_t>();
+      if (share < n) known_rows_[share] = pair[1].get<uint64_t>();
+    }
+    workers.push_back({{"rank", rank},
+                       {"rows", r.value("rows", uint64_t{0})},
+                       {"bytes", r.value("bytes", uint64_t{0})},
+                       {"ms", r.value("ms", uint64_t{0})}});
   }
+  data_record_ = Json{{"type", "data"}, {"workers", std::move(workers)}}.dump();
   return Status::Ok();
 }
 
@@ -712,20 +722,8 @@ void Trainer::WriteStart() {
               {"workers", workers_},       {"batch_size", options_.batch_size},
               {"time", UnixSeconds()}};
   WriteRecord(rec.dump());
-  if (data_reports_.empty()) return;
-  // What each worker read of the training data (the gather's reports).
-  Json workers = Json::array();
-  for (const auto& [rank, text] : data_reports_) {
-    Json w = {{"rank", rank}};
-    for (const char* key : {"rows", "bytes", "ms"}) {
-      const size_t at = text.find(std::string(key) + "=");
-      if (at != std::string::npos) {
-        w[key] = std::strtoull(text.c_str() + at + std::strlen(key) + 1, nullptr, 10);
-      }
-    }
-    workers.push_back(std::move(w));
-  }
-  WriteRecord(Json{{"type", "data"}, {"workers", std::move(workers)}}.dump());
+  // What each worker read of the training data (ReportShares).
+  if (!data_record_.empty()) WriteRecord(data_record_);
 }
 
 void Trainer::CountStep(double loss, size_t samples, int64_t epoch) {

@@ -15,7 +15,6 @@
 
 #include <fstream>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -243,10 +242,10 @@ class Trainer {
   const Dataset* owned_ = nullptr;                 // the rows of batch_options_.shards
   Dataset owned_storage_;                          // them, when several shares are joined
   std::vector<std::optional<size_t>> known_rows_;  // by share (ReportShares)
-  std::map<uint32_t, std::string> data_reports_;   // by rank: what each worker read
-  std::optional<BatchIterator> batches_;           // set by PrepareBatches
-  std::optional<Adopter> adopter_;                 // set by PrepareBatches with adoption on
-  std::vector<AdoptionUnit> adopted_;              // the current plan, and what it was made from:
+  std::string data_record_;               // metrics.jsonl's "data" record: what each worker read
+  std::optional<BatchIterator> batches_;  // set by PrepareBatches
+  std::optional<Adopter> adopter_;        // set by PrepareBatches with adoption on
+  std::vector<AdoptionUnit> adopted_;     // the current plan, and what it was made from:
   uint32_t plan_epoch_ = UINT32_MAX;
   std::vector<uint32_t> plan_host_adopted_;
   std::optional<ClusterView> view_;  // View()'s copy
