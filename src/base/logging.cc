@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 namespace distopt {
@@ -96,6 +97,22 @@ bool MemorySink::Contains(std::string_view needle) const {
     if (l.find(needle) != std::string::npos) return true;
   }
   return false;
+}
+
+LogLevel DefaultLogLevel() {
+  static const LogLevel level = [] {
+    const char* env = std::getenv("DISTOPT_LOG_LEVEL");
+    if (env == nullptr || *env == '\0') return LogLevel::kInfo;
+    const std::string v = env;
+    if (v == "debug") return LogLevel::kDebug;
+    if (v == "info") return LogLevel::kInfo;
+    if (v == "warning") return LogLevel::kWarning;
+    if (v == "error") return LogLevel::kError;
+    std::fprintf(stderr, "DISTOPT_LOG_LEVEL=%s is not one of debug, info, warning, error: info\n",
+                 env);
+    return LogLevel::kInfo;
+  }();
+  return level;
 }
 
 Logger Logger::Null() { return Logger(nullptr, "", LogLevel::kError); }

@@ -44,13 +44,17 @@ class MemorySink : public LogSink {
   std::vector<std::string> lines_ GUARDED_BY(mu_);
 };
 
+// The level a node logs at: DISTOPT_LOG_LEVEL (debug, info, warning, error)
+// if set, else info. Read once; an unknown value is info, said once on stderr.
+LogLevel DefaultLogLevel();
+
 class Logger {
  public:
-  Logger() : Logger(StderrSink(), "", LogLevel::kInfo) {}
+  Logger() : Logger(StderrSink(), "", DefaultLogLevel()) {}
   Logger(std::shared_ptr<LogSink> sink, std::string name, LogLevel min_level)
       : sink_(std::move(sink)), name_(std::move(name)), min_level_(min_level) {}
 
-  static Logger Stderr(std::string name, LogLevel min = LogLevel::kInfo) {
+  static Logger Stderr(std::string name, LogLevel min = DefaultLogLevel()) {
     return Logger(StderrSink(), std::move(name), min);
   }
   // A logger that drops everything (benchmarks).

@@ -1,5 +1,7 @@
 #include "kv/bsp_aggregator.h"
 
+#include <algorithm>
+
 #include "base/flat_map.h"
 #include "base/vector_ops.h"
 
@@ -11,11 +13,36 @@ BspAggregator::AddResult BspAggregator::Add(int64_t clock, std::span<const uint3
   if (c.from.empty()) {
     c.from.assign(num_workers_, false);
     c.pushes.resize(num_workers_);
+    c.kept_at.assign(num_workers_, 0);
+  }
+  // The pushes kept that name one of `ranks` (by the rank each is kept at).
+  std::vector<uint32_t> overlapped;
+  for (uint32_t r : ranks) {
+    if (c.from[r]) overlapped.push_back(c.kept_at[r]);
+  }
+  if (!overlapped.empty()) {
+    uint32_t covered = 0;
+    for (uint32_t r = 0; r < num_workers_; ++r) {
+      if (!c.from[r] ||
+          std::find(overlapped.begin(), overlapped.end(), c.kept_at[r]) == overlapped.end()) {
+        continue;
+      }
+      // A rank of an overlapped push that this one lacks: a duplicate.
+      if (!std::binary_search(ranks.begin(), ranks.end(), r)) return kDuplicate;
+      ++covered;
+    }
+    if (covered == ranks.size()) return kDuplicate;  // nothing new
+    for (uint32_t r : ranks) {
+      if (!c.from[r]) continue;
+      c.pushes[c.kept_at[r]] = Message();
+      c.from[r] = false;
+      --c.count;
+    }
   }
   for (uint32_t r : ranks) {
-    if (c.from[r]) return kDuplicate;
+    c.from[r] = true;
+    c.kept_at[r] = ranks.front();
   }
-  for (uint32_t r : ranks) c.from[r] = true;
   c.pushes[ranks.front()] = push;  // shares the received buffers
   c.count += static_cast<uint32_t>(ranks.size());
   return kAdded;

@@ -29,9 +29,10 @@ class BspAggregator {
  public:
   // The pushes of one clock so far.
   struct Clock {
-    std::vector<bool> from;       // by worker rank
-    std::vector<Message> pushes;  // by worker rank (empty where none, or in a group)
-    uint32_t count = 0;           // ranks pushed (the mean's divisor)
+    std::vector<bool> from;         // by worker rank
+    std::vector<Message> pushes;    // by worker rank (empty where none, or in a group)
+    std::vector<uint32_t> kept_at;  // by worker rank: the rank its push is kept at
+    uint32_t count = 0;             // ranks pushed (the mean's divisor)
   };
   enum AddResult { kAdded, kDuplicate };
 
@@ -40,7 +41,11 @@ class BspAggregator {
   // Keeps the push for `clock` of the workers `ranks` (ascending, each <
   // num_workers): one rank, or a host's group summed. A push naming a rank
   // already in for the clock (a retry; a member of a group that reached it
-  // before) is a duplicate, and none of it is kept.
+  // before) is a duplicate, and none of it is kept, unless it holds every
+  // push it overlaps and more: then it replaces them (a host's sum that
+  // reaches a new owner after a survivor's push for one of its ranks; each
+  // rank's gradient of a clock is the same whoever computed it, so the
+  // clock's mean is the sum's, whatever the order of arrival).
   AddResult Add(int64_t clock, std::span<const uint32_t> ranks, const Message& push);
   AddResult Add(int64_t clock, uint32_t rank, const Message& push) {
     return Add(clock, std::span<const uint32_t>(&rank, 1), push);

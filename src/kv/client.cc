@@ -546,6 +546,7 @@ std::string KvClient::Forget(const KvHandle& h) {
     it = host_wait_.erase(it);
     // The members that did send theirs push them to the servers instead.
     for (const HostGroup::Contribution& c : group_.Take(table, clock)) {
+      if (c.node == kUnassignedId) continue;  // the leader's own, for an adopted rank
       Message m;
       m.request_id = c.request_id;
       m.sender = c.node;

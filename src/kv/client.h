@@ -39,7 +39,6 @@
 #include <memory>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "base/env.h"
@@ -348,7 +347,9 @@ class KvClient {
   int64_t checkpoint_clock_ GUARDED_BY(mu_) = -1;
   bool has_layout_ GUARDED_BY(mu_) = false;
   uint64_t next_id_ GUARDED_BY(mu_) = 1;
-  std::unordered_map<uint64_t, Part> inflight_ GUARDED_BY(mu_);
+  // By request id: what is re-sent (to a new owner, a new leader, a retry)
+  // goes in the order it was first sent, as a server that dedupes expects.
+  std::map<uint64_t, Part> inflight_ GUARDED_BY(mu_);
   KvClientStats stats_ GUARDED_BY(mu_);
   uint32_t self_rank_ GUARDED_BY(mu_) = 0;
   HostGroup group_ GUARDED_BY(mu_);

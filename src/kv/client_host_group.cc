@@ -16,6 +16,7 @@ KvHandle KvClient::HostPushPull(KvHandle h, uint32_t table, const Buffer& grads,
     MutexLock request_lock(&h->mu_);
     h->pending_ = 1;  // the leader's members, or the member's leader
   }
+  group_.Submitted(table, clock);
   if (!group_.leading()) {
     ++stats_.host_member_pushes;
     Part p;
@@ -256,9 +257,10 @@ void KvClient::OnHostView(const ClusterView& view) {
       }
     }
   }
-  // A member's pushes to a leader that is gone: to the new one (or kept
-  // here, if this worker leads now), or to the servers without a group.
-  std::vector<uint64_t> orphaned, mine;
+  // A member's pushes to a leader that is gone: to the new one, or to the
+  // servers if this worker leads now (the group counts those clocks as
+  // sent: see host_group.h) or there is no group.
+  std::vector<uint64_t> orphaned;
   int resent = 0;
   for (auto& [id, part] : inflight_) {
     if (!part.to_leader) continue;
@@ -267,27 +269,18 @@ void KvClient::OnHostView(const ClusterView& view) {
     // did not), even once aggregation is off: pushing it here too could
     // reach a partition before the leader's sum and make that a duplicate.
     if (leader != nullptr && leader->alive) continue;
-    if (!group_.active()) {
+    if (!group_.active() || group_.leading()) {
       orphaned.push_back(id);
-    } else if (group_.leading()) {
-      mine.push_back(id);
     } else {
       ++resent;
       SendCopy(part, group_.leader());
     }
   }
   for (uint64_t id : orphaned) FallBack(id);
-  for (uint64_t id : mine) {
-    Part p = std::move(inflight_.at(id));
-    inflight_.erase(id);
-    p.req->table_ = p.table;
-    p.req->out_ = p.out;
-    host_wait_[{p.table, p.clock}] = HostWait{p.req, p.msg.values.as<float>(), p.out};
-  }
-  if (resent + orphaned.size() + mine.size() > 0) {
+  if (resent + orphaned.size() > 0) {
     log_.Info("epoch ", epoch_, ": host ", group_.host(), " has a new leader (worker/",
-              group_.leader_rank(), "); ", resent + orphaned.size() + mine.size(),
-              " unanswered host push(es) follow it");
+              group_.leader_rank(), "); of the push(es) the old one left unanswered, ", resent,
+              " go to it, ", orphaned.size(), " to the servers");
   }
   // A member that died is no longer waited for; one that now leads instead
   // of this worker gets nothing more here: send what is in.

@@ -54,8 +54,13 @@ void HostGroup::OnView(const ClusterView& view, uint32_t self_rank, HostAggregat
     return;
   }
   if (!was_leading && leading()) {
-    // Starts leading: waits for every member there is now.
+    // Starts leading: waits for every member there is now, from the clocks
+    // after those this worker gave a leader that is gone.
     waited_for_ = members;
+    for (auto [table, clock] : own_clock_) {
+      int64_t& sent = sent_clock_.try_emplace(table, clock).first->second;
+      sent = std::max(sent, clock);
+    }
   } else {
     // The dead are no longer waited for; newcomers are, once they speak.
     std::set<uint32_t> kept;
@@ -127,9 +132,15 @@ std::vector<std::pair<uint32_t, int64_t>> HostGroup::Pending() const {
   return keys;
 }
 
+void HostGroup::Submitted(uint32_t table, int64_t clock) {
+  int64_t& own = own_clock_.try_emplace(table, clock).first->second;
+  own = std::max(own, clock);
+}
+
 void HostGroup::Clear() {
   got_.clear();
   sent_clock_.clear();
+  own_clock_.clear();
 }
 
 std::string HostGroup::Missing(uint32_t table, int64_t clock) const {

@@ -11,10 +11,16 @@
 // The leader is the host's longest-lived worker (the lowest node id: ids
 // grow with each registration), so a restarted worker never displaces a
 // live leader, and every member, reading the same view, names the same one.
-// A new leader is chosen only when the leader dies; the members then send
-// it what the old one did not answer. The old leader's combined push held
-// every member it waited for, so where it arrived the new one's is a
-// duplicate, and elsewhere it counts: no gradient is applied twice or lost.
+// A new leader is chosen only when the leader dies. What the old one left
+// unanswered may have reached the servers or not, for some partitions or
+// all, and it may have answered some members and not others: no sum is
+// made again for those clocks. The new leader counts each table's clock it
+// last gave the old one (Submitted) as sent, so a member's contribution to
+// it is late and the member pushes it itself; the new leader pushes its
+// own unanswered ones itself too, and leads from its next clock. The
+// servers count a rank once per clock and let a host's sum replace the
+// single pushes it holds: whatever reached them, no gradient is applied
+// twice or lost, and the mean is the same floats (rank order either way).
 //
 // This class is the leader's and the members' state only: who is in the
 // group, which contributions arrived, when a table's clock is complete. The
@@ -105,6 +111,10 @@ class HostGroup {
   std::vector<Contribution> Take(uint32_t table, int64_t clock);
   // The keys (table, clock) that hold contributions.
   std::vector<std::pair<uint32_t, int64_t>> Pending() const;
+  // This worker gave (table, clock) to the host's sum (its own push-pull,
+  // to the leader or as the leader). Should it start leading, the newest
+  // such clock of each table counts as sent.
+  void Submitted(uint32_t table, int64_t clock);
   // Forgets everything kept (a rollback: none of it belongs to the job).
   void Clear();
   // The members waited for that have not contributed to (table, clock):
@@ -135,6 +145,7 @@ class HostGroup {
   std::set<uint32_t> waited_for_;           // of live_members_, and adopted_ when leading
   std::map<Key, std::vector<Contribution>> got_;
   std::map<uint32_t, int64_t> sent_clock_;  // by table: the newest clock sent
+  std::map<uint32_t, int64_t> own_clock_;   // by table: the newest Submitted
 };
 
 }  // namespace distopt

@@ -196,6 +196,39 @@ TEST(HostGroupTest, OnlyTheLeaderTakesContributions) {
   EXPECT_EQ(g.Contribute(0, 0, From(0, {1})), HostGroup::Added::kNotLeading);
 }
 
+// The leader dies mid-clock: it may have answered some members of clock 5
+// and not others, and its sum may or may not have reached the servers. The
+// new leader (worker/1) gave it table 0's clock 5 and table 1's clock 4, so
+// those count as sent: members' and its own adopted contributions to them
+// are late (each pushes its own); later clocks are summed as before.
+TEST(HostGroupTest, ANewLeaderSumsOnlyTheClocksAfterThoseItGaveTheDeadOne) {
+  ClusterView v = ViewOf({{0, "a"}, {1, "a"}, {2, "a"}});
+  HostGroup g;
+  g.OnView(v, 1, HostAggregation::kOn, /*adopt_dead=*/true);
+  ASSERT_FALSE(g.leading());
+  for (int64_t clock = 0; clock <= 5; ++clock) g.Submitted(0, clock);
+  g.Submitted(1, 4);
+  v.members[0].alive = false;  // the leader (node 10)
+  g.OnView(v, 1, HostAggregation::kOn, true);
+  ASSERT_TRUE(g.leading());
+  EXPECT_EQ(g.adopted(), (std::vector<uint32_t>{0}));
+  EXPECT_EQ(g.Contribute(0, 5, From(2, {1})), HostGroup::Added::kLate);
+  HostGroup::Contribution adopted = From(0, {1});
+  adopted.node = kUnassignedId;
+  EXPECT_EQ(g.Contribute(0, 5, std::move(adopted)), HostGroup::Added::kLate);
+  EXPECT_EQ(g.Contribute(1, 4, From(2, {1})), HostGroup::Added::kLate);
+  EXPECT_EQ(g.Contribute(1, 5, From(2, {1})), HostGroup::Added::kStored);
+  EXPECT_EQ(g.Contribute(0, 6, From(2, {1})), HostGroup::Added::kStored);
+  EXPECT_EQ(g.Missing(0, 6), "worker/0");  // the adopted rank, then complete
+  adopted = From(0, {1});
+  adopted.node = kUnassignedId;
+  ASSERT_EQ(g.Contribute(0, 6, std::move(adopted)), HostGroup::Added::kStored);
+  EXPECT_TRUE(g.Complete(0, 6));
+  // A rollback forgets the clocks given: the replay is summed again.
+  g.Clear();
+  EXPECT_EQ(g.Contribute(0, 5, From(2, {1})), HostGroup::Added::kStored);
+}
+
 // ---- whole jobs ----
 
 constexpr uint64_t kBig = 40000;

@@ -141,6 +141,48 @@ TEST(BspAggregatorTest, DenseMeanIsTheSameWhateverTheArrivalOrder) {
   }
 }
 
+// A host's sum (ranks 0-3) and a survivor's push for one of its ranks
+// (rank 3, adopted) can reach a new owner in either order after a
+// failover: the clock's mean is the sum's either way, bit for bit.
+TEST(BspAggregatorTest, AHostsSumReplacesThePushesItHoldsWhicheverCameFirst) {
+  TableSpec spec{.id = 0, .name = "w", .sparse = false, .size = 2};
+  const std::vector<uint32_t> host = {0, 1, 2, 3};
+  const std::vector<float> sum = {10, -4};
+  std::vector<std::vector<float>> means;
+  for (bool sum_first : {true, false}) {
+    BspAggregator agg(4);
+    if (sum_first) {
+      EXPECT_EQ(agg.Add(7, host, DensePush(sum)), BspAggregator::kAdded);
+      EXPECT_EQ(agg.Add(7, 3, DensePush({2, 2})), BspAggregator::kDuplicate);
+    } else {
+      EXPECT_EQ(agg.Add(7, 3, DensePush({2, 2})), BspAggregator::kAdded);
+      EXPECT_FALSE(agg.Complete(7, {true, true, true, false}));
+      EXPECT_EQ(agg.Add(7, host, DensePush(sum)), BspAggregator::kAdded);
+    }
+    EXPECT_EQ(agg.Add(7, host, DensePush(sum)), BspAggregator::kDuplicate);  // a retry
+    EXPECT_TRUE(agg.Complete(7, {true, true, true, true}));
+    BspAggregator::Clock c = agg.Take(7);
+    EXPECT_EQ(c.count, 4u);
+    std::vector<float> scratch;
+    MeanGradient m = MeanOf(spec, 2, c, /*own_buffers=*/false, &scratch);
+    means.emplace_back(m.values, m.values + 2);
+  }
+  EXPECT_EQ(means[0], (std::vector<float>{2.5f, -1}));
+  EXPECT_EQ(means[1], means[0]);
+}
+
+// A push that overlaps one kept without holding all of it (ranks 2-3 kept,
+// 1-2 arriving) is a duplicate: neither can be split.
+TEST(BspAggregatorTest, APartlyOverlappingPushIsADuplicate) {
+  BspAggregator agg(4);
+  const std::vector<uint32_t> upper = {2, 3}, middle = {1, 2}, lower = {0, 1};
+  EXPECT_EQ(agg.Add(0, upper, DensePush({1})), BspAggregator::kAdded);
+  EXPECT_EQ(agg.Add(0, middle, DensePush({1})), BspAggregator::kDuplicate);
+  EXPECT_EQ(agg.Pushed(0), (std::vector<bool>{false, false, true, true}));
+  EXPECT_EQ(agg.Add(0, lower, DensePush({1})), BspAggregator::kAdded);
+  EXPECT_EQ(agg.Take(0).count, 4u);
+}
+
 TEST(BspAggregatorTest, OwnBuffersAndASinglePushIsSharedNotCopied) {
   TableSpec spec{.id = 0, .name = "w", .sparse = false, .size = 2};
   BspAggregator agg(2);
