@@ -100,6 +100,19 @@ class CommandLine(unittest.TestCase):
         self.assertIn(blocker + "/run", r.stderr)
         self.assertNotIn("registered", r.stderr)  # it never started serving
 
+    def test_the_log_level_comes_from_the_environment(self):
+        blocker = os.path.join(self.dir, "file")
+        open(blocker, "w").close()
+        argv = ("run", "--role", "coordinator", "--run-dir", blocker + "/run",
+                "--set", "cluster.security=none", self.seed)
+        quiet = run(*argv, env=dict(os.environ, DISTOPT_LOG_LEVEL="warning"))
+        self.assertNotIn("started by", quiet.stderr)  # an info line
+        self.assertIn(blocker + "/run", quiet.stderr)  # the error still says why
+        loud = run(*argv, env=dict(os.environ, DISTOPT_LOG_LEVEL="loud"))
+        self.assertIn("DISTOPT_LOG_LEVEL=loud is not one of debug, info, warning, error",
+                      loud.stderr)
+        self.assertIn("started by", loud.stderr)  # info, the default
+
     def test_a_multi_host_job_without_keys_says_how_to_make_them(self):
         r = run("run", "--role", "server", "--rank", "0", "--coordinator", "10.231.9.9:7070",
                 "--run-dir", self.dir + "/run", self.seed)

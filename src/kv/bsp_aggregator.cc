@@ -20,18 +20,15 @@ BspAggregator::AddResult BspAggregator::Add(int64_t clock, std::span<const uint3
   for (uint32_t r : ranks) {
     if (c.from[r]) overlapped.push_back(c.kept_at[r]);
   }
+  if (overlapped.size() == ranks.size()) return kDuplicate;  // nothing new
   if (!overlapped.empty()) {
-    uint32_t covered = 0;
+    // Replaced only if it holds every rank of the pushes it overlaps.
     for (uint32_t r = 0; r < num_workers_; ++r) {
-      if (!c.from[r] ||
-          std::find(overlapped.begin(), overlapped.end(), c.kept_at[r]) == overlapped.end()) {
-        continue;
+      if (c.from[r] && !std::binary_search(ranks.begin(), ranks.end(), r) &&
+          std::find(overlapped.begin(), overlapped.end(), c.kept_at[r]) != overlapped.end()) {
+        return kDuplicate;
       }
-      // A rank of an overlapped push that this one lacks: a duplicate.
-      if (!std::binary_search(ranks.begin(), ranks.end(), r)) return kDuplicate;
-      ++covered;
     }
-    if (covered == ranks.size()) return kDuplicate;  // nothing new
     for (uint32_t r : ranks) {
       if (!c.from[r]) continue;
       c.pushes[c.kept_at[r]] = Message();

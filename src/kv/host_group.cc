@@ -6,6 +6,15 @@
 #include "base/vector_ops.h"
 
 namespace distopt {
+namespace {
+
+// clocks[table] = max(clocks[table], clock), set if absent.
+void RaiseTo(std::map<uint32_t, int64_t>* clocks, uint32_t table, int64_t clock) {
+  int64_t& c = clocks->try_emplace(table, clock).first->second;
+  c = std::max(c, clock);
+}
+
+}  // namespace
 
 bool HostGroup::Enabled(const ClusterView& view, HostAggregation mode) {
   if (mode != HostAggregation::kAuto) return mode == HostAggregation::kOn;
@@ -57,10 +66,7 @@ void HostGroup::OnView(const ClusterView& view, uint32_t self_rank, HostAggregat
     // Starts leading: waits for every member there is now, from the clocks
     // after those this worker gave a leader that is gone.
     waited_for_ = members;
-    for (auto [table, clock] : own_clock_) {
-      int64_t& sent = sent_clock_.try_emplace(table, clock).first->second;
-      sent = std::max(sent, clock);
-    }
+    for (auto [table, clock] : own_clock_) RaiseTo(&sent_clock_, table, clock);
   } else {
     // The dead are no longer waited for; newcomers are, once they speak.
     std::set<uint32_t> kept;
@@ -121,8 +127,7 @@ std::vector<HostGroup::Contribution> HostGroup::Take(uint32_t table, int64_t clo
   }
   std::sort(out.begin(), out.end(),
             [](const Contribution& a, const Contribution& b) { return a.rank < b.rank; });
-  int64_t& sent = sent_clock_.try_emplace(table, clock).first->second;
-  sent = std::max(sent, clock);
+  RaiseTo(&sent_clock_, table, clock);
   return out;
 }
 
@@ -132,10 +137,7 @@ std::vector<std::pair<uint32_t, int64_t>> HostGroup::Pending() const {
   return keys;
 }
 
-void HostGroup::Submitted(uint32_t table, int64_t clock) {
-  int64_t& own = own_clock_.try_emplace(table, clock).first->second;
-  own = std::max(own, clock);
-}
+void HostGroup::Submitted(uint32_t table, int64_t clock) { RaiseTo(&own_clock_, table, clock); }
 
 void HostGroup::Clear() {
   got_.clear();
